@@ -1,0 +1,488 @@
+"""The ``nasforge`` command: search, and inspect, retrain and export what a search found.
+
+Bad input (unknown names, malformed config, unusable data) exits with status 2 and a one-line
+message before any trial runs; nothing stored is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, SearchConfig, load_config_file, parse_value
+from .data.datasets import DataError
+from .registry import UnknownNameError
+from .store import StoreError
+
+RUNS = Path("runs")
+LATEST = RUNS / "latest"
+
+USER_ERRORS = (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
+
+
+# ---- experiment directories ---------------------------------------------------------------------
+def _new_experiment_dir(config: SearchConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(config.dataset).stem
+    base = RUNS / f"{stamp}-{name}-{config.strategy['name']}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _remember_latest(path: Path) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    LATEST.write_text(str(path) + "\n")
+
+
+def _resolve_experiment(arg: Optional[str]) -> Path:
+    if arg:
+        return Path(arg)
+    if LATEST.exists():
+        return Path(LATEST.read_text().strip())
+    raise ConfigError("no experiment given and no earlier search found here; pass --experiment DIR")
+
+
+def _open_store(arg: Optional[str]):
+    from .search import store_path
+    from .store import Store
+
+    experiment = _resolve_experiment(arg)
+    path = store_path(experiment)
+    if not path.exists():
+        raise ConfigError(f"no experiment store at {path}")
+    return experiment, Store(path, create=False)
+
+
+# ---- formatting ---------------------------------------------------------------------------------
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _human(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def make_console() -> Console:
+    """Wide output when not on a terminal (logs, CI), so tables do not wrap."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _trial_table(title: str, trials, space, show_error: bool = False) -> Table:
+    table = Table(title=title)
+    for col in ("trial", "state", "val acc %", "reward", "params", "FLOPs", "time s", "architecture"):
+        table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
+    if show_error:
+        table.add_column("error")
+    for t in trials:
+        number = f"{t.number}" + (f".{t.attempt}" if t.attempt else "")
+        row = [number, t.state, _pct(t.objective), "-" if t.reward is None else f"{t.reward:.4f}",
+               _human(t.metrics.get("params")), _human(t.metrics.get("flops")),
+               "-" if t.duration is None else f"{t.duration:.1f}", space.summary(t.tokens)]
+        if show_error:
+            row.append(t.error or "")
+        table.add_row(*row)
+    return table
+
+
+# ---- search -------------------------------------------------------------------------------------
+def _config_from_args(args: argparse.Namespace) -> SearchConfig:
+    config = SearchConfig()
+    if args.config:
+        config.update(load_config_file(args.config), source=args.config)
+    flags: Dict[str, Any] = {}
+    for key in ("dataset", "budget", "seed", "max_consecutive_failures"):
+        if getattr(args, key) is not None:
+            flags[key] = getattr(args, key)
+    sections: Dict[str, Dict[str, Any]] = {"space": {}, "strategy": {}, "training": {}, "reward": {}}
+    mapping = {
+        "space": "space.name", "layers": "space.num_layers", "strategy": "strategy.name",
+        "controller_lr": "strategy.learning_rate", "controller_hidden": "strategy.hidden_size",
+        "controller_layers": "strategy.num_layers", "controller_batch": "strategy.batch_size",
+        "controller_init": "strategy.init_range", "baseline_decay": "strategy.baseline_decay",
+        "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
+        "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
+        "weight_decay": "training.weight_decay", "schedule": "training.schedule",
+        "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
+        "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
+        "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
+    }
+    for attr, target in mapping.items():
+        value = getattr(args, attr)
+        if value is not None:
+            section, key = target.split(".")
+            sections[section][key] = value
+    for item in args.set or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: use SECTION.KEY=VALUE, for example strategy.batch_size=4")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        if section not in sections:
+            raise ConfigError(f"--set {item!r}: section must be one of {', '.join(sections)}")
+        sections[section][name] = parse_value(value)
+    # a new space or strategy name resets that section's settings before its flags apply
+    for section in ("space", "strategy"):
+        if "name" in sections[section]:
+            config.update({section: {"name": sections[section].pop("name")}}, source="flags")
+    config.update(flags, source="flags")
+    config.update({k: v for k, v in sections.items() if v}, source="flags")
+    return config
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import SearchStopped, run_search, store_path
+    from .spaces.base import create_space
+    from .store import Store
+
+    console = make_console()
+    if args.resume:
+        experiment = _resolve_experiment(args.experiment)
+        path = store_path(experiment)
+        if not path.exists():
+            raise ConfigError(f"nothing to resume: no store at {path}")
+        with Store(path, create=False) as store:
+            stored = store.config()
+        if stored is None:
+            raise ConfigError(f"{path} holds no search settings to resume")
+        stored.pop("data_fingerprint", None)
+        config = SearchConfig.from_dict(stored)
+        override = _config_from_args(args)  # flags given now must agree with the stored ones
+        default = SearchConfig().to_dict()
+        given = {k: v for k, v in override.to_dict().items() if v != default.get(k)}
+        config.update(given, source="flags")
+    else:
+        config = _config_from_args(args)
+        experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
+
+    display = _ProgressDisplay(console, quiet=args.quiet)
+    console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
+                  f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
+    try:
+        with display:
+            result = run_search(config, experiment, resume=args.resume, on_progress=display.update)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]stopped.[/] the store is consistent; continue with "
+                      f"`nasforge search --resume --experiment {experiment}`")
+        return 130
+    except SearchStopped as exc:
+        console.print(f"[red]search stopped:[/] {exc}")
+        return 1
+    finally:
+        if store_path(experiment).exists():
+            _remember_latest(experiment)
+    space = create_space(config.space["name"], **{k: v for k, v in config.space.items() if k != "name"})
+    console.print(_trial_table(f"best architectures ({result.completed} completed, {result.failed} failed, "
+                               f"{_duration(result.elapsed)})", result.best, space))
+    if result.best:
+        console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
+    console.print(f"next: `nasforge retrain` then `nasforge export` (experiment {experiment})")
+    return 0
+
+
+class _ProgressDisplay:
+    """Live bar (trials / budget, best validation accuracy, last reward, elapsed, ETA) plus a line per trial."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best val {task.fields[best]}%  last reward {task.fields[last]}  "
+                       "elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
+            console=console, transient=False,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, p) -> None:
+        fields = dict(best=_pct(p.best.objective) if p.best else "-",
+                      last="-" if p.last is None or p.last.reward is None else f"{p.last.reward:.4f}",
+                      elapsed=_duration(p.elapsed), eta=_duration(p.eta) if p.eta is not None else "?")
+        if self.task is None:
+            self.task = self.progress.add_task("search", total=p.budget, completed=p.done, **fields)
+        else:
+            self.progress.update(self.task, total=p.budget, completed=p.done, **fields)
+        t = p.last
+        if t is not None and not self.quiet:
+            if t.state == "COMPLETE":
+                msg = (f"trial {t.number:>4}: val acc {_pct(t.objective)}%  reward {t.reward:.4f}  "
+                       f"params {_human(t.metrics.get('params'))}  {t.duration:.1f}s")
+            else:
+                msg = f"trial {t.number:>4}: [red]{t.state}[/] {t.error}"
+            self.progress.console.print(msg)
+
+
+# ---- inspection ---------------------------------------------------------------------------------
+def _space_of(store):
+    from .spaces.base import create_space
+
+    config = store.config()
+    if config is None:
+        raise ConfigError(f"{store.path} holds no search settings")
+    return config, create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    experiment, store = _open_store(args.experiment)
+    with store:
+        config, space = _space_of(store)
+        trials = store.trials([args.state] if args.state else None)
+        if args.limit:
+            trials = trials[-args.limit:]
+        if args.json:
+            print(json.dumps([t.__dict__ for t in trials], indent=1))
+            return 0
+        make_console().print(_trial_table(f"{experiment}: {len(trials)} trials", trials, space, show_error=True))
+    return 0
+
+
+def _pick_trial(store, trial_number: Optional[int], direction: str):
+    if trial_number is None:
+        best = store.best(1, direction)
+        if not best:
+            raise ConfigError("no completed trial in this experiment yet")
+        return best[0]
+    for t in store.trials(["COMPLETE"]):
+        if t.number == trial_number:
+            return t
+    raise ConfigError(f"no completed trial number {trial_number}")
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    experiment, store = _open_store(args.experiment)
+    with store:
+        config, space = _space_of(store)
+        best = store.best(args.top, config["reward"].get("direction", "maximize"))
+        if not best:
+            raise ConfigError("no completed trial in this experiment yet")
+        if args.json:
+            print(json.dumps([{"trial": t.number, "tokens": t.tokens, "objective": t.objective,
+                               "architecture": space.encode(t.tokens), "metrics": t.metrics} for t in best], indent=1))
+            return 0
+        console = make_console()
+        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space))
+        top = best[0]
+        console.print(f"best: trial {top.number}, validation accuracy {_pct(top.objective)}%")
+        console.print(f"tokens: {top.tokens}")
+        console.print("layers:\n  " + "\n  ".join(space.describe(top.tokens)))
+        for ev in store.evaluations("retrain"):
+            if ev["trial_id"] == top.id:
+                m = ev["metrics"]
+                console.print(f"retrained (seed {m['seed']}, {m['epochs']} epochs): test acc {_pct(m['test_acc'])}%, "
+                              f"AP {_pct(m['test_average_precision'])}")
+    return 0
+
+
+def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Sequence[int], console: Console,
+             device: Optional[str]):
+    import numpy as np
+
+    from .data.datasets import load_dataset
+    from .estimators.train import TrainRecipe, retrain_and_test
+    from .report.model_files import save_model
+
+    config, space = _space_of(store)
+    data = load_dataset(config["dataset"])
+    if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
+        raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")
+    fields = TrainRecipe.__dataclass_fields__
+    recipe = TrainRecipe(**{k: v for k, v in config["training"].items() if k in fields})
+    recipe.epochs = epochs if epochs is not None else max(4 * recipe.epochs, 40)
+    recipe.check()
+    device = device or config["training"].get("device", "auto")
+    results = []
+    first_dir = None
+    for seed in seeds:
+        console.print(f"retraining trial {trial.number} on train+validation ({len(data.y_train)} samples), "
+                      f"{recipe.epochs} epochs, seed {seed} ...")
+        model, metrics = retrain_and_test(space, tuple(trial.tokens), data, recipe, seed, device)
+        out = experiment / "retrain" / f"trial-{trial.number}-seed-{seed}"
+        save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics})
+        metrics["model_dir"] = str(out)
+        store.add_evaluation(trial.id, "retrain", metrics)
+        results.append(metrics)
+        first_dir = first_dir or out
+        console.print(f"  test accuracy {_pct(metrics['test_acc'])}%  average precision "
+                      f"{_pct(metrics['test_average_precision'])}%  params {_human(metrics['params'])}  "
+                      f"FLOPs {_human(metrics['flops'])}  ({metrics['train_seconds']:.0f}s)")
+    accs = np.array([r["test_acc"] for r in results])
+    return results, accs, first_dir
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    experiment, store = _open_store(args.experiment)
+    console = make_console()
+    with store:
+        config, space = _space_of(store)
+        trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        results, accs, _ = _retrain(experiment, store, trial, args.epochs, seeds, console, args.device)
+        table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
+        for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
+            table.add_column(col, justify="right")
+        for r in results:
+            table.add_row(str(r["seed"]), _pct(r["test_acc"]), _pct(r["test_average_precision"]),
+                          _pct(r["test_top3_acc"]), _human(r["params"]), _human(r["flops"]), f"{r['train_seconds']:.0f}")
+        console.print(table)
+        if len(accs) > 1:
+            console.print(f"test accuracy over {len(accs)} seeds: mean {100 * accs.mean():.2f}%, "
+                          f"std {100 * accs.std(ddof=1):.2f}, min {100 * accs.min():.2f}, max {100 * accs.max():.2f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .report.export import export_model
+    from .report.model_files import load_model_dir
+
+    experiment, store = _open_store(args.experiment)
+    console = make_console()
+    with store:
+        config, space = _space_of(store)
+        trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
+        runs = [e for e in store.evaluations("retrain") if e["trial_id"] == trial.id]
+        if runs:
+            model_dir = Path(runs[-1]["metrics"]["model_dir"])
+        else:
+            console.print(f"trial {trial.number} has not been retrained yet; retraining it now "
+                          "(use `nasforge retrain` to choose epochs and seeds)")
+            _, _, model_dir = _retrain(experiment, store, trial, None, [0], console, None)
+        model, meta = load_model_dir(model_dir)
+        import torch
+
+        example = torch.zeros((2, model.spec["in_channels"], *model.spec["input_size"]))
+        out = Path(args.out) if args.out else experiment / "export"
+        written = export_model(model, out, example, metadata={**meta, "experiment": str(experiment)},
+                               overwrite=args.overwrite)
+        console.print(f"exported trial {trial.number} to {out}:")
+        for name, path in written.items():
+            console.print(f"  {name}: {path}")
+    return 0
+
+
+# ---- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasforge",
+        description="Neural architecture search with an RL controller (Zoph & Le, 2017) and friends.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="run (or resume) a search",
+                       description="Search architectures. Settings come from defaults, then --config, then flags.")
+    s.add_argument("--config", help="YAML or TOML file with settings (sections: space, strategy, training, reward)")
+    s.add_argument("--experiment", help="directory for this search's store (default: runs/<time>-<dataset>-<strategy>)")
+    s.add_argument("--resume", action="store_true", help="continue the experiment (default: the latest one)")
+    s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
+    g = s.add_argument_group("search")
+    g.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
+    g.add_argument("--budget", type=int, help="number of trials (default 60)")
+    g.add_argument("--seed", type=int, help="seed of the whole search (default 0)")
+    g.add_argument("--max-consecutive-failures", type=int, help="stop after this many failed trials in a row (20)")
+    g = s.add_argument_group("space")
+    g.add_argument("--space", help="search space (default chain-cnn)")
+    g.add_argument("--layers", type=int, help="chain-cnn: number of layers (default 6)")
+    g = s.add_argument_group("strategy")
+    g.add_argument("--strategy", help="reinforce (default) or random")
+    g.add_argument("--controller-lr", type=float, help="controller Adam learning rate (0.0006)")
+    g.add_argument("--controller-hidden", type=int, help="LSTM hidden units (35)")
+    g.add_argument("--controller-layers", type=int, help="LSTM layers (2)")
+    g.add_argument("--controller-batch", type=int, help="children per controller update, m (8)")
+    g.add_argument("--controller-init", type=float, help="uniform initialisation range (0.08)")
+    g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
+    g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
+    g = s.add_argument_group("child training")
+    g.add_argument("--epochs", type=int, help="epochs per child (10)")
+    g.add_argument("--batch-size", type=int, help="minibatch size (64)")
+    g.add_argument("--optimizer", help="adamw (default), adam or sgd")
+    g.add_argument("--lr", type=float, help="child learning rate (0.003)")
+    g.add_argument("--weight-decay", type=float, help="weight decay (0.01)")
+    g.add_argument("--schedule", help="onecycle (default), cosine or constant")
+    g.add_argument("--val-fraction", type=float, help="share of the training data held out for rewards (0.2)")
+    g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
+    g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
+    g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+    g = s.add_argument_group("reward")
+    g.add_argument("--metric", help="metric the search optimises (val_acc)")
+    g.add_argument("--reward-transform", help="cube (default, as in the paper), square or identity")
+    g.add_argument("--failure-penalty", type=float, help="reward given for a failed child (0)")
+    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="any other setting, e.g. --set strategy.dedup=false (repeatable)")
+    s.set_defaults(func=cmd_search)
+
+    t = sub.add_parser("trials", help="list the stored trials")
+    t.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    t.add_argument("--state", choices=("RUNNING", "COMPLETE", "FAILED", "PRUNED", "WAITING"))
+    t.add_argument("--limit", type=int, help="show only the last N")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_trials)
+
+    b = sub.add_parser("best", help="show the best architecture (tokens and layers)")
+    b.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    b.add_argument("--top", type=int, default=5, help="how many to list (5)")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=cmd_best)
+
+    r = sub.add_parser("retrain", help="train the best architecture from scratch and test it")
+    r.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    r.add_argument("--trial", type=int, help="trial number (default: the best)")
+    r.add_argument("--epochs", type=int, help="epochs (default: 4x the search's, at least 40)")
+    r.add_argument("--seed", type=int, default=0, help="first seed (0)")
+    r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
+    r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")
+    r.set_defaults(func=cmd_retrain)
+
+    e = sub.add_parser("export", help="write the retrained model as standalone PyTorch + ONNX")
+    e.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    e.add_argument("--trial", type=int, help="trial number (default: the best)")
+    e.add_argument("--out", help="output directory (default: <experiment>/export)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    e.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        if os.environ.get("NASFORGE_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"nasforge {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

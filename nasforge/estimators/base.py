@@ -1,0 +1,42 @@
+"""What every estimator is: something that turns an architecture into measured metrics.
+
+Training a child, looking it up in a table, scoring it with a proxy or a predictor all fit here.
+An estimator never knows which strategy asked. Accuracies are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Dict
+
+from ..registry import Registry
+from ..spaces.base import SearchSpace, Tokens
+
+
+class TrialFailed(Exception):
+    """An architecture that could not be evaluated (NaN loss, too large, ...): fails its trial only."""
+
+
+class Estimator(ABC):
+    name = "estimator"
+
+    def __init__(self, **settings: Any):
+        self._settings = dict(settings)
+
+    def settings(self) -> Dict[str, Any]:
+        return dict(self._settings)
+
+    def setup(self, space: SearchSpace) -> None:
+        """Bind the space; raise ValueError if this estimator cannot evaluate it."""
+        self.space = space
+
+    @abstractmethod
+    def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+        """Metrics of one architecture; raise TrialFailed for a bad architecture."""
+
+
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
+
+
+def create_estimator(name: str, **settings: Any) -> Estimator:
+    return ESTIMATORS.create(name, **settings)

@@ -1,0 +1,1 @@
+"""Metrics of networks and predictions, and the rewards made from them."""

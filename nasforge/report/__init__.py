@@ -1,0 +1,1 @@
+"""Reports and export of found models."""

@@ -1,0 +1,60 @@
+"""The ask/tell interface every search strategy implements.
+
+The constructor only stores plain settings (so a trial can record how it was produced);
+``setup`` binds a space and a seed; ``ask`` proposes; ``tell`` learns from a finished trial.
+All learned state goes through ``state_dict`` / ``load_state_dict`` so a search can resume.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ..registry import Registry
+from ..spaces.base import SearchSpace, Tokens
+
+
+@dataclass
+class Proposal:
+    tokens: Tokens
+    info: Dict[str, Any] = field(default_factory=dict)  # JSON values, stored with the trial
+
+
+class Strategy(ABC):
+    name = "strategy"
+
+    def __init__(self, **settings: Any):
+        self._settings = dict(settings)
+        self.space: Optional[SearchSpace] = None
+
+    def settings(self) -> Dict[str, Any]:
+        return dict(self._settings)
+
+    def setup(self, space: SearchSpace, seed: int) -> None:
+        self.space = space
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    @abstractmethod
+    def ask(self) -> Proposal:
+        ...
+
+    @abstractmethod
+    def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
+        """``reward`` is already transformed; a failed trial arrives with the failure penalty."""
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+
+
+def create_strategy(name: str, **settings: Any) -> Strategy:
+    return STRATEGIES.create(name, **settings)

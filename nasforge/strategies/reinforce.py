@@ -1,0 +1,113 @@
+"""REINFORCE with the LSTM controller, as in Zoph & Le (2017).
+
+The gradient of a batch of ``m`` children is ``-(1/m) sum_k (R_k - b) grad log pi(a_k)`` minus an
+entropy bonus, where ``b`` is an exponential moving average of earlier rewards. Log-probabilities
+are recomputed at update time from the stored tokens; the controller does not change between
+sampling and the update of a batch, so this is the exact on-policy gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from ..spaces.base import Tokens
+from .base import STRATEGIES, Proposal, Strategy
+from .controller import Controller
+
+
+def reinforce_loss(log_probs: torch.Tensor, entropies: torch.Tensor, rewards: torch.Tensor,
+                   baseline: float, entropy_weight: float) -> torch.Tensor:
+    """Surrogate whose gradient is the REINFORCE estimate (with entropy bonus) of a batch."""
+    advantages = rewards - baseline
+    return -(advantages * log_probs).mean() - entropy_weight * entropies.mean()
+
+
+@STRATEGIES.register("reinforce")
+class Reinforce(Strategy):
+    name = "reinforce"
+
+    def __init__(self, hidden_size: int = 35, num_layers: int = 2, init_range: float = 0.08,
+                 learning_rate: float = 0.0006, batch_size: int = 8, baseline_decay: float = 0.95,
+                 entropy_weight: float = 1e-4):
+        super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
+                         learning_rate=learning_rate, batch_size=batch_size,
+                         baseline_decay=baseline_decay, entropy_weight=entropy_weight)
+        if batch_size < 1:
+            raise ValueError(f"reinforce: batch_size must be at least 1, got {batch_size}")
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {baseline_decay}")
+        if learning_rate <= 0:
+            raise ValueError(f"reinforce: learning_rate must be positive, got {learning_rate}")
+        self.batch_size = int(batch_size)
+        self.baseline_decay = float(baseline_decay)
+        self.entropy_weight = float(entropy_weight)
+        self.learning_rate = float(learning_rate)
+
+    def setup(self, space, seed):
+        super().setup(space, seed)
+        s = self._settings
+        torch.manual_seed(self.seed)  # parameter initialisation only
+        self.controller = Controller(space.decisions, s["hidden_size"], s["num_layers"], s["init_range"])
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.learning_rate)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.baseline: Optional[float] = None
+        self.buffer: List[Tuple[Tokens, float]] = []
+        self.queue: List[Tuple[Tokens, float, float]] = []
+        self.updates = 0
+
+    def ask(self) -> Proposal:
+        # The policy is fixed until m results arrive, so the next m children are drawn in one
+        # batched pass; the queue is dropped when the policy changes.
+        if not self.queue:
+            with torch.no_grad():
+                tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.batch_size)
+            self.queue = [(tuple(int(v) for v in t), float(lp), float(h))
+                          for t, lp, h in zip(tokens.tolist(), log_probs, entropies)]
+        tokens, log_prob, entropy = self.queue.pop(0)
+        return Proposal(tokens, {"log_prob": log_prob, "entropy": entropy, "policy_version": self.updates})
+
+    def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
+        self.buffer.append((tuple(tokens), float(reward)))
+        if len(self.buffer) >= self.batch_size:
+            self.update(self.buffer)
+            self.buffer = []
+            self.queue = []
+
+    def update(self, batch: List[Tuple[Tokens, float]]) -> float:
+        rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
+        baseline = float(rewards.mean()) if self.baseline is None else self.baseline
+        log_probs, entropies = self.controller.score([t for t, _ in batch])
+        loss = reinforce_loss(log_probs, entropies, rewards, baseline, self.entropy_weight)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        for r in rewards.tolist():
+            self.baseline = r if self.baseline is None else (
+                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * r)
+        self.updates += 1
+        return float(loss.detach())
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "controller": self.controller.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+            "buffer": [list(t) for t, _ in self.buffer],
+            "queue": [[list(t), lp, h] for t, lp, h in self.queue],
+            "buffer_rewards": [r for _, r in self.buffer],
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline = state["baseline"]
+        self.buffer = [(tuple(t), r) for t, r in zip(state["buffer"], state["buffer_rewards"])]
+        self.queue = [(tuple(t), lp, h) for t, lp, h in state["queue"]]
+        self.updates = state["updates"]

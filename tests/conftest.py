@@ -1,0 +1,28 @@
+"""Shared fixtures: a small real slice of MNIST-1D, as a Dataset and as a user .npz file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nasforge.data.datasets import Dataset, load_mnist1d
+
+
+@pytest.fixture(scope="session")
+def mnist1d() -> Dataset:
+    return load_mnist1d()
+
+
+@pytest.fixture(scope="session")
+def mnist1d_slice(mnist1d) -> Dataset:
+    """600 training and 200 test signals of the real dataset: enough to learn something quickly."""
+    d = mnist1d
+    return Dataset("mnist1d-slice", d.x_train[:600], d.y_train[:600], d.x_test[:200], d.y_test[:200], 10)
+
+
+@pytest.fixture()
+def mnist1d_npz(tmp_path, mnist1d_slice) -> str:
+    d = mnist1d_slice
+    path = tmp_path / "slice.npz"
+    np.savez(path, x_train=d.x_train[:, 0], y_train=d.y_train, x_test=d.x_test[:, 0], y_test=d.y_test)
+    return str(path)
