@@ -23,6 +23,7 @@ from .registry import UnknownNameError
 from .store import StoreError
 
 RUNS = Path("runs")
+RETRAIN_EPOCHS = 60
 LATEST = RUNS / "latest"
 
 USER_ERRORS = (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
@@ -31,7 +32,7 @@ USER_ERRORS = (ConfigError, DataError, UnknownNameError, StoreError, ValueError,
 # ---- experiment directories ---------------------------------------------------------------------
 def _new_experiment_dir(config: SearchConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = Path(config.dataset).stem
+    name = Path(config.dataset).stem if config.space["name"] == "chain-cnn" else config.space["name"]
     base = RUNS / f"{stamp}-{name}-{config.strategy['name']}"
     path, i = base, 1
     while path.exists():
@@ -319,7 +320,7 @@ def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Seque
         raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")
     fields = TrainRecipe.__dataclass_fields__
     recipe = TrainRecipe(**{k: v for k, v in config["training"].items() if k in fields})
-    recipe.epochs = epochs if epochs is not None else max(4 * recipe.epochs, 40)
+    recipe.epochs = epochs if epochs is not None else RETRAIN_EPOCHS
     recipe.check()
     device = device or config["training"].get("device", "auto")
     results = []
@@ -406,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
     g = s.add_argument_group("search")
     g.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
-    g.add_argument("--budget", type=int, help="number of trials (default 60)")
+    g.add_argument("--budget", type=int, help="number of trials (default 120)")
     g.add_argument("--seed", type=int, help="seed of the whole search (default 0)")
     g.add_argument("--max-consecutive-failures", type=int, help="stop after this many failed trials in a row (20)")
     g = s.add_argument_group("space")
@@ -422,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
     g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
     g = s.add_argument_group("child training")
-    g.add_argument("--epochs", type=int, help="epochs per child (10)")
+    g.add_argument("--epochs", type=int, help="epochs per child (8)")
     g.add_argument("--batch-size", type=int, help="minibatch size (64)")
     g.add_argument("--optimizer", help="adamw (default), adam or sgd")
     g.add_argument("--lr", type=float, help="child learning rate (0.003)")
@@ -456,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retrain", help="train the best architecture from scratch and test it")
     r.add_argument("--experiment", help="experiment directory (default: the latest search)")
     r.add_argument("--trial", type=int, help="trial number (default: the best)")
-    r.add_argument("--epochs", type=int, help="epochs (default: 4x the search's, at least 40)")
+    r.add_argument("--epochs", type=int, help="epochs (default 60)")
     r.add_argument("--seed", type=int, default=0, help="first seed (0)")
     r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
     r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")

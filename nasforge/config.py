@@ -24,12 +24,12 @@ class ConfigError(ValueError):
 @dataclass
 class SearchConfig:
     dataset: str = "mnist1d"
-    budget: int = 60
+    budget: int = 120
     seed: int = 0
     max_consecutive_failures: int = 20
     space: Dict[str, Any] = field(default_factory=lambda: {"name": "chain-cnn", "num_layers": 6})
     strategy: Dict[str, Any] = field(default_factory=lambda: {"name": "reinforce"})
-    training: Dict[str, Any] = field(default_factory=lambda: {"epochs": 10})
+    training: Dict[str, Any] = field(default_factory=lambda: {"epochs": 8})
     reward: Dict[str, Any] = field(default_factory=lambda: {"metric": "val_acc", "transform": "cube"})
 
     def to_dict(self) -> Dict[str, Any]:

@@ -73,6 +73,15 @@ class Parts:
     objective: Objective
 
 
+def is_tabular(space_name: str) -> bool:
+    """Benchmark spaces are looked up in a table instead of trained."""
+    from .benchmarks import TabularSpace
+    from .spaces.base import SPACES
+
+    factory = SPACES.get(space_name)
+    return isinstance(factory, type) and issubclass(factory, TabularSpace)
+
+
 def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     """Create and check every component before any trial runs (bad input fails here)."""
     config.check()
@@ -81,9 +90,10 @@ def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     except TypeError as exc:
         raise ConfigError(f"[reward]: {exc}") from None
     objective.check()
-    if data is None:
-        data = load_dataset(config.dataset)
     space_settings = {k: v for k, v in config.space.items() if k != "name"}
+    tabular = is_tabular(config.space["name"])
+    if not tabular and data is None:
+        data = load_dataset(config.dataset)
     if config.space["name"] == "chain-cnn" and "dims" not in space_settings:
         space_settings["dims"] = data.dims
     try:
@@ -91,10 +101,15 @@ def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     except TypeError as exc:
         raise ConfigError(f"[space]: {exc}") from None
     try:
-        estimator = create_estimator("train", dataset=config.dataset, **config.training)
+        if tabular:  # a benchmark space answers by lookup; [training] settings do not apply
+            lookup_settings = {k: v for k, v in config.training.items() if k == "seconds_per_query"}
+            estimator = create_estimator("tabular", **lookup_settings)
+            estimator.setup(space)
+        else:
+            estimator = create_estimator("train", dataset=config.dataset, **config.training)
+            estimator.setup(space, data)
     except TypeError as exc:
         raise ConfigError(f"[training]: {exc}") from None
-    estimator.setup(space, data)
     strategy_settings = {k: v for k, v in config.strategy.items() if k != "name"}
     try:
         strategy = create_strategy(config.strategy["name"], **strategy_settings)

@@ -27,7 +27,7 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 class TrainRecipe:
     """How a child is trained. Plain values, stored with every experiment."""
 
-    epochs: int = 10
+    epochs: int = 8
     batch_size: int = 64
     optimizer: str = "adamw"
     learning_rate: float = 3e-3

@@ -1,0 +1,89 @@
+"""Quick-start search quality and time: the default search, then `nasforge retrain` of its best.
+
+For each seed: `nasforge search --seed S` with every other setting at its default, timed, then
+`nasforge retrain` (default schedule) of the best architecture, reporting its test accuracy.
+With `--strategies random` the same search by random search, for REINFORCE against random search at equal
+budget and seeds. Results go to benchmarks/results/quickstart-*.json and are summarised on stdout.
+
+    python benchmarks/quickstart.py --seeds 0 1 2 [--strategies reinforce random] [--budget N --epochs E] [--tag T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def run(args, cwd):
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "nasforge", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"nasforge {' '.join(args)} failed:\n{proc.stderr}\n{proc.stdout[-2000:]}")
+    return proc.stdout, time.perf_counter() - start
+
+
+def best_of(experiment, cwd):
+    out, _ = run(["best", "--experiment", experiment, "--json", "--top", "1"], cwd)
+    return json.loads(out)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--strategies", nargs="+", default=["reinforce"], help="e.g. reinforce random")
+    parser.add_argument("--budget", type=int, help="override the default budget")
+    parser.add_argument("--epochs", type=int, help="override the default epochs per child")
+    parser.add_argument("--no-retrain", action="store_true")
+    parser.add_argument("--tag", default="default")
+    args = parser.parse_args()
+    work = OUT / f"quickstart-{args.tag}"
+    work.mkdir(parents=True, exist_ok=True)
+    extra = []
+    if args.budget:
+        extra += ["--budget", str(args.budget)]
+    if args.epochs:
+        extra += ["--epochs", str(args.epochs)]
+    strategies = args.strategies
+    rows = []
+    for seed in args.seeds:
+        for strategy in strategies:
+            exp = f"{strategy}-seed{seed}"
+            if (work / exp).exists():
+                raise SystemExit(f"{work / exp} exists; remove it or use another --tag")
+            _, search_s = run(["search", "--seed", str(seed), "--strategy", strategy, "--experiment", exp,
+                               "--quiet", *extra], work)
+            best = best_of(exp, work)
+            row = {"seed": seed, "strategy": strategy, "search_seconds": search_s,
+                   "best_val_acc": best["objective"], "best_tokens": best["tokens"]}
+            if not args.no_retrain:
+                _, retrain_s = run(["retrain", "--experiment", exp], work)
+                ev = json.loads((work / exp / "retrain" / f"trial-{best['trial']}-seed-0" / "metrics.json").read_text())
+                row.update(test_acc=ev["test_acc"], test_average_precision=ev["test_average_precision"],
+                           retrain_seconds=retrain_s, params=ev["params"], flops=ev["flops"])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    summary = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or '?'}",
+               "python": platform.python_version(), "args": vars(args), "runs": rows}
+    for strategy in strategies:
+        sel = [r for r in rows if r["strategy"] == strategy]
+        for key in ("search_seconds", "best_val_acc", "test_acc"):
+            vals = [r[key] for r in sel if key in r]
+            if vals:
+                summary[f"{strategy}_{key}"] = {
+                    "median": statistics.median(vals), "mean": statistics.mean(vals),
+                    "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "min": min(vals), "max": max(vals)}
+    (OUT / f"quickstart-{args.tag}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
