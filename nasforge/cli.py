@@ -111,28 +111,17 @@ def _trial_table(title: str, trials, space, show_error: bool = False) -> Table:
 
 
 # ---- search -------------------------------------------------------------------------------------
-def _config_from_args(args: argparse.Namespace) -> SearchConfig:
-    config = SearchConfig()
+def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """Only what the user gave (config file, then flags), as a partial config dict."""
+    given: Dict[str, Any] = {}
     if args.config:
-        config.update(load_config_file(args.config), source=args.config)
-    flags: Dict[str, Any] = {}
+        given = load_config_file(args.config)
+        SearchConfig().update(given, source=args.config)  # check names and types early
     for key in ("dataset", "budget", "seed", "max_consecutive_failures"):
         if getattr(args, key) is not None:
-            flags[key] = getattr(args, key)
+            given[key] = getattr(args, key)
     sections: Dict[str, Dict[str, Any]] = {"space": {}, "strategy": {}, "training": {}, "reward": {}}
-    mapping = {
-        "space": "space.name", "layers": "space.num_layers", "strategy": "strategy.name",
-        "controller_lr": "strategy.learning_rate", "controller_hidden": "strategy.hidden_size",
-        "controller_layers": "strategy.num_layers", "controller_batch": "strategy.batch_size",
-        "controller_init": "strategy.init_range", "baseline_decay": "strategy.baseline_decay",
-        "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
-        "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
-        "weight_decay": "training.weight_decay", "schedule": "training.schedule",
-        "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
-        "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
-        "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
-    }
-    for attr, target in mapping.items():
+    for attr, target in FLAG_TARGETS.items():
         value = getattr(args, attr)
         if value is not None:
             section, key = target.split(".")
@@ -145,13 +134,28 @@ def _config_from_args(args: argparse.Namespace) -> SearchConfig:
         if section not in sections:
             raise ConfigError(f"--set {item!r}: section must be one of {', '.join(sections)}")
         sections[section][name] = parse_value(value)
-    # a new space or strategy name resets that section's settings before its flags apply
-    for section in ("space", "strategy"):
-        if "name" in sections[section]:
-            config.update({section: {"name": sections[section].pop("name")}}, source="flags")
-    config.update(flags, source="flags")
-    config.update({k: v for k, v in sections.items() if v}, source="flags")
-    return config
+    for section, values in sections.items():
+        if values:
+            merged = dict(given.get(section) or {})
+            if "name" in values and values["name"] != merged.get("name"):
+                merged = {}  # a new space or strategy: the file's settings for another one do not apply
+            merged.update(values)
+            given[section] = merged
+    return given
+
+
+FLAG_TARGETS = {
+    "space": "space.name", "layers": "space.num_layers", "strategy": "strategy.name",
+    "controller_lr": "strategy.learning_rate", "controller_hidden": "strategy.hidden_size",
+    "controller_layers": "strategy.num_layers", "controller_batch": "strategy.batch_size",
+    "controller_init": "strategy.init_range", "baseline_decay": "strategy.baseline_decay",
+    "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
+    "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
+    "weight_decay": "training.weight_decay", "schedule": "training.schedule",
+    "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
+    "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
+    "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
+}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -171,12 +175,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path} holds no search settings to resume")
         stored.pop("data_fingerprint", None)
         config = SearchConfig.from_dict(stored)
-        override = _config_from_args(args)  # flags given now must agree with the stored ones
-        default = SearchConfig().to_dict()
-        given = {k: v for k, v in override.to_dict().items() if v != default.get(k)}
-        config.update(given, source="flags")
+        config.update(_overrides_from_args(args), source="flags")  # must agree, except the budget
     else:
-        config = _config_from_args(args)
+        config = SearchConfig()
+        config.update(_overrides_from_args(args), source="flags")
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
     display = _ProgressDisplay(console, quiet=args.quiet)
@@ -314,7 +316,12 @@ def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Seque
     from .estimators.train import TrainRecipe, retrain_and_test
     from .report.model_files import save_model
 
+    from .search import is_tabular
+
     config, space = _space_of(store)
+    if is_tabular(config["space"]["name"]):
+        raise ConfigError(f"{config['space']['name']} is a tabular benchmark: its architectures are looked up, "
+                          "not trained, so there is nothing to retrain or export")
     data = load_dataset(config["dataset"])
     if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
         raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")

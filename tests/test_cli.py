@@ -58,6 +58,8 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
     resume = nasforge("search", "--resume", "--budget", "4", cwd=tmp_path)
     assert resume.returncode == 0, resume.stderr + resume.stdout
     assert "4 completed" in resume.stdout
+    other = nasforge("search", "--resume", "--epochs", "5", cwd=tmp_path)
+    assert other.returncode == 2 and "training.epochs: stored 2, now 5" in other.stderr
 
 
 def test_bad_input_exits_2_with_a_clear_message_and_touches_nothing(tmp_path):
