@@ -476,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="output directory (default: <experiment>/export)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing export")
     e.set_defaults(func=cmd_export)
+
+    from .cli_pareto import add_pareto_parser
+
+    add_pareto_parser(sub)
     return parser
 
 

@@ -1,0 +1,211 @@
+"""``nasforge pareto``: the trade-off front of an experiment's completed trials.
+
+Reads the store, keeps completed (and, unless asked otherwise, feasible) trials that report every
+requested metric, prints the non-dominated ones as a table with the front's hypervolume, and can
+draw every trial with the front highlighted. Directions come from the metric registry
+(``nasforge.objectives.metrics.METRICS``); ``--directions`` covers metrics it does not know.
+
+Reference point of the hypervolume, unless ``--reference`` gives one: each metric's worst value
+among the trials shown, pushed a further 10% of its range (so the front's extreme points still
+count). The number is only comparable between experiments with the same reference point, so it
+is always printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .config import ConfigError
+
+OBJECTIVE = "objective"
+
+
+def _split(text: str) -> List[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _directions(metrics: Sequence[str], given: Optional[str], objective_metric: str,
+                objective_direction: str) -> List[str]:
+    from .objectives.metrics import METRICS
+
+    if given:
+        aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+        names = _split(given)
+        if len(names) != len(metrics) or any(n not in aliases for n in names):
+            raise ConfigError(f"--directions {given!r}: give one of max/min per metric ({len(metrics)})")
+        return [aliases[n] for n in names]
+    out = []
+    for m in metrics:
+        if m in (OBJECTIVE, objective_metric):
+            out.append(objective_direction)
+        elif m in METRICS:
+            out.append(METRICS[m].direction)
+        else:
+            raise ConfigError(f"metric {m!r} has no known direction; add --directions (e.g. max,min) "
+                              f"or use a registered metric: {', '.join(sorted(METRICS))}")
+    return out
+
+
+def _value(trial, name: str, objective_metric: str) -> Optional[float]:
+    """A metric of a trial: from its metrics, or the stored objective for the objective's name."""
+    raw: Any = trial.metrics.get(name)
+    if raw is None and name in (OBJECTIVE, objective_metric):
+        raw = trial.objective
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        return None
+    return float(raw)
+
+
+def collect(trials, metrics: Sequence[str], objective_metric: str,
+            include_infeasible: bool = False) -> Tuple[list, List[List[float]], Dict[str, int]]:
+    """The trials usable for the front, their metric values, and why the others were left out."""
+    kept, values, skipped = [], [], {"infeasible": 0, "missing a metric": 0}
+    for t in trials:
+        if t.metrics.get("feasible") is False and not include_infeasible:
+            skipped["infeasible"] += 1
+            continue
+        row = [_value(t, m, objective_metric) for m in metrics]
+        if any(v is None for v in row):
+            skipped["missing a metric"] += 1
+            continue
+        kept.append(t)
+        values.append(row)
+    return kept, values, skipped
+
+
+def _fmt(x: float) -> str:
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.4g}"
+    return f"{x:.4f}".rstrip("0").rstrip(".") if not float(x).is_integer() else str(int(x))
+
+
+def plot_front(path: Path, values, front, metrics: Sequence[str], directions: Sequence[str], title: str) -> None:
+    """Every trial grey, the front in colour, on the first two metrics (a wide range gets a log axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    on = np.zeros(len(v), dtype=bool)
+    on[front] = True
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.scatter(v[~on, 0], v[~on, 1], s=14, c="0.65", label="trials")
+    f = v[on][np.argsort(v[on, 0], kind="stable")]
+    ax.scatter(f[:, 0], f[:, 1], s=30, c="tab:red", zorder=3, label="Pareto front")
+    if len(metrics) == 2:
+        # the edge of the dominated region: each point's y holds towards the worse x side
+        ax.step(f[:, 0], f[:, 1], where="pre" if directions[0] == "maximize" else "post",
+                c="tab:red", lw=1, alpha=0.6)
+    for axis, col in (("x", 0), ("y", 1)):
+        data = v[:, col]
+        if (data > 0).all() and data.max() / data.min() > 100:
+            getattr(ax, f"set_{axis}scale")("log")
+    arrow = {"maximize": "higher is better", "minimize": "lower is better"}
+    ax.set_xlabel(f"{metrics[0]} ({arrow[directions[0]]})")
+    ax.set_ylabel(f"{metrics[1]} ({arrow[directions[1]]})")
+    if len(metrics) > 2:
+        title += f"\nfront over {', '.join(metrics)}; shown on the first two"
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.table import Table
+
+    from .cli import _open_store, make_console
+    from .objectives.pareto import hypervolume, pareto_front, reference_point
+
+    experiment, store = _open_store(args.experiment)
+    with store:
+        config = store.config() or {}
+        reward = config.get("reward", {})
+        objective_metric = reward.get("metric", "val_acc")
+        metrics = _split(args.metrics) if args.metrics else [objective_metric, "params"]
+        if len(metrics) < 2 or len(set(metrics)) != len(metrics):
+            raise ConfigError(f"--metrics {args.metrics!r}: give at least two different metrics")
+        trials = store.trials(["COMPLETE"])
+        available = sorted({k for t in trials for k, v in t.metrics.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)} | {objective_metric})
+        missing = [m for m in metrics if m not in available and m != OBJECTIVE]
+        if missing:
+            raise ConfigError(f"no completed trial of {experiment} reports {', '.join(missing)}; "
+                              f"they report: {', '.join(available)}")
+        directions = _directions(metrics, args.directions, objective_metric, reward.get("direction", "maximize"))
+        kept, values, skipped = collect(trials, metrics, objective_metric, args.include_infeasible)
+        if not kept:
+            raise ConfigError(f"no completed trial of {experiment} reports all of {', '.join(metrics)}")
+        front = pareto_front(values, directions)
+        if args.reference:
+            try:
+                ref = np.array([float(x) for x in _split(args.reference)])
+            except ValueError:
+                raise ConfigError(f"--reference {args.reference!r}: expected comma-separated numbers") from None
+            if len(ref) != len(metrics):
+                raise ConfigError(f"--reference has {len(ref)} values for {len(metrics)} metrics")
+        else:
+            ref = reference_point(values, directions)
+        hv = hypervolume(np.asarray(values)[front], ref, directions)
+        order = front[np.argsort([values[i][0] for i in front], kind="stable")]
+        if directions[0] == "maximize":
+            order = order[::-1]
+        summary = {
+            "experiment": str(experiment), "metrics": metrics, "directions": directions,
+            "reference": [float(r) for r in ref], "hypervolume": hv,
+            "trials": len(kept), "skipped": skipped,
+            "front": [{"trial": kept[i].number, "tokens": kept[i].tokens,
+                       **{m: values[i][k] for k, m in enumerate(metrics)}} for i in order],
+        }
+        if args.plot:
+            plot_front(Path(args.plot), values, front, metrics, directions,
+                       f"{experiment.name}: {len(front)} of {len(kept)} trials on the front")
+            summary["plot"] = args.plot
+        if args.json:
+            print(json.dumps(summary, indent=1))
+            return 0
+        console = make_console()
+        table = Table(title=f"{experiment}: Pareto front, {len(front)} of {len(kept)} trials")
+        table.add_column("trial", justify="right")
+        for m, d in zip(metrics, directions):
+            table.add_column(f"{m} {'↑' if d == 'maximize' else '↓'}", justify="right")
+        table.add_column("tokens")
+        for i in order:
+            table.add_row(str(kept[i].number), *(_fmt(x) for x in values[i]), str(kept[i].tokens))
+        console.print(table)
+        left_out = ", ".join(f"{n} {why}" for why, n in skipped.items() if n)
+        if left_out:
+            console.print(f"left out: {left_out}")
+        console.print(f"hypervolume {hv:.6g} (reference {', '.join(_fmt(r) for r in ref)}"
+                      f"{'' if args.reference else ': worst value + 10% of the range'})")
+        if args.plot:
+            console.print(f"plot: {args.plot}")
+    return 0
+
+
+def add_pareto_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "pareto", help="the trade-off front of an experiment over several metrics",
+        description="Non-dominated completed trials over the given metrics, their hypervolume, "
+                    "and optionally a scatter plot with the front highlighted.")
+    p.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    p.add_argument("--metrics", help="comma-separated metrics, e.g. val_acc,params "
+                                     "(default: the search's metric and params)")
+    p.add_argument("--directions", help="max/min per metric, for metrics the registry does not know")
+    p.add_argument("--reference", help="hypervolume reference point, one value per metric "
+                                       "(default: worst value + 10%% of the range)")
+    p.add_argument("--plot", metavar="PNG", help="write a scatter plot of all trials, front highlighted")
+    p.add_argument("--include-infeasible", action="store_true",
+                   help="also use trials marked infeasible by a hard constraint")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_pareto)
+    return p
