@@ -480,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_pareto import add_pareto_parser
 
     add_pareto_parser(sub)
+
+    from .cli_benchmark import add_benchmark_parser
+
+    add_benchmark_parser(sub)
     return parser
 
 
