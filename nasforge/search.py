@@ -21,7 +21,7 @@ from .config import ConfigError, SearchConfig, differences
 from .data.datasets import Dataset, load_dataset
 from .estimators.base import Estimator, TrialFailed, create_estimator
 from .objectives.rewards import Objective
-from .spaces.base import SearchSpace, create_space
+from .spaces.base import InvalidArchitectureError, SearchSpace, create_space
 from .store import Store, TrialRecord
 from .strategies.base import Strategy, create_strategy
 
@@ -188,11 +188,15 @@ def _loop(parts: Parts, store: Store, experiment: Path, resume: bool,
         while store.numbers_used() < config.budget:
             number = store.numbers_used()
             proposal = strategy.ask()
-            tokens = parts.space.validate(proposal.tokens)
             seed = trial_seed(config.seed, number)
-            trial_id = store.add_trial(number, tokens, parts.space.arch_hash(tokens), seed, proposal.info,
+            try:
+                tokens = parts.space.validate(proposal.tokens)
+                arch_hash, invalid = parts.space.arch_hash(tokens), None
+            except InvalidArchitectureError as exc:  # the strategy proposed something the space refuses
+                tokens, arch_hash, invalid = tuple(proposal.tokens), "invalid", str(exc)
+            trial_id = store.add_trial(number, tokens, arch_hash, seed, proposal.info,
                                        strategy_state=strategy.state_dict())
-            record = _run_trial(parts, store, trial_id, tokens, seed, proposal.info)
+            record = _run_trial(parts, store, trial_id, tokens, seed, proposal.info, invalid)
             run_times.append(record.duration or 0.0)
             consecutive_failures = consecutive_failures + 1 if record.state == "FAILED" else 0
             report(record)
@@ -213,13 +217,15 @@ def _loop(parts: Parts, store: Store, experiment: Path, resume: bool,
 
 
 def _run_trial(parts: Parts, store: Store, trial_id: int, tokens, seed: int,
-               info: Dict[str, Any]) -> TrialRecord:
+               info: Dict[str, Any], invalid: Optional[str] = None) -> TrialRecord:
     """Evaluate one architecture; any failure of the child fails this trial only."""
     objective, strategy = parts.objective, parts.strategy
     metrics: Dict[str, Any] = {}
     error: Optional[str] = None
     value: Optional[float] = None
     try:
+        if invalid is not None:
+            raise TrialFailed(f"invalid architecture: {invalid}")
         metrics = parts.estimator.evaluate(tokens, seed)
         value = objective.value(metrics)
     except TrialFailed as exc:
@@ -234,7 +240,11 @@ def _run_trial(parts: Parts, store: Store, trial_id: int, tokens, seed: int,
     else:
         reward, value, state = objective.failure_penalty, None, "FAILED"
     updates_before = getattr(strategy, "updates", None)
-    strategy.tell(tokens, reward, info)
+    try:
+        strategy.tell(tokens, reward, info)
+    except InvalidArchitectureError:
+        if invalid is None:
+            raise  # a valid architecture the strategy cannot take back is a bug, not a bad child
     keep = getattr(strategy, "updates", None) != updates_before
     store.finish_trial(trial_id, state, metrics, value, reward, error,
                        strategy_state=strategy.state_dict(), keep_state=keep)

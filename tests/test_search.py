@@ -112,3 +112,39 @@ def test_bad_settings_are_refused_before_the_store_is_touched(tmp_path, mnist1d_
         with pytest.raises((ValueError, ConfigError), match=message):
             run_search(config, tmp_path / "exp", data=mnist1d_slice)
         assert not store_path(tmp_path / "exp").exists()
+
+
+def test_search_on_2d_images(tmp_path):
+    """digits (8x8 images): the space becomes 2-D by itself and children train."""
+    from nasforge.data import load_dataset
+
+    data = load_dataset("digits")
+    config = tiny_config(budget=2, dataset="digits")
+    result = run_search(config, tmp_path / "exp", data=data)
+    assert result.completed == 2
+    with Store(store_path(tmp_path / "exp"), create=False) as s:
+        assert s.config()["space"].get("dims") is None  # inferred, not stored as a user setting
+        assert len(s.trials()[0].tokens) == 5 + 6 + 3  # 2-D layers have kernel_h and kernel_w (1-D: 12)
+
+
+def test_an_invalid_proposal_fails_its_trial_only(tmp_path, mnist1d_slice, monkeypatch):
+    from nasforge.strategies.random_search import RandomSearch
+
+    real_ask = RandomSearch.ask
+    calls = {"n": 0}
+
+    def ask(self):
+        calls["n"] += 1
+        proposal = real_ask(self)
+        if calls["n"] == 1:
+            proposal.tokens = (99,) + tuple(proposal.tokens[1:])
+        return proposal
+
+    monkeypatch.setattr(RandomSearch, "ask", ask)
+    config = tiny_config(budget=2)
+    config.strategy = {"name": "random"}
+    result = run_search(config, tmp_path / "exp", data=mnist1d_slice)
+    assert result.completed == 1 and result.failed == 1
+    with Store(store_path(tmp_path / "exp"), create=False) as s:
+        bad = s.trials(["FAILED"])[0]
+        assert bad.error.startswith("invalid architecture:") and "must be in" in bad.error

@@ -8,6 +8,7 @@ sampling and the update of a batch, so this is the exact on-policy gradient.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -22,6 +23,13 @@ def reinforce_loss(log_probs: torch.Tensor, entropies: torch.Tensor, rewards: to
     """Surrogate whose gradient is the REINFORCE estimate (with entropy bonus) of a batch."""
     advantages = rewards - baseline
     return -(advantages * log_probs).mean() - entropy_weight * entropies.mean()
+
+
+def moving_average(baseline: Optional[float], rewards: List[float], decay: float) -> Optional[float]:
+    """The exponential moving average baseline after ``rewards``, in order (the first one starts it)."""
+    for r in rewards:
+        baseline = r if baseline is None else decay * baseline + (1 - decay) * r
+    return baseline
 
 
 @STRATEGIES.register("reinforce")
@@ -83,14 +91,13 @@ class Reinforce(Strategy):
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        for r in rewards.tolist():
-            self.baseline = r if self.baseline is None else (
-                self.baseline_decay * self.baseline + (1 - self.baseline_decay) * r)
+        self.baseline = moving_average(self.baseline, rewards.tolist(), self.baseline_decay)
         self.updates += 1
         return float(loss.detach())
 
     def state_dict(self) -> Dict[str, Any]:
-        return {
+        """A snapshot: copies, so that later updates do not change a state already handed out."""
+        return copy.deepcopy({
             **super().state_dict(),
             "controller": self.controller.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -100,7 +107,7 @@ class Reinforce(Strategy):
             "queue": [[list(t), lp, h] for t, lp, h in self.queue],
             "buffer_rewards": [r for _, r in self.buffer],
             "updates": self.updates,
-        }
+        })
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
