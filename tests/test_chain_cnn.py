@@ -115,6 +115,7 @@ def test_twins_with_equal_hash_build_the_same_function():
 
 def test_all_identity_chain_with_flatten_and_deep_head_is_an_mlp():
     values = {f"L{i}.op": "identity" for i in range(4)}
+    values.update({f"L{i}.from_L{i - 1}": 1 for i in range(1, 4)})  # a plain chain
     values.update({"readout": "flatten", "head.depth": 2, "head.width": 128})
     tokens = _with(SPACE_1D, **{k.replace(".", "__"): v for k, v in values.items()})
     model = SPACE_1D.build(tokens, (1, 40), 10)
