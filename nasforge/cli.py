@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
     g = s.add_argument_group("search")
     g.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
-    g.add_argument("--budget", type=int, help="number of trials (default 120)")
+    g.add_argument("--budget", type=int, help="number of trials (default 300)")
     g.add_argument("--seed", type=int, help="seed of the whole search (default 0)")
     g.add_argument("--max-consecutive-failures", type=int, help="stop after this many failed trials in a row (20)")
     g = s.add_argument_group("space")

@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 @dataclass
 class SearchConfig:
     dataset: str = "mnist1d"
-    budget: int = 120
+    budget: int = 300
     seed: int = 0
     max_consecutive_failures: int = 20
     space: Dict[str, Any] = field(default_factory=lambda: {"name": "chain-cnn", "num_layers": 6})
