@@ -20,7 +20,6 @@ lets the policy collapse onto one architecture within ~150 queries and repeat it
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -28,7 +27,7 @@ import torch
 from ..spaces.base import InvalidArchitectureError, Tokens
 from .base import STRATEGIES, Proposal, Strategy
 from .controller import Controller
-from .reinforce import moving_average
+from .reinforce import load_policy_state, moving_average, policy_state
 
 
 def ppo_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
@@ -150,22 +149,11 @@ class PPO(Strategy):
     def state_dict(self) -> Dict[str, Any]:
         return {
             **super().state_dict(),
-            # copies: the live tensors change with the next update, a saved state must not
-            "controller": {k: v.clone() for k, v in self.controller.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "generator": self.generator.get_state(),
-            "baseline": self.baseline,
+            **policy_state(self),  # copies: the live tensors change with the next update
             "buffer": [[list(t), r, lp] for t, r, lp in self.buffer],
-            "queue": [[list(t), lp, h] for t, lp, h in self.queue],
-            "updates": self.updates,
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.controller.load_state_dict(state["controller"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.baseline = state["baseline"]
+        load_policy_state(self, state)
         self.buffer = [(tuple(t), float(r), float(lp)) for t, r, lp in state["buffer"]]
-        self.queue = [(tuple(t), float(lp), float(h)) for t, lp, h in state["queue"]]
-        self.updates = int(state["updates"])

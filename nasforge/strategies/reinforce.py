@@ -32,6 +32,28 @@ def moving_average(baseline: Optional[float], rewards: List[float], decay: float
     return baseline
 
 
+def policy_state(strategy: Any) -> Dict[str, Any]:
+    """The parts every controller-based strategy saves, copied so later updates leave them alone."""
+    return copy.deepcopy({
+        "controller": strategy.controller.state_dict(),
+        "optimizer": strategy.optimizer.state_dict(),
+        "generator": strategy.generator.get_state(),
+        "baseline": strategy.baseline,
+        "queue": [[list(t), lp, h] for t, lp, h in strategy.queue],
+        "updates": strategy.updates,
+    })
+
+
+def load_policy_state(strategy: Any, state: Dict[str, Any]) -> None:
+    """Inverse of :func:`policy_state`."""
+    strategy.controller.load_state_dict(state["controller"])
+    strategy.optimizer.load_state_dict(state["optimizer"])
+    strategy.generator.set_state(state["generator"])
+    strategy.baseline = state["baseline"]
+    strategy.queue = [(tuple(t), float(lp), float(h)) for t, lp, h in state["queue"]]
+    strategy.updates = int(state["updates"])
+
+
 @STRATEGIES.register("reinforce")
 class Reinforce(Strategy):
     name = "reinforce"
@@ -97,24 +119,14 @@ class Reinforce(Strategy):
 
     def state_dict(self) -> Dict[str, Any]:
         """A snapshot: copies, so that later updates do not change a state already handed out."""
-        return copy.deepcopy({
+        return {
             **super().state_dict(),
-            "controller": self.controller.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "baseline": self.baseline,
+            **policy_state(self),
             "buffer": [list(t) for t, _ in self.buffer],
-            "queue": [[list(t), lp, h] for t, lp, h in self.queue],
             "buffer_rewards": [r for _, r in self.buffer],
-            "updates": self.updates,
-        })
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.controller.load_state_dict(state["controller"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.baseline = state["baseline"]
+        load_policy_state(self, state)
         self.buffer = [(tuple(t), r) for t, r in zip(state["buffer"], state["buffer_rewards"])]
-        self.queue = [(tuple(t), lp, h) for t, lp, h in state["queue"]]
-        self.updates = state["updates"]
