@@ -498,6 +498,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"nasforge {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside a search's own handling (set-up, final report): nothing to save
+        print(f"nasforge {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -53,11 +53,17 @@ def resume(tmp_path: Path, budget: int) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+BUDGET = 40
+
+
 @pytest.mark.parametrize("how", ["kill -9", "ctrl+c"])
 def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, mnist1d_npz, how):
-    proc = start_search(tmp_path, mnist1d_npz, budget=6)
+    # children of this tiny slice train in a fraction of a second, so the budget is large enough that
+    # the search is certainly still running when the signal arrives
+    proc = start_search(tmp_path, mnist1d_npz, budget=BUDGET)
     wait_for(tmp_path, proc, 2)
-    time.sleep(0.3)  # most likely inside a trial now
+    time.sleep(0.05)  # most likely inside a trial now
+    assert proc.poll() is None, "the search ended before it could be interrupted"
     proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     if how == "ctrl+c":
@@ -65,12 +71,13 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path,
         assert "--resume" in out
         assert not [r for r in trial_rows(tmp_path) if r[2] == "RUNNING"]  # marked on the way out
     before = trial_rows(tmp_path)
-    run = resume(tmp_path, budget=6)
+    assert sum(r[2] == "COMPLETE" for r in before) < BUDGET
+    run = resume(tmp_path, budget=BUDGET)
     assert run.returncode == 0, run.stderr + run.stdout
     rows = trial_rows(tmp_path)
     assert not [r for r in rows if r[2] == "RUNNING"]
     complete = [r[0] for r in rows if r[2] == "COMPLETE"]
-    assert sorted(complete) == list(range(6))                         # each budget slot exactly once
+    assert sorted(complete) == list(range(BUDGET))  # each budget slot exactly once
     for old, new in zip(before, rows):  # what was stored stays; a trial cut off is now FAILED
         assert old[:2] + old[3:4] == new[:2] + new[3:4]
         assert new[2] == (old[2] if old[2] != "RUNNING" else "FAILED")
