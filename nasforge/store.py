@@ -9,6 +9,7 @@ search writes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sqlite3
@@ -19,7 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+BLOB_BYTES = 4096  # state values at least this large are stored once, by content hash
 STATES = ("WAITING", "RUNNING", "COMPLETE", "FAILED", "PRUNED")
 
 _SCHEMA = """
@@ -39,17 +41,22 @@ CREATE TABLE IF NOT EXISTS trials (
     error TEXT,
     needs_retry INTEGER NOT NULL DEFAULT 0,
     started REAL,
-    finished REAL
+    finished REAL,
+    feasible INTEGER NOT NULL DEFAULT 1,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_number ON trials (number);
 CREATE INDEX IF NOT EXISTS trials_state ON trials (state);
+CREATE INDEX IF NOT EXISTS trials_objective ON trials (objective);
 CREATE TABLE IF NOT EXISTS strategy_states (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     trial_id INTEGER,
     keep INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
-    state BLOB NOT NULL
+    state BLOB NOT NULL,
+    blobs TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     trial_id INTEGER NOT NULL,
@@ -58,6 +65,19 @@ CREATE TABLE IF NOT EXISTS evaluations (
     created REAL NOT NULL
 );
 """
+
+# Each step takes a store from version v to v + 1, inside the transaction that records v + 1.
+# Columns are only ever added (with defaults that are true of the older trials), never re-used.
+MIGRATIONS = {
+    1: [  # 2: hardware-aware search (feasible: met every hard constraint) and executors (worker)
+        "ALTER TABLE trials ADD COLUMN feasible INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE trials ADD COLUMN worker TEXT",
+        "CREATE INDEX IF NOT EXISTS trials_objective ON trials (objective)",
+        # large parts of strategy states (a controller's weights), stored once however many states share them
+        "ALTER TABLE strategy_states ADD COLUMN blobs TEXT NOT NULL DEFAULT '{}'",
+        "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    ],
+}
 
 
 class StoreError(RuntimeError):
@@ -81,6 +101,8 @@ class TrialRecord:
     needs_retry: bool
     started: Optional[float]
     finished: Optional[float]
+    feasible: bool = True
+    worker: Optional[str] = None
 
     @property
     def duration(self) -> Optional[float]:
@@ -107,6 +129,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA busy_timeout = 30000")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -116,18 +139,34 @@ class Store:
         if tables and "meta" not in tables:
             raise StoreError(f"{self.path} is an SQLite file but not a nasforge store")
         if "meta" in tables:
-            version = self.get_meta("schema_version")
-            if version is None or int(version) != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has store schema version {version}, this nasforge reads version "
-                    f"{SCHEMA_VERSION}; open it with the nasforge version that wrote it"
-                )
+            self._migrate(self.get_meta("schema_version"))
         elif create:
             self.conn.executescript(
                 "BEGIN IMMEDIATE;" + _SCHEMA
                 + f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
         else:
             raise StoreError(f"{self.path} holds no experiment")
+
+    def _migrate(self, version: Optional[str]) -> None:
+        """Bring an older store up to this version, or refuse one this nasforge cannot read."""
+        if version is None or not version.isdigit() or int(version) > SCHEMA_VERSION or int(version) < 1:
+            raise StoreError(
+                f"{self.path} has store schema version {version}, this nasforge reads versions 1 to "
+                f"{SCHEMA_VERSION}; open it with the nasforge version that wrote it")
+        current = int(version)
+        while current < SCHEMA_VERSION:
+            try:
+                with self._tx():
+                    for statement in MIGRATIONS[current]:
+                        self.conn.execute(statement)
+                    self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                      (str(current + 1),))
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" in str(exc):  # another process migrated it a moment ago
+                    current = int(self.get_meta("schema_version"))
+                    continue
+                raise StoreError(f"could not upgrade {self.path} from schema version {current}: {exc}") from None
+            current += 1
 
     # ---- plumbing -----------------------------------------------------------------------------
     class _Tx:
@@ -192,14 +231,15 @@ class Store:
     def finish_trial(self, trial_id: int, state: str, metrics: Dict[str, Any], objective: Optional[float],
                      reward: Optional[float], error: Optional[str] = None,
                      strategy_state: Optional[Dict[str, Any]] = None, keep_state: bool = False,
-                     needs_retry: bool = False) -> None:
+                     needs_retry: bool = False, feasible: bool = True, worker: Optional[str] = None) -> None:
         if state not in STATES:
             raise ValueError(f"unknown trial state {state!r}")
         with self._tx():
             self.conn.execute(
                 "UPDATE trials SET state = ?, metrics = ?, objective = ?, reward = ?, error = ?, "
-                "needs_retry = ?, finished = ? WHERE id = ?",
-                (state, json.dumps(metrics), objective, reward, error, int(needs_retry), time.time(), trial_id),
+                "needs_retry = ?, finished = ?, feasible = ?, worker = ? WHERE id = ?",
+                (state, json.dumps(metrics), objective, reward, error, int(needs_retry), time.time(),
+                 int(bool(feasible)), worker, trial_id),
             )
             if strategy_state is not None:
                 self._save_state(trial_id, strategy_state, keep=keep_state)
@@ -233,16 +273,23 @@ class Store:
         rows = self.conn.execute("SELECT * FROM trials WHERE needs_retry = 1 ORDER BY id").fetchall()
         return [self._record(r) for r in rows]
 
+    def count_finished(self) -> int:
+        """Budget slots whose final attempt has finished (COMPLETE, FAILED or PRUNED, no retry due)."""
+        row = self.conn.execute(
+            "SELECT COUNT(DISTINCT number) FROM trials WHERE state IN ('COMPLETE', 'FAILED', 'PRUNED') "
+            "AND needs_retry = 0 AND number NOT IN (SELECT number FROM trials WHERE state = 'RUNNING')").fetchone()
+        return int(row[0])
+
     def numbers_used(self) -> int:
         row = self.conn.execute("SELECT COUNT(DISTINCT number) FROM trials").fetchone()
         return int(row[0])
 
     def best(self, k: int = 1, direction: str = "maximize") -> List[TrialRecord]:
-        """The ``k`` completed trials with the best objective (one per architecture)."""
+        """The ``k`` completed, feasible trials with the best objective (one per architecture)."""
         order = "DESC" if direction == "maximize" else "ASC"
         rows = self.conn.execute(
-            "SELECT * FROM trials WHERE state = 'COMPLETE' AND objective IS NOT NULL "
-            f"ORDER BY objective {order}, id ASC").fetchall()
+            "SELECT * FROM trials WHERE state = 'COMPLETE' AND feasible = 1 AND objective IS NOT NULL "
+            f"ORDER BY objective {order}, id ASC")  # read lazily: usually the first rows suffice
         seen, out = set(), []
         for r in rows:
             rec = self._record(r)
@@ -254,25 +301,48 @@ class Store:
                 break
         return out
 
-    def _record(self, row: sqlite3.Row | tuple) -> TrialRecord:
-        (id_, number, attempt, state, tokens, arch_hash, seed, info, metrics, objective, reward,
-         error, needs_retry, started, finished) = row
-        return TrialRecord(int(id_), int(number), int(attempt), state, json.loads(tokens), arch_hash,
-                           int(seed), json.loads(info), json.loads(metrics), objective, reward, error,
-                           bool(needs_retry), started, finished)
+    def _record(self, row: sqlite3.Row) -> TrialRecord:
+        return TrialRecord(int(row["id"]), int(row["number"]), int(row["attempt"]), row["state"],
+                           json.loads(row["tokens"]), row["arch_hash"], int(row["seed"]), json.loads(row["info"]),
+                           json.loads(row["metrics"]), row["objective"], row["reward"], row["error"],
+                           bool(row["needs_retry"]), row["started"], row["finished"], bool(row["feasible"]),
+                           row["worker"])
 
     # ---- strategy states ----------------------------------------------------------------------
     def _save_state(self, trial_id: Optional[int], state: Dict[str, Any], keep: bool) -> None:
+        """Large ``bytes`` values of the state (a strategy's pre-serialised weights) go to the blobs
+        table once, by content hash: between two controller updates every saved state shares them."""
+        small, refs, new_blob = {}, {}, False
+        for key, value in state.items():
+            if isinstance(value, bytes) and len(value) >= BLOB_BYTES:
+                digest = hashlib.sha1(value).hexdigest()
+                cur = self.conn.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, value))
+                new_blob = new_blob or cur.rowcount > 0
+                refs[key] = digest
+            else:
+                small[key] = value
         self.conn.execute(
-            "INSERT INTO strategy_states (trial_id, keep, created, state) VALUES (?, ?, ?, ?)",
-            (trial_id, int(keep), time.time(), _dump_state(state)))
+            "INSERT INTO strategy_states (trial_id, keep, created, state, blobs) VALUES (?, ?, ?, ?, ?)",
+            (trial_id, int(keep), time.time(), _dump_state(small), json.dumps(refs)))
         # the newest state is always kept; older ones only when marked (e.g. after an update)
         self.conn.execute(
             "DELETE FROM strategy_states WHERE keep = 0 AND id < (SELECT MAX(id) FROM strategy_states)")
+        if new_blob:  # a blob no state refers to any more goes too
+            self.conn.execute(
+                "DELETE FROM blobs WHERE hash NOT IN "
+                "(SELECT j.value FROM strategy_states AS s, json_each(s.blobs) AS j)")
 
     def latest_strategy_state(self) -> Optional[Dict[str, Any]]:
-        row = self.conn.execute("SELECT state FROM strategy_states ORDER BY id DESC LIMIT 1").fetchone()
-        return _load_state(row[0]) if row else None
+        row = self.conn.execute("SELECT state, blobs FROM strategy_states ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        state = _load_state(row[0])
+        for key, digest in json.loads(row[1]).items():
+            blob = self.conn.execute("SELECT data FROM blobs WHERE hash = ?", (digest,)).fetchone()
+            if blob is None:
+                raise StoreError(f"{self.path}: the saved strategy state refers to a missing blob {digest}")
+            state[key] = bytes(blob[0])
+        return state
 
     def count_strategy_states(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM strategy_states").fetchone()[0])

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from nasforge.store import Store, StoreError
+from nasforge.store import SCHEMA_VERSION, Store, StoreError
 
 
 def test_trial_life_cycle_and_strategy_state(tmp_path):
@@ -96,3 +96,45 @@ def test_another_process_reads_while_a_transaction_writes(tmp_path):
     writer.close()
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "20"
+
+
+# the trials table exactly as schema version 1 wrote it
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, number INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('WAITING', 'RUNNING', 'COMPLETE', 'FAILED', 'PRUNED')),
+    tokens TEXT NOT NULL, arch_hash TEXT NOT NULL, seed INTEGER NOT NULL, info TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}', objective REAL, reward REAL, error TEXT,
+    needs_retry INTEGER NOT NULL DEFAULT 0, started REAL, finished REAL);
+CREATE TABLE strategy_states (id INTEGER PRIMARY KEY AUTOINCREMENT, trial_id INTEGER,
+    keep INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, state BLOB NOT NULL);
+CREATE TABLE evaluations (id INTEGER PRIMARY KEY AUTOINCREMENT, trial_id INTEGER NOT NULL,
+    kind TEXT NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO meta VALUES ('config', '{"budget": 3}');
+INSERT INTO trials (number, state, tokens, arch_hash, seed, metrics, objective, reward, started, finished)
+    VALUES (0, 'COMPLETE', '[1, 2]', 'h0', 7, '{"val_acc": 0.8}', 0.8, 0.512, 1.0, 2.0);
+INSERT INTO trials (number, state, tokens, arch_hash, seed, error, needs_retry, started, finished)
+    VALUES (1, 'FAILED', '[3, 4]', 'h1', 8, 'interrupted', 1, 3.0, 4.0);
+"""
+
+
+def test_a_version_1_store_is_migrated_in_place_without_losing_anything(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V1_SCHEMA)
+    con.close()
+    with Store(path, create=False) as store:
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert store.config() == {"budget": 3}
+        first, second = store.trials()
+        assert (first.tokens, first.objective, first.metrics, first.feasible, first.worker) == \
+            ([1, 2], 0.8, {"val_acc": 0.8}, True, None)
+        assert second.needs_retry and second.error == "interrupted"
+        assert [t.number for t in store.best(5)] == [0]
+        store.finish_trial(first.id, "COMPLETE", {}, 0.9, 0.729, feasible=False, worker="local-1")
+        assert store.best(5) == []  # an infeasible trial is never the best
+    with Store(path, create=False) as again:  # opening a migrated store changes nothing more
+        assert again.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert again.trials()[0].worker == "local-1"
