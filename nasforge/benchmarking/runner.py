@@ -14,6 +14,14 @@ validation and test differ (NAS-Bench-Graph) even a perfect validation search ke
 rise when a better validation architecture has a worse test metric. On nb201-cifar10 the table
 has one accuracy per cell (val_acc = test_acc), so regret curves never rise there.
 
+Hardware-aware runs: a plan's ``reward`` (the keys of ``Scorer.from_config``: constraints,
+constraint_mode, weights, ...) decides what the strategy is told, and the strategy's ``tell`` gets
+the query's full metrics as ``info["metrics"]`` and its feasibility as ``info["feasible"]``. The
+best-by-validation architecture is then the best among those that meet every constraint (in any
+mode: a soft-penalised architecture over the limit is never reported as best), and regret is
+measured against the best test metric among the table's rows that meet them. ``record`` keeps
+the named metrics of every query, for Pareto fronts and hypervolumes.
+
 Runs go to a spawn-based process pool (safe on every platform, and no forked torch state);
 each worker loads a table once and keeps it.
 """
@@ -29,13 +37,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..config import ConfigError
 from ..estimators.base import TrialFailed, create_estimator
-from ..objectives.rewards import Objective
+from ..objectives.metrics import METRICS
+from ..objectives.rewards import Objective, Scorer
 from ..search import trial_seed
 from ..spaces.base import SPACES, InvalidArchitectureError, create_space
 from ..strategies.base import STRATEGIES, create_strategy
@@ -104,6 +113,15 @@ class RunSpec:
     budget: Optional[int]
     budget_seconds: Optional[float]
     failure_penalty: float = 0.0
+    reward: Optional[Dict[str, Any]] = None  # Scorer.from_config settings; None: val_acc as it is
+    record: Tuple[str, ...] = ()  # metrics kept for every query (Pareto fronts)
+
+    def scorer(self) -> Scorer:
+        """What turns a query's metrics into the strategy's reward (identity transform by default)."""
+        if self.reward is None:
+            return Scorer(Objective(metric="val_acc", transform="identity", failure_penalty=self.failure_penalty))
+        return Scorer.from_config({"transform": "identity", "failure_penalty": self.failure_penalty,
+                                   **self.reward})
 
 
 @dataclass
@@ -118,6 +136,8 @@ class BenchmarkPlan:
     checkpoints: Optional[List[float]] = None
     settings: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     failure_penalty: float = 0.0
+    reward: Optional[Dict[str, Any]] = None
+    record: List[str] = field(default_factory=list)
 
     @property
     def unit(self) -> str:
@@ -158,10 +178,22 @@ class BenchmarkPlan:
                 create_strategy(name, **self.settings.get(name, {}))  # constructors check settings
             except TypeError as exc:
                 raise ConfigError(f"strategy {name}: {exc}") from None
+        try:
+            scorer = RunSpec("", "", 0, {}, 1, None, self.failure_penalty, self.reward).scorer()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"reward: {exc}") from None
+        needed = set(self.record) | {c.metric for c in scorer.constraints}
+        unknown = sorted(m for m in self.record if m not in METRICS)
+        if unknown:
+            raise ConfigError(f"record: unknown metrics {unknown}")
+        for b in self.benchmarks:
+            missing = sorted(needed - set(_space(b).all_metrics()))
+            if missing:
+                raise ConfigError(f"benchmark {b} has no {missing} (constraints and record must name its columns)")
 
     def tasks(self) -> List[RunSpec]:
         return [RunSpec(b, s, int(seed), dict(self.settings.get(s, {})), self.budget, self.budget_seconds,
-                        self.failure_penalty)
+                        self.failure_penalty, self.reward, tuple(self.record))
                 for b in self.benchmarks for s in self.strategies for seed in self.seeds]
 
 
@@ -171,15 +203,35 @@ def _space(name: str):
     return create_space(name)
 
 
+def _meets(table: Dict[str, np.ndarray], constraints) -> np.ndarray:
+    """Rows of a table that meet every constraint."""
+    ok = np.ones(len(table["val_acc"]), dtype=bool)
+    for c in constraints:
+        ok &= table[c.metric] <= c.limit if c.op == "<=" else table[c.metric] >= c.limit
+    return ok
+
+
 @lru_cache(maxsize=None)
-def reference(name: str) -> Dict[str, Any]:
-    """What regrets are measured against, and what a report must say about the table."""
+def reference(name: str, constraints: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """What regrets are measured against, and what a report must say about the table.
+
+    With ``constraints`` ("latency_ms<=3", ...) only the rows that meet them count.
+    """
+    from ..objectives.rewards import parse_constraint
+
     space = _space(name)
     table = space.all_metrics()
+    if constraints:
+        ok = _meets(table, [parse_constraint(c) for c in constraints])
+        if not ok.any():
+            raise ValueError(f"no architecture of {name} meets {list(constraints)}")
+        table = {k: v[ok] for k, v in table.items()}
     val, test = table["val_acc"], table["test_acc"]
-    oracle = space.best("val_acc")
+    row = int(np.argmax(val))
+    oracle = {"test_acc": float(test[row]), "tokens": tuple(int(t) for t in table["tokens"][row])}
     tied = val == val.max()
     return {
+        "constraints": list(constraints),
         "benchmark": name,
         "rows": int(len(val)),
         "max_test": float(test.max()),          # the best achievable: regret 0
@@ -210,10 +262,10 @@ def run_one(spec: RunSpec) -> Dict[str, Any]:
 
 def _search(spec: RunSpec) -> Dict[str, Any]:
     space = _space(spec.benchmark)
-    ref = reference(spec.benchmark)
+    scorer = spec.scorer()
+    ref = reference(spec.benchmark, tuple(str(c) for c in scorer.constraints))
     estimator = create_estimator("tabular")
     estimator.setup(space)
-    objective = Objective(metric="val_acc", transform="identity", failure_penalty=spec.failure_penalty)
     strategy = create_strategy(spec.strategy, **spec.settings)
     strategy.setup(space, spec.seed)
 
@@ -223,18 +275,27 @@ def _search(spec: RunSpec) -> Dict[str, Any]:
     seconds: List[float] = []
     failed: List[int] = []
     improvements: List[Dict[str, Any]] = []
+    points: List[List[float]] = []  # the recorded metrics of every successful query
+    infeasible = 0  # queries over a limit
     spent = 0.0
     while (len(seconds) < spec.budget) if spec.budget is not None else (spent < spec.budget_seconds):
         query = len(seconds) + 1
         proposal = strategy.ask()
+        metrics: Dict[str, Any] = {}
         try:
             metrics = estimator.evaluate(proposal.tokens, trial_seed(spec.seed, query - 1))
-            value = objective.value(metrics)
-            reward, cost = objective.reward(value), float(metrics["simulated_seconds"])
+            evaluation = scorer.evaluate(metrics)
+            reward, cost = evaluation.reward, float(metrics["simulated_seconds"])
+            meets = all(c.satisfied(c.value(metrics)) for c in scorer.constraints)
+            value: Optional[float] = float(metrics["val_acc"]) if meets else None
+            feasible = evaluation.feasible
+            infeasible += not meets
+            if spec.record:
+                points.append([float(metrics[m]) for m in spec.record])
         except (TrialFailed, InvalidArchitectureError, KeyError, ValueError, TypeError):
-            value, reward, cost = None, objective.failure_penalty, space.seconds_per_query
+            value, reward, cost, feasible = None, scorer.failure_penalty, space.seconds_per_query, False
             failed.append(query)
-        strategy.tell(proposal.tokens, reward, proposal.info)
+        strategy.tell(proposal.tokens, reward, {**proposal.info, "metrics": metrics, "feasible": feasible})
         if value is not None and value > best_val:
             best_val, best_test = value, float(metrics["test_acc"])
             improvements.append({"query": query, "tokens": [int(t) for t in proposal.tokens],
@@ -247,7 +308,8 @@ def _search(spec: RunSpec) -> Dict[str, Any]:
         seconds.append(spent)
     regret = [ref["max_test"] - t for t in curve_test]
     return {"queries": len(seconds), "failures": len(failed), "failed_queries": failed,
-            "simulated_seconds": spent, "improvements": improvements,
+            "simulated_seconds": spent, "improvements": improvements, "infeasible": infeasible,
+            "record": list(spec.record), "points": points,
             "curve": {"best_val": curve_val, "best_test": curve_test, "regret": regret, "seconds": seconds}}
 
 
@@ -372,7 +434,8 @@ def run_benchmark(plan: BenchmarkPlan, workers: Optional[int] = None,
     specs = plan.tasks()
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(specs)))
     start = time.perf_counter()
-    references = {b: reference(b) for b in plan.benchmarks}  # also loads every table before timing runs
+    constraints = tuple(str(c) for c in specs[0].scorer().constraints) if specs else ()
+    references = {b: reference(b, constraints) for b in plan.benchmarks}  # also loads every table before timing runs
     results: List[Optional[Dict[str, Any]]] = [None] * len(specs)
     if workers == 1:
         with _one_torch_thread():

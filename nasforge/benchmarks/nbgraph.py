@@ -218,6 +218,7 @@ class _Table:
             "val_acc": np.array([r["valid_perf"] for r in rows]),
             "test_acc": np.array([r["perf"] for r in rows]),
             "latency_s": np.array([r["latency"] for r in rows]),
+            "latency_ms": np.array([r["latency"] * 1e3 for r in rows]),  # the unit trained children report
             "params_m": para,
             "params": np.rint(para * 1e6).astype(np.int64),
         }
@@ -274,7 +275,9 @@ class NBGraphSpace(TabularSpace):
             f"class ({TABLE_SIZE.get(self.dataset, DEFAULT_TABLE_SIZE)} rows). val_acc / test_acc "
             f"are the table's valid_perf / perf ({self.score_name}"
             + (", ogbn-proteins' official metric; the file does not name it" if self.dataset == "proteins" else "")
-            + "). latency_s: the stored latency (seconds); params_m: the stored parameter count "
+            + "). latency_s: the stored latency (seconds), latency_ms: the same in milliseconds (the "
+            "unit of measured latencies, so one constraint reads alike on every space); params_m: the "
+            "stored parameter count "
             "in millions, params: the same as a count. No training time is stored: a query "
             "costs a constant 1 simulated second."
         )

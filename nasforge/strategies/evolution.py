@@ -16,14 +16,55 @@ Defaults (population 30, tournament 20) were chosen on NAS-Bench-201 and NAS-Ben
 ``benchmarks/tune_strategies.py``: strong selection pressure (tournaments of half the population
 or more) won at both 100 and 300 queries; the paper's 100 / 25 spends too long on random samples
 for budgets of a few hundred.
+
+Multi-objective mode (``objectives=["val_acc:max", "latency_ms:min"]``): the tournament winner
+is decided by NSGA-II's crowded comparison (Deb et al., 2002) instead of the reward: the lowest
+non-domination rank within the population, then the largest crowding distance, so parents
+spread along the whole trade-off rather than crowd at one end. Each member's objective values
+come from ``info["metrics"]`` when it is told (a name without ``:max`` / ``:min`` takes the
+metric's registered direction). Following Deb's constraint handling, members with every value
+and ``info["feasible"]`` true come first, then infeasible ones, then those without the metrics
+(failed trials), the last two ordered by reward. Ageing is unchanged: the oldest member leaves.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..objectives.metrics import METRICS
+from ..objectives.pareto import rank_and_crowding
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal, Strategy
+
+SHORT_DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+
+
+def parse_objectives(objectives: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``["val_acc:max", "latency_ms"]`` -> (metric names, directions); a bare name takes the
+    registered direction of the metric."""
+    if isinstance(objectives, str) or not isinstance(objectives, (list, tuple)) or not objectives:
+        raise ValueError(f"evolution: objectives must be a non-empty list such as ['val_acc:max', "
+                         f"'latency_ms:min'], got {objectives!r}")
+    names: List[str] = []
+    directions: List[str] = []
+    for item in objectives:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"evolution: objective {item!r} must be a string METRIC or METRIC:max|min")
+        name, sep, direction = item.strip().partition(":")
+        if sep:
+            if direction not in SHORT_DIRECTIONS:
+                raise ValueError(f"evolution: objective {item!r}: direction must be max or min")
+            direction = SHORT_DIRECTIONS[direction]
+        elif name in METRICS:
+            direction = METRICS[name].direction
+        else:
+            raise ValueError(f"evolution: objective {item!r}: unknown metric; write {name}:max or {name}:min")
+        if name in names:
+            raise ValueError(f"evolution: objective {name!r} given twice")
+        names.append(name)
+        directions.append(direction)
+    return names, directions
 
 
 @STRATEGIES.register("evolution")
@@ -31,9 +72,13 @@ class RegularizedEvolution(Strategy):
     name = "evolution"
 
     def __init__(self, population_size: int = 30, sample_size: int = 20, dedup: bool = True,
-                 max_retries: int = 50):
+                 max_retries: int = 50, objectives: Optional[Sequence[str]] = None):
         super().__init__(population_size=population_size, sample_size=sample_size, dedup=dedup,
-                         max_retries=max_retries)
+                         max_retries=max_retries, objectives=None if objectives is None else list(objectives))
+        self.objectives: Optional[List[str]] = None
+        self.directions: List[str] = []
+        if objectives is not None:
+            self.objectives, self.directions = parse_objectives(objectives)
         if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
             raise ValueError(f"evolution: population_size must be an integer >= 2, got {population_size!r}")
         if isinstance(sample_size, bool) or not isinstance(sample_size, int) \
@@ -50,7 +95,8 @@ class RegularizedEvolution(Strategy):
 
     def setup(self, space, seed):
         super().setup(space, seed)
-        self.population: List[Tuple[Tokens, float]] = []  # oldest first
+        # oldest first: (tokens, reward, objective values or None, feasible)
+        self.population: List[Tuple[Tokens, float, Optional[Tuple[float, ...]], bool]] = []
         self.asked = 0
         self.seen: set = set()
 
@@ -72,7 +118,11 @@ class RegularizedEvolution(Strategy):
         else:
             picks = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)),
                                     replace=False)
-            parent = max((self.population[int(i)] for i in picks), key=lambda member: member[1])[0]
+            if self.objectives is None:
+                parent = max((self.population[int(i)] for i in picks), key=lambda member: member[1])[0]
+            else:
+                keys = self._crowded_keys()
+                parent = self.population[min((int(i) for i in picks), key=lambda i: keys[i])][0]
             tokens = self._unseen(lambda: self.space.mutate(parent, self.rng))
             if self.dedup and self.space.arch_hash(tokens) in self.seen:
                 tokens = self._unseen(lambda: self.space.sample(self.rng))
@@ -80,22 +130,44 @@ class RegularizedEvolution(Strategy):
         self.seen.add(self.space.arch_hash(tokens))
         return Proposal(tokens, info)
 
+    def _crowded_keys(self) -> List[Tuple[float, ...]]:
+        """Sort key of every member, smaller = better parent (see the module docstring)."""
+        complete = [i for i, m in enumerate(self.population) if m[2] is not None and m[3]]
+        keys: List[Tuple[float, ...]] = [(1.0 if m[2] is not None else 2.0, -m[1], 0.0) for m in self.population]
+        if complete:
+            ranks, crowding = rank_and_crowding([self.population[i][2] for i in complete], self.directions)
+            for i, rank, crowd in zip(complete, ranks, crowding):
+                keys[i] = (0.0, float(rank), -float(crowd))
+        return keys
+
+    def _vector(self, info: Dict[str, Any]) -> Optional[Tuple[float, ...]]:
+        metrics = info.get("metrics") or {}
+        try:
+            values = tuple(float(metrics[name]) for name in self.objectives or ())
+        except (KeyError, TypeError, ValueError):
+            return None
+        return values if all(math.isfinite(v) for v in values) else None
+
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.seen.add(self.space.arch_hash(tokens))
-        self.population.append((tuple(int(t) for t in tokens), float(reward)))
+        vector = self._vector(info) if self.objectives is not None else None
+        self.population.append((tuple(int(t) for t in tokens), float(reward), vector,
+                                bool(info.get("feasible", True))))
         if len(self.population) > self.population_size:
             self.population.pop(0)  # the oldest dies, whatever its reward
 
     def state_dict(self) -> Dict[str, Any]:
         return {
             **super().state_dict(),
-            "population": [[list(t), r] for t, r in self.population],
+            "population": [[list(t), r] if self.objectives is None else
+                           [list(t), r, [] if v is None else list(v), f] for t, r, v, f in self.population],
             "asked": self.asked,
             "seen": sorted(self.seen),
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.population = [(tuple(t), float(r)) for t, r in state["population"]]
+        self.population = [(tuple(m[0]), float(m[1]), tuple(m[2]) if len(m) > 2 and m[2] else None,
+                            bool(m[3]) if len(m) > 3 else True) for m in state["population"]]
         self.asked = int(state["asked"])
         self.seen = set(state["seen"])

@@ -1,0 +1,122 @@
+"""The search command's objective and constraint flags: parsing, normal form, validation before
+any trial, the metrics a child is asked to measure, and (end to end) a constrained search."""
+
+from __future__ import annotations
+
+import json
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nasforge.cli import _overrides_from_args, build_parser, main
+from nasforge.objectives.rewards import parse_constraint
+
+
+def overrides(*argv: str):
+    return _overrides_from_args(build_parser().parse_args(["search", *argv]))
+
+
+def test_objective_takes_the_registered_direction_unless_given():
+    assert overrides("--objective", "latency_ms")["reward"] == {"metric": "latency_ms", "direction": "minimize"}
+    assert overrides("--objective", "val_acc")["reward"] == {"metric": "val_acc", "direction": "maximize"}
+    assert overrides("--objective", "params", "--direction", "maximize")["reward"]["direction"] == "maximize"
+
+
+def test_constraints_are_normalised_appended_to_the_file_and_the_mode_is_set(tmp_path):
+    config = tmp_path / "s.toml"
+    config.write_text('[reward]\nmetric = "val_acc"\nconstraints = ["params<=50000"]\n')
+    reward = overrides("--config", str(config), "--constraint", "latency_ms <= 2.50",
+                       "--constraint", "val_acc>=0.9", "--constraint", "params<=5e4",
+                       "--constraint-mode", "mnasnet-hard")["reward"]
+    # the file's constraint stays first; the repeated params limit is not added twice
+    assert reward["constraints"] == ["params<=50000", "latency_ms<=2.5", "val_acc>=0.9"]
+    assert reward["constraint_mode"] == "mnasnet-hard" and reward["metric"] == "val_acc"
+
+
+def test_a_trained_child_is_asked_to_measure_what_the_reward_names():
+    given = overrides("--constraint", "latency_ms<=2", "--constraint", "peak_memory_bytes<=1e6",
+                      "--constraint", "params<=1e5", "--set", "training.measure=[\"size_bytes\"]")
+    # params and FLOPs are always measured; size_bytes was asked for already and stays first
+    assert given["training"]["measure"] == ["size_bytes", "latency_ms", "peak_memory_bytes"]
+    assert "training" not in overrides("--objective", "val_acc", "--constraint", "params<=1e5")
+    weighted = overrides("--set", 'reward.weights={"val_acc": 1, "peak_memory_bytes": 1e-6}')
+    assert weighted["training"]["measure"] == ["peak_memory_bytes"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--constraint", "speed<=2"], "unknown metric 'speed'"),
+    (["--constraint", "latency_ms<=fast"], "limit 'fast' is not a number"),
+    (["--constraint", "latency_ms<2"], "unknown operator '<'"),
+    (["--constraint", "latency_ms<=inf"], "limit must be finite"),
+    (["--constraint", "<=2"], "expected METRIC<=LIMIT"),
+    (["--constraint-mode", "medium"], "--constraint-mode must be one of hard, soft, mnasnet-hard"),
+    (["--objective", "speed"], "--objective: unknown metric 'speed'"),
+    (["--objective", "val_acc", "--metric", "params"], "disagree"),
+    (["--direction", "up"], "direction must be maximize or minimize"),
+])
+def test_bad_flags_exit_2_naming_the_problem_before_anything_is_stored(tmp_path, monkeypatch, capsys,
+                                                                      argv, message):
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", "--space", "nbgraph-cora", "--budget", "2", "--experiment", "exp", *argv])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("nasforge search: error:")
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "runs").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(metric=st.sampled_from(["latency_ms", "params", "val_acc", "peak_memory_bytes"]),
+       op=st.sampled_from(["<=", ">="]),
+       limit=st.floats(allow_nan=False, allow_infinity=False, width=64),
+       spaces=st.sampled_from(["", " ", "  "]))
+def test_the_normal_form_parses_back_to_the_same_constraint(metric, op, limit, spaces):
+    text = f"{metric}{spaces}{op}{spaces}{limit!r}"
+    normal = overrides("--constraint", text)["reward"]["constraints"]
+    assert len(normal) == 1
+    again = parse_constraint(normal[0])
+    assert (again.metric, again.op) == (metric, op)
+    assert again.limit == limit  # exactly: a resumed search must compare equal limits equal
+
+
+def test_constrained_tabular_search_end_to_end(tmp_path, monkeypatch, capsys):
+    """Needs search.py to score with Scorer.from_config (feasible column, feasible-only best)."""
+    from nasforge.spaces import create_space
+    from nasforge.store import Store
+
+    space = create_space("nbgraph-cora")
+    limit = float(np.percentile(space.all_metrics()["latency_ms"], 25))
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", "--space", "nbgraph-cora", "--strategy", "random", "--budget", "40", "--seed", "1",
+                 "--objective", "val_acc", "--constraint", f"latency_ms<={limit}", "--experiment", "exp",
+                 "--quiet"])
+    assert code == 0, capsys.readouterr()
+    with Store(tmp_path / "exp" / "trials.sqlite", create=False) as store:
+        trials = store.trials(["COMPLETE"])
+        stored = store.config()["reward"]
+        best = store.best(1, "maximize")[0]
+    assert stored["constraints"] == [f"latency_ms<={limit!r}"]
+    over = [t for t in trials if t.metrics["latency_ms"] > limit]
+    assert over, "with 40 random queries some must be over the 25th percentile"
+    assert not any(t.feasible for t in over) and all(t.feasible for t in trials if t not in over)
+    assert best.metrics["latency_ms"] <= limit
+    meeting = [t.metrics["val_acc"] for t in trials if t.metrics["latency_ms"] <= limit]
+    assert best.metrics["val_acc"] == max(meeting)
+    json.dumps(stored)
+
+
+@pytest.mark.slow
+def test_latency_constrained_training_search_measures_latency(tmp_path, monkeypatch, capsys, mnist1d_npz):
+    from nasforge.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", "--dataset", mnist1d_npz, "--layers", "2", "--strategy", "random", "--budget", "3",
+                 "--epochs", "1", "--constraint", "latency_ms<=0.001", "--experiment", "exp", "--quiet"])
+    assert code == 0, capsys.readouterr()
+    with Store(tmp_path / "exp" / "trials.sqlite", create=False) as store:
+        trials = store.trials(["COMPLETE"])
+        assert store.config()["training"]["measure"] == ["latency_ms"]
+        assert store.best(1, "maximize") == []  # no CPU network runs in a microsecond: nothing feasible
+    assert len(trials) == 3
+    for t in trials:
+        assert t.metrics["latency_ms"] > 0.001 and t.metrics["latency_threads"] == 1 and not t.feasible
