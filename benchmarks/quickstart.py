@@ -6,6 +6,10 @@ With `--strategies random` the same search by random search, for REINFORCE again
 budget and seeds. Results go to benchmarks/results/quickstart-*.json and are summarised on stdout.
 
     python benchmarks/quickstart.py --seeds 0 1 2 [--strategies reinforce random] [--budget N --epochs E] [--tag T]
+    python benchmarks/quickstart.py --seeds 0 --tag asha --set 'training.pruning={"eta": 3, "min_epochs": 1}'
+
+Each run also reports its compute: the child-epochs trained (pruned children count the epochs
+they got) and the search's wall time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ def best_of(experiment, cwd):
     return json.loads(out)[0]
 
 
+def compute(experiment: Path) -> dict:
+    """Child-epochs trained and trials by state, read from the store."""
+    import sqlite3
+
+    con = sqlite3.connect(experiment / "trials.sqlite")
+    rows = con.execute("SELECT state, metrics FROM trials").fetchall()
+    con.close()
+    epochs = sum(json.loads(m).get("epochs", 0) for _, m in rows)
+    states = {s: sum(r[0] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAILED")}
+    return {"child_epochs": epochs, "trials_by_state": states}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -44,6 +60,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the default epochs per child")
     parser.add_argument("--no-retrain", action="store_true")
     parser.add_argument("--tag", default="default")
+    parser.add_argument("--set", action="append", default=[], help="passed on to nasforge search --set")
     args = parser.parse_args()
     work = OUT / f"quickstart-{args.tag}"
     work.mkdir(parents=True, exist_ok=True)
@@ -52,6 +69,8 @@ def main() -> None:
         extra += ["--budget", str(args.budget)]
     if args.epochs:
         extra += ["--epochs", str(args.epochs)]
+    for item in args.set:
+        extra += ["--set", item]
     strategies = args.strategies
     rows = []
     for seed in args.seeds:
@@ -63,7 +82,7 @@ def main() -> None:
                                "--quiet", *extra], work)
             best = best_of(exp, work)
             row = {"seed": seed, "strategy": strategy, "search_seconds": search_s,
-                   "best_val_acc": best["objective"], "best_tokens": best["tokens"]}
+                   "best_val_acc": best["objective"], "best_tokens": best["tokens"], **compute(work / exp)}
             if not args.no_retrain:
                 _, retrain_s = run(["retrain", "--experiment", exp], work)
                 ev = json.loads((work / exp / "retrain" / f"trial-{best['trial']}-seed-0" / "metrics.json").read_text())
@@ -75,7 +94,7 @@ def main() -> None:
                "python": platform.python_version(), "args": vars(args), "runs": rows}
     for strategy in strategies:
         sel = [r for r in rows if r["strategy"] == strategy]
-        for key in ("search_seconds", "best_val_acc", "test_acc"):
+        for key in ("search_seconds", "best_val_acc", "test_acc", "child_epochs"):
             vals = [r[key] for r in sel if key in r]
             if vals:
                 summary[f"{strategy}_{key}"] = {

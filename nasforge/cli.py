@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from .cli_objectives import add_objective_flags, request_measurements, reward_overrides
 from .config import ConfigError, SearchConfig, load_config_file, parse_value
 from .data.datasets import DataError
 from .registry import UnknownNameError
@@ -120,12 +121,14 @@ def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     for key in ("dataset", "budget", "seed", "max_consecutive_failures"):
         if getattr(args, key) is not None:
             given[key] = getattr(args, key)
-    sections: Dict[str, Dict[str, Any]] = {"space": {}, "strategy": {}, "training": {}, "reward": {}}
+    sections: Dict[str, Dict[str, Any]] = {"space": {}, "strategy": {}, "training": {}, "reward": {},
+                                           "execution": {}}
     for attr, target in FLAG_TARGETS.items():
         value = getattr(args, attr)
         if value is not None:
             section, key = target.split(".")
             sections[section][key] = value
+    sections["reward"].update(reward_overrides(args, given.get("reward")))
     for item in args.set or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r}: use SECTION.KEY=VALUE, for example strategy.batch_size=4")
@@ -141,6 +144,7 @@ def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
                 merged = {}  # a new space or strategy: the file's settings for another one do not apply
             merged.update(values)
             given[section] = merged
+    request_measurements(given)  # a child measures latency etc. only when the reward names them
     return given
 
 
@@ -155,6 +159,9 @@ FLAG_TARGETS = {
     "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
     "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
     "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
+    "executor": "execution.name", "workers": "execution.workers", "threads_per_worker": "execution.threads_per_worker",
+    "trial_timeout": "execution.trial_timeout", "memory_limit": "execution.memory_limit_mb",
+    "retries": "execution.retries", "address": "execution.address",
 }
 
 
@@ -198,7 +205,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         if store_path(experiment).exists():
             _remember_latest(experiment)
     space = create_space(config.space["name"], **{k: v for k, v in config.space.items() if k != "name"})
-    console.print(_trial_table(f"best architectures ({result.completed} completed, {result.failed} failed, "
+    pruned = f", {result.pruned} pruned" if result.pruned else ""
+    console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
                                f"{_duration(result.elapsed)})", result.best, space))
     if result.best:
         console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
@@ -242,6 +250,9 @@ class _ProgressDisplay:
             if t.state == "COMPLETE":
                 msg = (f"trial {t.number:>4}: val acc {_pct(t.objective)}%  reward {t.reward:.4f}  "
                        f"params {_human(t.metrics.get('params'))}  {t.duration:.1f}s")
+            elif t.state == "PRUNED":
+                msg = (f"trial {t.number:>4}: [yellow]pruned[/] after {t.metrics.get('pruned_at')} epochs, "
+                       f"val acc {_pct(t.objective)}%  {t.duration:.1f}s")
             else:
                 msg = f"trial {t.number:>4}: [red]{t.state}[/] {t.error}"
             self.progress.console.print(msg)
@@ -440,10 +451,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
     g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
     g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+    g = s.add_argument_group("execution")
+    g.add_argument("--executor", help="auto (default: inline for tabular benchmarks, local otherwise), inline, "
+                                      "local (process pool) or ray")
+    g.add_argument("--workers", type=int, help="trials evaluated at once (1)")
+    g.add_argument("--threads-per-worker", type=int, help="torch threads per local worker (cores // workers)")
+    g.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it fails (no limit)")
+    g.add_argument("--memory-limit", type=float, help="MiB a local worker may use before its trial fails (no limit)")
+    g.add_argument("--retries", type=int, help="times a trial whose worker died is run again (1)")
+    g.add_argument("--address", help="ray: address of an existing cluster (default: start Ray on this machine)")
     g = s.add_argument_group("reward")
     g.add_argument("--metric", help="metric the search optimises (val_acc)")
     g.add_argument("--reward-transform", help="cube (default, as in the paper), square or identity")
     g.add_argument("--failure-penalty", type=float, help="reward given for a failed child (0)")
+    add_objective_flags(g)
     s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="any other setting, e.g. --set strategy.dedup=false (repeatable)")
     s.set_defaults(func=cmd_search)
@@ -484,6 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_benchmark import add_benchmark_parser
 
     add_benchmark_parser(sub)
+
+    from .cli_tabulate import add_tabulate_parser
+
+    add_tabulate_parser(sub)
     return parser
 
 

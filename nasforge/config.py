@@ -1,7 +1,7 @@
 """The settings of one search, as plain values: from defaults, a YAML/TOML file, and CLI flags.
 
-Sections mirror the parts of the system (space, strategy, training, reward), so a config file
-reads like the architecture. Everything here is stored with the experiment, which is how a
+Sections mirror the parts of the system (space, strategy, training, reward, execution), so a
+config file reads like the architecture. Everything here is stored with the experiment, which is how a
 resumed search checks that it continues the same search.
 """
 
@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-SECTIONS = ("space", "strategy", "training", "reward")
-TOP_LEVEL = ("dataset", "budget", "seed", "max_consecutive_failures")
+SECTIONS = ("space", "strategy", "training", "reward", "execution")
+# how a search runs, not what it searches: a resumed search may change these
+RUN_ONLY = ["budget", "max_consecutive_failures", "execution"]
+TOP_LEVEL = ("dataset", "budget", "seed", "max_consecutive_failures", "plugins")
 
 
 class ConfigError(ValueError):
@@ -27,17 +29,30 @@ class SearchConfig:
     budget: int = 300
     seed: int = 0
     max_consecutive_failures: int = 20
+    # modules imported (in the driver and in every worker) before anything is built, so that
+    # spaces, strategies and estimators they register can be named in this config
+    plugins: List[str] = field(default_factory=list)
     space: Dict[str, Any] = field(default_factory=lambda: {"name": "chain-cnn", "num_layers": 6})
     strategy: Dict[str, Any] = field(default_factory=lambda: {"name": "reinforce"})
     training: Dict[str, Any] = field(default_factory=lambda: {"epochs": 8})
     reward: Dict[str, Any] = field(default_factory=lambda: {"metric": "val_acc", "transform": "cube"})
+    # name: auto (inline for tabular benchmarks, local otherwise), inline, local or ray; workers,
+    # threads_per_worker, trial_timeout (s), memory_limit_mb, retries (of lost trials), address,
+    # cpus_per_trial, gpus_per_trial
+    execution: Dict[str, Any] = field(default_factory=lambda: {"name": "auto"})
 
     def to_dict(self) -> Dict[str, Any]:
         return copy.deepcopy(asdict(self))
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "SearchConfig":
+        """Exactly the settings of ``data`` (a saved config): a section it holds replaces the
+        default one instead of merging into it; a section it lacks keeps its default."""
         config = cls()
+        if isinstance(data, dict):
+            for key in SECTIONS:
+                if isinstance(data.get(key), dict):
+                    getattr(config, key).clear()
         config.update(data, source="config")
         return config
 
@@ -52,26 +67,43 @@ class SearchConfig:
                     raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
                 if expected is str and not isinstance(value, str):
                     raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+                if expected is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                    raise ConfigError(f"{source}: {key} must be a list of module names, got {value!r}")
                 setattr(self, key, value)
             elif key in SECTIONS:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{source}: [{key}] must be a table of settings, got {value!r}")
                 section = getattr(self, key)
-                if "name" in value and value["name"] != section.get("name") and key in ("space", "strategy"):
+                if "name" in value and value["name"] != section.get("name") and key in ("space", "strategy",
+                                                                                        "execution"):
                     section.clear()  # settings of another space or strategy do not carry over
+                if key == "training" and value.get("estimator", "train") != section.get("estimator", "train"):
+                    section.clear()  # nor those of another estimator
                 section.update(value)
             else:
                 valid = ", ".join(TOP_LEVEL + SECTIONS)
                 raise ConfigError(f"{source}: unknown setting {key!r}; valid keys: {valid}")
 
     def check(self) -> None:
+        import_plugins(self.plugins)
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1 trial, got {self.budget}")
         if self.max_consecutive_failures < 1:
             raise ConfigError(f"max_consecutive_failures must be at least 1, got {self.max_consecutive_failures}")
-        for key in ("space", "strategy"):
+        for key in ("space", "strategy", "execution"):
             if not isinstance(getattr(self, key).get("name"), str):
                 raise ConfigError(f"[{key}] needs a name")
+
+
+def import_plugins(modules: List[str]) -> None:
+    """Import the config's plugin modules; a missing one is a config error that names it."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"plugin {name!r} cannot be imported: {exc}") from None
 
 
 def load_config_file(path: str) -> Dict[str, Any]:

@@ -1,31 +1,42 @@
-"""The search loop: ask -> record -> evaluate -> record -> tell, resumable from the store.
+"""The search loop: ask -> record -> submit ... outcome -> record -> tell, resumable from the store.
 
 Both the CLI and the Python API call :func:`run_search`. Every step that changes the strategy is
 written to the store in the same transaction as the trial it concerns, so a search stopped at any
 point (crash, ``kill -9``, Ctrl+C) resumes where it was: trials that were running are recorded as
 interrupted and run again as retries, with the same tokens and seed.
+
+The loop keeps every slot of its executor busy: it asks the strategy for a new architecture
+whenever a worker is free and tells it each result as it arrives, in whatever order. With one
+worker this is the classic ask/evaluate/tell sequence; strategies that learn in batches (REINFORCE,
+PPO) keep the probabilities of sampling time, so results that arrive after an update still give
+a correct gradient. Only the driver writes the store.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from .config import ConfigError, SearchConfig, differences
+from .config import RUN_ONLY, ConfigError, SearchConfig, differences, import_plugins
 from .data.datasets import Dataset, load_dataset
-from .estimators.base import Estimator, TrialFailed, create_estimator
-from .objectives.rewards import Objective
+from .estimators.base import ESTIMATORS, Estimator, create_estimator
+from .estimators.fidelity import rung_values
+from .execution import EstimatorRecipe, Executor, Outcome, Task, create_executor
+from .execution.base import OK, RETRYABLE
+from .objectives.rewards import Evaluation, Scorer
 from .spaces.base import InvalidArchitectureError, SearchSpace, create_space
 from .store import Store, TrialRecord
 from .strategies.base import Strategy, create_strategy
 
 STORE_FILE = "trials.sqlite"
+ESTIMATOR_CHECKPOINT = "estimator.pt"  # the state of an estimator that learns (shared weights)
 
 
 class SearchStopped(RuntimeError):
@@ -51,6 +62,7 @@ class SearchResult:
     completed: int = 0
     failed: int = 0
     elapsed: float = 0.0
+    pruned: int = 0
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -70,7 +82,8 @@ class Parts:
     space: SearchSpace
     estimator: Estimator
     strategy: Strategy
-    objective: Objective
+    objective: Scorer
+    executor: Executor
 
 
 def is_tabular(space_name: str) -> bool:
@@ -82,41 +95,98 @@ def is_tabular(space_name: str) -> bool:
     return isinstance(factory, type) and issubclass(factory, TabularSpace)
 
 
-def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
-    """Create and check every component before any trial runs (bad input fails here)."""
-    config.check()
-    try:
-        objective = Objective(**config.reward)
-    except TypeError as exc:
-        raise ConfigError(f"[reward]: {exc}") from None
-    objective.check()
+def build_space(config: SearchConfig, data: Optional[Dataset]) -> SearchSpace:
     space_settings = {k: v for k, v in config.space.items() if k != "name"}
+    if config.space["name"] == "chain-cnn" and "dims" not in space_settings and data is not None:
+        space_settings["dims"] = data.dims
+    try:
+        return create_space(config.space["name"], **space_settings)
+    except TypeError as exc:
+        raise ConfigError(f"[space]: {exc}") from None
+
+
+def build_estimator(config: SearchConfig, data: Optional[Dataset] = None,
+                    space: Optional[SearchSpace] = None) -> Estimator:
+    """The estimator of a search, ready to evaluate: what every worker builds for itself.
+
+    ``[training] estimator`` names it (default ``train``; tabular spaces always use ``tabular``);
+    the other ``[training]`` settings go to it."""
+    import_plugins(config.plugins)
     tabular = is_tabular(config.space["name"])
     if not tabular and data is None:
         data = load_dataset(config.dataset)
-    if config.space["name"] == "chain-cnn" and "dims" not in space_settings:
-        space_settings["dims"] = data.dims
-    try:
-        space = create_space(config.space["name"], **space_settings)
-    except TypeError as exc:
-        raise ConfigError(f"[space]: {exc}") from None
+    if space is None:
+        space = build_space(config, data)
     try:
         if tabular:  # a benchmark space answers by lookup; [training] settings do not apply
             lookup_settings = {k: v for k, v in config.training.items() if k == "seconds_per_query"}
             estimator = create_estimator("tabular", **lookup_settings)
             estimator.setup(space)
         else:
-            estimator = create_estimator("train", dataset=config.dataset, **config.training)
+            settings = dict(config.training)
+            name = settings.pop("estimator", "train")
+            if "dataset" in inspect.signature(ESTIMATORS.get(name)).parameters:
+                settings["dataset"] = config.dataset
+            estimator = create_estimator(name, **settings)
             estimator.setup(space, data)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(f"[training]: {exc}") from None
+    return estimator
+
+
+def build_executor(config: SearchConfig, estimator: Optional[Estimator] = None) -> Executor:
+    """``auto``: inline for table lookups and for estimators that must stay in this process
+    (shared weights: copies in workers would train apart), a local process pool otherwise."""
+    settings = {k: v for k, v in config.execution.items() if k not in ("name", "retries")}
+    name = config.execution["name"]
+    in_process = bool(getattr(estimator, "in_process_only", False))
+    if in_process and name not in ("auto", "inline"):
+        raise ConfigError(f"[execution] the {estimator.name} estimator keeps its state in the search process; "
+                          f"use executor 'inline' (or 'auto'), not {name!r}")
+    if name == "auto":
+        tabular = is_tabular(config.space["name"])
+        name = "inline" if (tabular or in_process) and settings.get("workers", 1) == 1 else "local"
+    try:
+        return create_executor(name, **settings)
+    except TypeError as exc:
+        raise ConfigError(f"[execution]: {exc}") from None
+
+
+def retries_allowed(config: SearchConfig) -> int:
+    retries = config.execution.get("retries", 1)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"[execution] retries must be a non-negative integer, got {retries!r}")
+    return retries
+
+
+def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
+    """Create and check every component before any trial runs (bad input fails here)."""
+    config.check()
+    try:
+        objective = Scorer.from_config(config.reward)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc) if str(exc).startswith("[reward]") else f"[reward]: {exc}") from None
+    if not is_tabular(config.space["name"]) and config.training.get("estimator", "train") == "train":
+        from .cli_objectives import request_measurements
+
+        given = {"reward": config.reward, "training": dict(config.training)}
+        request_measurements(given)  # a child measures latency etc. only when the reward names them
+        config.training = given["training"]
+    if not is_tabular(config.space["name"]) and data is None:
+        data = load_dataset(config.dataset)
+    space = build_space(config, data)
+    estimator = build_estimator(config, data, space)
     strategy_settings = {k: v for k, v in config.strategy.items() if k != "name"}
     try:
         strategy = create_strategy(config.strategy["name"], **strategy_settings)
     except TypeError as exc:
         raise ConfigError(f"[strategy]: {exc}") from None
     strategy.setup(space, config.seed)
-    return Parts(config, data, space, estimator, strategy, objective)
+    executor = build_executor(config, estimator)
+    retries_allowed(config)
+    return Parts(config, data, space, estimator, strategy, objective, executor)
 
 
 def _stored_config(config: SearchConfig, data: Optional[Dataset]) -> Dict[str, Any]:
@@ -124,6 +194,19 @@ def _stored_config(config: SearchConfig, data: Optional[Dataset]) -> Dict[str, A
     if data is not None:
         stored["data_fingerprint"] = data.fingerprint()
     return stored
+
+
+def _with_defaults(stored: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored config with the settings added since it was written at their defaults, so that
+    a store from an older nasforge compares equal to the same search today."""
+    settings = {k: v for k, v in stored.items() if k != "data_fingerprint"}
+    try:
+        full = SearchConfig.from_dict(settings).to_dict()
+    except ConfigError:
+        return stored  # differences() will name what does not match
+    if "data_fingerprint" in stored:
+        full["data_fingerprint"] = stored["data_fingerprint"]
+    return full
 
 
 def run_search(config: SearchConfig, experiment: str | Path, resume: bool = False,
@@ -140,112 +223,198 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
                     "or choose another --experiment directory")
     if resume and not path.exists():
         raise ConfigError(f"nothing to resume: no store at {path}")
+    given = data
     parts = build_parts(config, data)  # every component is checked before the store is touched
     wanted = _stored_config(config, parts.data)
     store = Store(path)
     try:
         stored = store.config()
         if resume and stored is not None:
-            diff = differences(stored, wanted, ignore=["budget", "max_consecutive_failures"])
+            diff = differences(_with_defaults(stored), wanted, ignore=RUN_ONLY)
             if diff:
                 raise ConfigError("cannot resume with different settings: " + "; ".join(diff))
         store.set_config(wanted)
-        return _loop(parts, store, experiment, resume, on_progress)
+        recipe = EstimatorRecipe(config.to_dict(), given)
+        return _Loop(parts, store, experiment, on_progress).run(resume, recipe)
     finally:
         store.close()
 
 
-def _loop(parts: Parts, store: Store, experiment: Path, resume: bool,
-          on_progress: Optional[Callable[[Progress], None]]) -> SearchResult:
-    config, strategy, objective = parts.config, parts.strategy, parts.objective
-    if resume:
-        state = store.latest_strategy_state()
-        if state is not None:
-            strategy.load_state_dict(state)
-        store.mark_interrupted("interrupted: the search stopped while this trial ran")
-    start = time.perf_counter()
-    run_times: List[float] = []
-    consecutive_failures = 0
+@dataclass
+class _Running:
+    number: int
+    attempt: int
+    tokens: tuple
+    arch_hash: str
+    seed: int
+    info: Dict[str, Any]
 
-    def report(last: Optional[TrialRecord]) -> None:
-        if on_progress is None:
-            return
-        done = len({t.number for t in store.trials() if t.state in ("COMPLETE", "FAILED") and not t.needs_retry})
-        best = store.best(1, objective.direction)
-        elapsed = time.perf_counter() - start
-        mean = float(np.mean(run_times)) if run_times else None
-        eta = None if mean is None else mean * max(config.budget - done, 0)
-        on_progress(Progress(done, config.budget, last, best[0] if best else None, elapsed, eta))
 
-    report(None)
-    try:
-        for old in store.pending_retries():
-            trial_id = store.add_trial(old.number, old.tokens, old.arch_hash, old.seed, old.info,
-                                       attempt=old.attempt + 1, retry_of=old.id)
-            record = _run_trial(parts, store, trial_id, tuple(old.tokens), old.seed, old.info)
-            run_times.append(record.duration or 0.0)
-            report(record)
-        while store.numbers_used() < config.budget:
-            number = store.numbers_used()
-            proposal = strategy.ask()
-            seed = trial_seed(config.seed, number)
+class _Loop:
+    """One search's driver: keeps the executor's slots busy and records every event."""
+
+    def __init__(self, parts: Parts, store: Store, experiment: Path,
+                 on_progress: Optional[Callable[[Progress], None]]):
+        self.parts, self.store, self.experiment, self.on_progress = parts, store, experiment, on_progress
+        self.config, self.strategy, self.objective = parts.config, parts.strategy, parts.objective
+        self.executor = parts.executor
+        self.retries_allowed = retries_allowed(parts.config)
+        self.running: Dict[int, _Running] = {}
+        self.retries: deque = deque()
+        self.consecutive_failures = 0
+        self.run_times: List[float] = []
+        self.start = time.perf_counter()
+        self.checkpoint = experiment / ESTIMATOR_CHECKPOINT
+        self.pruning = getattr(parts.estimator, "pruning", None)
+        self.max_epochs = int(getattr(getattr(parts.estimator, "recipe", None), "epochs", 0) or 0)
+        self.histories = [(t.number, t.metrics["val_acc_history"]) for t in store.trials(["COMPLETE", "PRUNED"])
+                          if "val_acc_history" in t.metrics] if self.pruning is not None else []
+        self.done = store.count_finished()  # progress is kept here, not queried from the store per trial
+        best = store.best(1, self.objective.direction)
+        self.best: Optional[TrialRecord] = best[0] if best else None
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self, resume: bool, recipe: EstimatorRecipe) -> SearchResult:
+        if resume:
+            state = self.store.latest_strategy_state()
+            if state is not None:
+                self.strategy.load_state_dict(state)
+            if hasattr(self.parts.estimator, "load") and self.checkpoint.exists():
+                self.parts.estimator.load(self.checkpoint)
+            self.store.mark_interrupted("interrupted: the search stopped while this trial ran")
+        self.retries.extend(self.store.pending_retries())
+        self.report(None)
+        reason = "interrupted: the search stopped on an error while this trial ran"
+        try:
+            self.executor.start(recipe, self.parts.estimator)
+            while True:
+                self.fill()
+                if not self.running:
+                    break
+                for outcome in self.executor.wait():
+                    self.finish(outcome)
+            reason = None
+        except KeyboardInterrupt:
+            reason = "interrupted by the user (Ctrl+C)"
+            raise
+        except SearchStopped as exc:
+            reason = f"the search stopped: {exc}"
+            raise
+        finally:
+            self.executor.shutdown()
+            if self.running and reason is not None:  # left RUNNING they would be retried on resume
+                self.store.mark_interrupted(reason)
+        trials = self.store.trials()
+        return SearchResult(
+            self.experiment,
+            self.store.best(5, self.objective.direction),
+            sum(t.state == "COMPLETE" for t in trials),
+            sum(t.state == "FAILED" for t in trials),
+            time.perf_counter() - self.start,
+            sum(t.state == "PRUNED" for t in trials),
+        )
+
+    def fill(self) -> None:
+        """Start trials until every slot is busy or nothing is left to start."""
+        while len(self.running) < self.executor.slots:
+            if self.retries:
+                old = self.retries.popleft()
+                trial_id = self.store.add_trial(old.number, old.tokens, old.arch_hash, old.seed, old.info,
+                                                attempt=old.attempt + 1, retry_of=old.id)
+                self.submit(trial_id, _Running(old.number, old.attempt + 1, tuple(old.tokens), old.arch_hash,
+                                               old.seed, old.info))
+                continue
+            number = self.store.numbers_used()
+            if number >= self.config.budget:
+                return
+            proposal = self.strategy.ask()
+            seed = trial_seed(self.config.seed, number)
             try:
-                tokens = parts.space.validate(proposal.tokens)
-                arch_hash, invalid = parts.space.arch_hash(tokens), None
+                tokens = self.parts.space.validate(proposal.tokens)
+                arch_hash, invalid = self.parts.space.arch_hash(tokens), None
             except InvalidArchitectureError as exc:  # the strategy proposed something the space refuses
                 tokens, arch_hash, invalid = tuple(proposal.tokens), "invalid", str(exc)
-            trial_id = store.add_trial(number, tokens, arch_hash, seed, proposal.info,
-                                       strategy_state=strategy.state_dict())
-            record = _run_trial(parts, store, trial_id, tokens, seed, proposal.info, invalid)
-            run_times.append(record.duration or 0.0)
-            consecutive_failures = consecutive_failures + 1 if record.state == "FAILED" else 0
-            report(record)
-            if consecutive_failures >= config.max_consecutive_failures:
-                raise SearchStopped(
-                    f"stopped after {consecutive_failures} consecutive failed trials; last error: {record.error}")
-    except KeyboardInterrupt:
-        store.mark_interrupted("interrupted by the user (Ctrl+C)")
-        raise
-    trials = store.trials()
-    return SearchResult(
-        experiment,
-        store.best(5, objective.direction),
-        sum(t.state == "COMPLETE" for t in trials),
-        sum(t.state == "FAILED" for t in trials),
-        time.perf_counter() - start,
-    )
+            trial_id = self.store.add_trial(number, tokens, arch_hash, seed, proposal.info,
+                                            strategy_state=self.strategy.state_dict())
+            run = _Running(number, 0, tuple(tokens), arch_hash, seed, dict(proposal.info))
+            if invalid is not None:
+                self.running[trial_id] = run
+                self.finish(Outcome(trial_id, "invalid", error=f"invalid architecture: {invalid}"))
+            else:
+                self.submit(trial_id, run)
 
+    def submit(self, trial_id: int, run: _Running) -> None:
+        self.running[trial_id] = run
+        context = {}
+        if self.pruning is not None:  # the values this child's rungs compare with, as of now
+            context["rungs"] = rung_values(self.histories, self.pruning, run.number, self.max_epochs)
+        self.executor.submit(Task(trial_id, run.tokens, run.seed, context))
 
-def _run_trial(parts: Parts, store: Store, trial_id: int, tokens, seed: int,
-               info: Dict[str, Any], invalid: Optional[str] = None) -> TrialRecord:
-    """Evaluate one architecture; any failure of the child fails this trial only."""
-    objective, strategy = parts.objective, parts.strategy
-    metrics: Dict[str, Any] = {}
-    error: Optional[str] = None
-    value: Optional[float] = None
-    try:
-        if invalid is not None:
-            raise TrialFailed(f"invalid architecture: {invalid}")
-        metrics = parts.estimator.evaluate(tokens, seed)
-        value = objective.value(metrics)
-    except TrialFailed as exc:
-        error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - a bad child must never stop the search
-        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        where = f" ({Path(last.filename).name}:{last.lineno})" if last else ""
-        error = f"{type(exc).__name__}: {exc}{where}"
-    if error is None and value is not None and math.isfinite(value):
-        reward = objective.reward(value)
-        state = "COMPLETE"
-    else:
-        reward, value, state = objective.failure_penalty, None, "FAILED"
-    updates_before = getattr(strategy, "updates", None)
-    try:
-        strategy.tell(tokens, reward, info)
-    except InvalidArchitectureError:
-        if invalid is None:
-            raise  # a valid architecture the strategy cannot take back is a bug, not a bad child
-    keep = getattr(strategy, "updates", None) != updates_before
-    store.finish_trial(trial_id, state, metrics, value, reward, error,
-                       strategy_state=strategy.state_dict(), keep_state=keep)
-    return store.trial(trial_id)
+    def finish(self, outcome: Outcome) -> None:
+        """Record one outcome, tell the strategy, retry a lost trial, stop after too many failures."""
+        run = self.running.pop(outcome.trial_id)
+        metrics, error = dict(outcome.metrics), outcome.error
+        evaluation: Optional[Evaluation] = None
+        if outcome.kind == OK:
+            try:
+                evaluation = self.objective.evaluate(metrics)
+                if not math.isfinite(evaluation.value):
+                    raise ValueError(f"objective value is {evaluation.value}")
+            except (KeyError, ValueError) as exc:
+                evaluation, error = None, f"{type(exc).__name__}: {exc}"
+        if outcome.kind in RETRYABLE and run.attempt < self.retries_allowed:
+            self.store.finish_trial(outcome.trial_id, "FAILED", metrics, None, None, error,
+                                    needs_retry=True, worker=outcome.worker)
+            self.retries.append(self.store.trial(outcome.trial_id))
+            self.report(self.store.trial(outcome.trial_id))
+            return
+        if evaluation is not None:
+            state, value, reward, feasible = "COMPLETE", evaluation.value, evaluation.reward, evaluation.feasible
+            if evaluation.violations:
+                metrics["violations"] = list(evaluation.violations)
+            if "val_acc_history" in metrics and self.pruning is not None:
+                self.histories.append((run.number, list(metrics["val_acc_history"])))
+            if "pruned_at" in metrics:
+                state = "PRUNED"  # stopped by successive halving: recorded, never the best
+            if "val_acc_promised" in metrics:  # the strategy learns at the fidelity every child reaches
+                try:
+                    reward = self.objective.evaluate({**metrics, "val_acc": metrics["val_acc_promised"]}).reward
+                except (KeyError, ValueError):
+                    pass
+        else:
+            state, value, reward, feasible = "FAILED", None, self.objective.failure_penalty, False
+        info = {**run.info, "metrics": metrics, "feasible": feasible}
+        updates_before = getattr(self.strategy, "updates", None)
+        try:
+            self.strategy.tell(run.tokens, reward, info)
+        except InvalidArchitectureError:
+            if outcome.kind != "invalid":
+                raise  # a valid architecture the strategy cannot take back is a bug, not a bad child
+        keep = getattr(self.strategy, "updates", None) != updates_before
+        self.store.finish_trial(outcome.trial_id, state, metrics, value, reward, error,
+                                strategy_state=self.strategy.state_dict(), keep_state=keep,
+                                feasible=feasible, worker=outcome.worker)
+        if hasattr(self.parts.estimator, "save") and self.executor.name == "inline":
+            self.parts.estimator.save(self.checkpoint)  # shared weights: after the trial that trained them
+        record = self.store.trial(outcome.trial_id)
+        self.done += 1
+        self.run_times.append(record.duration or 0.0)
+        self.consecutive_failures = self.consecutive_failures + 1 if state == "FAILED" else 0
+        self.report(record)
+        if self.consecutive_failures >= self.config.max_consecutive_failures:
+            raise SearchStopped(f"stopped after {self.consecutive_failures} consecutive failed trials; "
+                                f"last error: {record.error}")
+
+    def report(self, last: Optional[TrialRecord]) -> None:
+        if self.on_progress is None:
+            return
+        if last is not None and last.state == "COMPLETE" and last.feasible and last.objective is not None and (
+                self.best is None or (last.objective > self.best.objective if self.objective.direction == "maximize"
+                                      else last.objective < self.best.objective)):
+            self.best = last
+        done, best = self.done, [self.best] if self.best is not None else []
+        elapsed = time.perf_counter() - self.start
+        mean = float(np.mean(self.run_times)) if self.run_times else None
+        slots = max(self.executor.slots, 1)
+        eta = None if mean is None else mean * max(self.config.budget - done, 0) / slots
+        self.on_progress(Progress(done, self.config.budget, last, best[0] if best else None, elapsed, eta))

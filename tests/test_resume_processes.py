@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,9 +12,10 @@ from pathlib import Path
 import pytest
 
 
-def start_search(tmp_path: Path, npz: str, budget: int) -> subprocess.Popen:
+def start_search(tmp_path: Path, npz: str, budget: int, workers: int = 1) -> subprocess.Popen:
     args = [sys.executable, "-m", "nasforge", "search", "--dataset", npz, "--experiment", "exp", "--budget",
-            str(budget), "--epochs", "2", "--layers", "2", "--controller-batch", "2", "--quiet"]
+            str(budget), "--epochs", "2", "--layers", "2", "--controller-batch", "2", "--quiet",
+            "--workers", str(workers)]
     return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -56,11 +56,11 @@ def resume(tmp_path: Path, budget: int) -> subprocess.CompletedProcess:
 BUDGET = 40
 
 
-@pytest.mark.parametrize("how", ["kill -9", "ctrl+c"])
-def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, mnist1d_npz, how):
+@pytest.mark.parametrize("how,workers", [("kill -9", 1), ("ctrl+c", 1), ("kill -9", 2)])
+def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, mnist1d_npz, how, workers):
     # children of this tiny slice train in a fraction of a second, so the budget is large enough that
     # the search is certainly still running when the signal arrives
-    proc = start_search(tmp_path, mnist1d_npz, budget=BUDGET)
+    proc = start_search(tmp_path, mnist1d_npz, budget=BUDGET, workers=workers)
     wait_for(tmp_path, proc, 2)
     time.sleep(0.05)  # most likely inside a trial now
     assert proc.poll() is None, "the search ended before it could be interrupted"

@@ -15,6 +15,7 @@ def tiny_config(**overrides) -> SearchConfig:
     config.space = {"name": "chain-cnn", "num_layers": 2}
     config.strategy = {"name": "reinforce", "batch_size": 2}
     config.training = {"epochs": 2, "batch_size": 64, "score_epochs": 2}
+    config.execution = {"name": "inline"}  # the loop's logic; tests/test_execution.py covers the workers
     for k, v in overrides.items():
         setattr(config, k, v)
     return config
@@ -148,3 +149,42 @@ def test_an_invalid_proposal_fails_its_trial_only(tmp_path, mnist1d_slice, monke
     with Store(store_path(tmp_path / "exp"), create=False) as s:
         bad = s.trials(["FAILED"])[0]
         assert bad.error.startswith("invalid architecture:") and "must be in" in bad.error
+
+
+def test_a_search_stored_by_an_older_version_resumes(tmp_path, mnist1d_slice):
+    """Settings added since (plugins, execution) are absent from an older store's config, and its
+    schema is version 1: the search resumes all the same."""
+    import json
+    import sqlite3
+
+    import io
+
+    import torch
+
+    from nasforge.store import _dump_state
+
+    exp = tmp_path / "exp"
+    run_search(tiny_config(budget=2), exp, data=mnist1d_slice)
+    with Store(store_path(exp)) as store:  # the controller's state as version 1 saved it: inline
+        state = store.latest_strategy_state()
+    state.update(torch.load(io.BytesIO(state.pop("policy")), weights_only=True))
+    con = sqlite3.connect(store_path(exp))
+    con.execute("DELETE FROM strategy_states")
+    con.execute("INSERT INTO strategy_states (trial_id, keep, created, state) VALUES (NULL, 1, 0, ?)",
+                (_dump_state(state),))
+    config = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+    for key in ("plugins", "execution"):
+        config.pop(key)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.execute("DROP TABLE blobs")
+    for column in ("feasible", "worker"):
+        con.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+    con.execute("ALTER TABLE strategy_states DROP COLUMN blobs")
+    con.commit()
+    con.close()
+    with pytest.raises(ConfigError, match="strategy.batch_size"):  # what differs is still named
+        run_search(tiny_config(budget=4, strategy={"name": "reinforce", "batch_size": 3}), exp, resume=True,
+                   data=mnist1d_slice)
+    result = run_search(tiny_config(budget=4), exp, resume=True, data=mnist1d_slice)
+    assert result.completed == 4

@@ -30,6 +30,7 @@ FAST = {
     "evolution": {"population_size": 5, "sample_size": 2},
     "local-search": {"initial_samples": 3},
     "ppo": {"batch_size": 4},
+    "predictor-filter": {"warmup": 4, "num_candidates": 5, "predictor_settings": {"n_estimators": 20}},
     "reinforce": {"batch_size": 4},
     "tpe": {"n_startup_trials": 4, "n_ei_candidates": 8},
 }
@@ -45,6 +46,8 @@ BAD_SETTINGS = {
     "bananas": [{"initial_samples": 1}, {"batch_size": 0}, {"ensemble_size": 1}, {"acquisition": "ei"},
                 {"random_fraction": 1.5}, {"learning_rate": 0.0}, {"ucb_k": -1.0}],
     "tpe": [{"n_startup_trials": -1}, {"n_ei_candidates": 0}, {"multivariate": "yes"}],
+    "predictor-filter": [{"warmup": 1}, {"inner": "nope"}, {"predictor": "svm"}],
+    "enumerate": [],  # no settings
 }
 
 

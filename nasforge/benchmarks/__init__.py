@@ -78,7 +78,7 @@ class TabularEstimator(Estimator):
         return metrics
 
 
-from . import nb201, nbgraph  # noqa: E402,F401  (registration; they import the classes above)
+from . import nb201, nbgraph, own_table  # noqa: E402,F401  (registration; they import the classes above)
 from .nb201 import NB201Space  # noqa: E402
 from .nbgraph import DATASETS as NBGRAPH_DATASETS  # noqa: E402
 from .nbgraph import NBGraphSpace  # noqa: E402

@@ -22,13 +22,16 @@ class Estimator(ABC):
 
     def __init__(self, **settings: Any):
         self._settings = dict(settings)
+        self.context: Dict[str, Any] = {}  # what the search tells about the trial at hand (set per task)
 
     def settings(self) -> Dict[str, Any]:
         return dict(self._settings)
 
-    def setup(self, space: SearchSpace) -> None:
-        """Bind the space; raise ValueError if this estimator cannot evaluate it."""
+    def setup(self, space: SearchSpace, data: Any = None) -> None:
+        """Bind the space (and the dataset, for estimators that use one); raise ValueError if
+        this estimator cannot evaluate the space."""
         self.space = space
+        self.data = data
 
     @abstractmethod
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:

@@ -8,19 +8,70 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data.datasets import Dataset, load_dataset, split_validation
-from ..objectives.metrics import classification_report, count_flops, count_params
+from ..objectives.metrics import (classification_report, count_flops, count_flops_with_pooling, count_params,
+                                  measure_latency, measure_peak_memory, model_size_bytes)
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
+from .fidelity import Pruning, keep_going
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
+# Metrics a trained child reports only when asked (``measure``); params and FLOPs are always there.
+LATENCY_METRICS = ("latency_ms", "latency_p90_ms", "latency_cv")
+MEASURABLE = ("size_bytes", "flops_with_pooling", "peak_memory_bytes") + LATENCY_METRICS
+
+
+@dataclass
+class HardwareProbe:
+    """How the hardware metrics of a trained child are measured (after training, in eval mode).
+
+    Latency: the median of ``repeats`` timed forward passes of a batch of ``batch_size`` after
+    ``warmup`` untimed ones, with torch's intra-op threads fixed to ``threads`` so that children
+    are timed alike whatever else the process does; the thread count is reported with it.
+    """
+
+    measure: Tuple[str, ...] = ()
+    batch_size: int = 1
+    warmup: int = 10
+    repeats: int = 30
+    threads: int = 1
+    bits: int = 32
+
+    def check(self) -> None:
+        unknown = [m for m in self.measure if m not in MEASURABLE]
+        if unknown:
+            raise ValueError(f"measure: child training cannot measure {unknown}; choose from {list(MEASURABLE)} "
+                             "(params and flops are always reported)")
+        for name in ("batch_size", "repeats", "threads", "bits"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"latency_{name} must be a positive integer, got {value!r}"
+                                 if name != "bits" else f"size_bits must be a positive integer, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"latency_warmup must be a non-negative integer, got {self.warmup!r}")
+
+    def metrics(self, model: nn.Module, input_shape) -> Dict[str, Any]:
+        """The requested metrics of ``model`` under their registered names."""
+        out: Dict[str, Any] = {}
+        wanted = set(self.measure)
+        if "size_bytes" in wanted:
+            out["size_bytes"] = model_size_bytes(model, self.bits)
+        if "flops_with_pooling" in wanted:
+            out["flops_with_pooling"] = count_flops_with_pooling(model, input_shape)
+        if wanted & set(LATENCY_METRICS):
+            lat = measure_latency(model, input_shape, self.batch_size, self.warmup, self.repeats, self.threads)
+            out.update(latency_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"], latency_cv=lat["cv"],
+                       latency_threads=lat["threads"], latency_batch_size=lat["batch_size"])
+        if "peak_memory_bytes" in wanted:
+            out["peak_memory_bytes"] = measure_peak_memory(model, input_shape, self.batch_size)
+        return out
 
 
 @dataclass
@@ -82,8 +133,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.nda
 
 def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, recipe: TrainRecipe,
                   seed: int, device: torch.device, x_val: Optional[np.ndarray] = None,
-                  y_val: Optional[np.ndarray] = None) -> List[float]:
-    """Train in place; return validation accuracy after each epoch (empty without validation)."""
+                  y_val: Optional[np.ndarray] = None,
+                  go_on: Optional[Callable[[List[float]], bool]] = None) -> List[float]:
+    """Train in place; return validation accuracy after each epoch (empty without validation).
+    ``go_on(history)`` after each epoch may stop training early (successive halving)."""
     recipe.check()
     model.to(device)
     xt = torch.as_tensor(x_train, device=device)
@@ -111,6 +164,8 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
         if xv is not None:
             scores = predict(model, xv)
             history.append(float((scores.argmax(1) == y_val).mean()))
+            if go_on is not None and not go_on(history):
+                break
     return history
 
 
@@ -122,12 +177,30 @@ class TrainEstimator(Estimator):
 
     def __init__(self, dataset: str = "mnist1d", val_fraction: float = 0.2, split_seed: int = 0,
                  score_epochs: int = 5, max_params: int = 5_000_000, device: str = "auto",
-                 **recipe: Any):
+                 measure: Sequence[str] = (), latency_batch_size: int = 1, latency_warmup: int = 10,
+                 latency_repeats: int = 30, latency_threads: int = 1, size_bits: int = 32,
+                 pruning: Optional[Dict[str, Any]] = None, **recipe: Any):
         self.recipe = TrainRecipe(**recipe)
         self.recipe.check()
+        if pruning is not None and not isinstance(pruning, dict):
+            raise ValueError(f"pruning must be a table of settings (eta, min_epochs, brackets), got {pruning!r}")
+        try:
+            self.pruning = Pruning(**pruning) if pruning is not None else None
+        except TypeError as exc:
+            raise ValueError(f"pruning: {exc}") from None
+        if self.pruning is not None:
+            self.pruning.check(self.recipe.epochs)
+        if isinstance(measure, str):
+            measure = [measure]
+        self.probe = HardwareProbe(tuple(measure), latency_batch_size, latency_warmup, latency_repeats,
+                                   latency_threads, size_bits)
+        self.probe.check()
         super().__init__(dataset=dataset, val_fraction=val_fraction, split_seed=split_seed,
                          score_epochs=score_epochs, max_params=max_params, device=device,
-                         **asdict(self.recipe))
+                         measure=list(self.probe.measure), latency_batch_size=latency_batch_size,
+                         latency_warmup=latency_warmup, latency_repeats=latency_repeats,
+                         latency_threads=latency_threads, size_bits=size_bits, **asdict(self.recipe),
+                         **({"pruning": asdict(self.pruning)} if self.pruning is not None else {}))
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         if score_epochs < 1:
@@ -155,7 +228,10 @@ class TrainEstimator(Estimator):
     def build(self, tokens: Tokens) -> nn.Module:
         return self.space.build(tokens, self.data.input_shape, self.data.num_classes)
 
-    def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+    def trained(self, tokens: Tokens, seed: int,
+                go_on: Optional[Callable[[List[float]], bool]] = None) -> Tuple[nn.Module, Dict[str, Any]]:
+        """Build and train one child: the model and its training metrics (one epoch per
+        validation accuracy in ``val_acc_history``)."""
         torch.manual_seed(seed)
         model = self.build(tokens)
         params = count_params(model)
@@ -164,22 +240,45 @@ class TrainEstimator(Estimator):
         flops = count_flops(model, self.data.input_shape)
         start = time.perf_counter()
         history = train_network(model, self.x_train, self.y_train, self.recipe, seed, self.device,
-                                self.x_val, self.y_val)
-        seconds = time.perf_counter() - start
-        return {
-            "val_acc": max(history[-self.score_epochs :]),
+                                self.x_val, self.y_val, go_on=go_on)
+        return model, {
+            "val_acc": max(history[-self.score_epochs:]),
             "val_acc_last": history[-1],
             "val_acc_history": history,
             "params": params,
             "flops": flops,
-            "train_seconds": seconds,
-            "epochs": self.recipe.epochs,
+            "train_seconds": time.perf_counter() - start,
+            "epochs": len(history),
         }
+
+    def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+        rungs: Dict[int, List[float]] = {int(k): v for k, v in (self.context.get("rungs") or {}).items()}
+        stopped: List[int] = []
+
+        def go_on(history: List[float]) -> bool:
+            epoch = len(history)
+            if self.pruning is None or epoch not in rungs or keep_going(history[-1], rungs[epoch], self.pruning.eta):
+                return True
+            stopped.append(epoch)
+            return False
+
+        model, metrics = self.trained(tokens, seed, go_on)
+        history = metrics["val_acc_history"]
+        if stopped:
+            metrics["val_acc"] = history[-1]  # the value at the rung that stopped it
+        if self.pruning is not None and rungs:
+            # the fidelity every child of this bracket is promised: what the strategy learns from
+            metrics["val_acc_promised"] = history[min(rungs) - 1]
+        if stopped:
+            metrics["pruned_at"] = stopped[0]
+            return metrics  # a pruned child is not measured further
+        return {**metrics, **self.probe.metrics(model, self.data.input_shape)}
 
 
 def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: TrainRecipe, seed: int,
-                     device: str = "auto") -> Tuple[nn.Module, Dict[str, Any]]:
-    """Train from scratch on train+validation and report test metrics (the final evaluation)."""
+                     device: str = "auto", probe: Optional[HardwareProbe] = None) -> Tuple[nn.Module, Dict[str, Any]]:
+    """Train from scratch on train+validation and report test metrics (the final evaluation);
+    ``probe`` adds hardware metrics measured on the trained model (on the CPU)."""
     dev = resolve_device(device)
     torch.manual_seed(seed)
     model = space.build(tokens, data.input_shape, data.num_classes)
@@ -198,4 +297,5 @@ def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: 
         "train_seconds": seconds,
         "epochs": recipe.epochs,
         "seed": seed,
+        **(probe.metrics(model, data.input_shape) if probe is not None else {}),
     }

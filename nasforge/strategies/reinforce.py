@@ -2,13 +2,19 @@
 
 The gradient of a batch of ``m`` children is ``-(1/m) sum_k (R_k - b) grad log pi(a_k)`` minus an
 entropy bonus, where ``b`` is an exponential moving average of earlier rewards. Log-probabilities
-are recomputed at update time from the stored tokens; the controller does not change between
-sampling and the update of a batch, so this is the exact on-policy gradient.
+are recomputed at update time from the stored tokens. With one worker the controller does not
+change between sampling and the update of a batch, so this is the exact on-policy gradient.
+
+With several workers results arrive out of order, and a batch can hold children sampled before
+the last update (the paper's asynchronous replicas have the same staleness). Such a child is
+weighted by ``pi(a) / pi_old(a)``, with ``pi_old`` the probability stored when it was sampled, so
+the batch still estimates the gradient of the current policy's expected reward; the ratio is
+truncated at ``MAX_IMPORTANCE`` to bound the variance of very stale children.
 """
 
 from __future__ import annotations
 
-import copy
+import io
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -18,11 +24,28 @@ from .base import STRATEGIES, Proposal, Strategy
 from .controller import Controller
 
 
+MAX_IMPORTANCE = 10.0
+
+
 def reinforce_loss(log_probs: torch.Tensor, entropies: torch.Tensor, rewards: torch.Tensor,
-                   baseline: float, entropy_weight: float) -> torch.Tensor:
-    """Surrogate whose gradient is the REINFORCE estimate (with entropy bonus) of a batch."""
+                   baseline: float, entropy_weight: float,
+                   weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Surrogate whose gradient is the REINFORCE estimate (with entropy bonus) of a batch;
+    ``weights`` are importance ratios for children sampled from an older policy."""
     advantages = rewards - baseline
+    if weights is not None:
+        advantages = advantages * weights
     return -(advantages * log_probs).mean() - entropy_weight * entropies.mean()
+
+
+def importance_weights(log_probs: torch.Tensor, old_log_probs: List[Optional[float]],
+                       stale: List[bool]) -> torch.Tensor:
+    """pi(a) / pi_old(a) for stale children (truncated), exactly 1 for the others."""
+    out = torch.ones(len(stale))
+    for k, (old, is_stale) in enumerate(zip(old_log_probs, stale)):
+        if is_stale and old is not None:
+            out[k] = min(float(torch.exp(log_probs[k].detach() - old)), MAX_IMPORTANCE)
+    return out
 
 
 def moving_average(baseline: Optional[float], rewards: List[float], decay: float) -> Optional[float]:
@@ -32,26 +55,42 @@ def moving_average(baseline: Optional[float], rewards: List[float], decay: float
     return baseline
 
 
+def _serialised_policy(strategy: Any) -> bytes:
+    """The controller and optimiser as bytes, serialised once per update: they change only when
+    the policy is updated, while the state is saved twice per trial."""
+    cached = getattr(strategy, "_policy_bytes", None)
+    if cached is None or cached[0] != strategy.updates:
+        buf = io.BytesIO()
+        torch.save({"controller": strategy.controller.state_dict(), "optimizer": strategy.optimizer.state_dict()},
+                   buf)
+        strategy._policy_bytes = (strategy.updates, buf.getvalue())
+    return strategy._policy_bytes[1]
+
+
 def policy_state(strategy: Any) -> Dict[str, Any]:
     """The parts every controller-based strategy saves, copied so later updates leave them alone."""
-    return copy.deepcopy({
-        "controller": strategy.controller.state_dict(),
-        "optimizer": strategy.optimizer.state_dict(),
-        "generator": strategy.generator.get_state(),
+    return {
+        "policy": _serialised_policy(strategy),
+        "generator": strategy.generator.get_state().clone(),
         "baseline": strategy.baseline,
         "queue": [[list(t), lp, h] for t, lp, h in strategy.queue],
         "updates": strategy.updates,
-    })
+    }
 
 
 def load_policy_state(strategy: Any, state: Dict[str, Any]) -> None:
-    """Inverse of :func:`policy_state`."""
-    strategy.controller.load_state_dict(state["controller"])
-    strategy.optimizer.load_state_dict(state["optimizer"])
+    """Inverse of :func:`policy_state` (also reads states saved before the policy was kept as bytes)."""
+    if "policy" in state:
+        policy = torch.load(io.BytesIO(state["policy"]), weights_only=True)
+    else:
+        policy = {"controller": state["controller"], "optimizer": state["optimizer"]}
+    strategy.controller.load_state_dict(policy["controller"])
+    strategy.optimizer.load_state_dict(policy["optimizer"])
     strategy.generator.set_state(state["generator"])
     strategy.baseline = state["baseline"]
     strategy.queue = [(tuple(t), float(lp), float(h)) for t, lp, h in state["queue"]]
     strategy.updates = int(state["updates"])
+    strategy._policy_bytes = (strategy.updates, state["policy"]) if "policy" in state else None
 
 
 @STRATEGIES.register("reinforce")
@@ -84,6 +123,7 @@ class Reinforce(Strategy):
         self.generator = torch.Generator().manual_seed(self.seed)
         self.baseline: Optional[float] = None
         self.buffer: List[Tuple[Tokens, float]] = []
+        self.buffer_origin: List[Tuple[Optional[float], int]] = []  # (log-prob at sampling, policy version)
         self.queue: List[Tuple[Tokens, float, float]] = []
         self.updates = 0
 
@@ -100,16 +140,22 @@ class Reinforce(Strategy):
 
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.buffer.append((tuple(tokens), float(reward)))
+        self.buffer_origin.append((info.get("log_prob"), int(info.get("policy_version", self.updates))))
         if len(self.buffer) >= self.batch_size:
-            self.update(self.buffer)
-            self.buffer = []
+            self.update(self.buffer, self.buffer_origin)
+            self.buffer, self.buffer_origin = [], []
             self.queue = []
 
-    def update(self, batch: List[Tuple[Tokens, float]]) -> float:
+    def update(self, batch: List[Tuple[Tokens, float]],
+               origin: Optional[List[Tuple[Optional[float], int]]] = None) -> float:
         rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
         baseline = float(rewards.mean()) if self.baseline is None else self.baseline
         log_probs, entropies = self.controller.score([t for t, _ in batch])
-        loss = reinforce_loss(log_probs, entropies, rewards, baseline, self.entropy_weight)
+        weights = None
+        if origin is not None and any(version != self.updates for _, version in origin):
+            weights = importance_weights(log_probs, [lp for lp, _ in origin],
+                                         [version != self.updates for _, version in origin])
+        loss = reinforce_loss(log_probs, entropies, rewards, baseline, self.entropy_weight, weights)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -124,9 +170,12 @@ class Reinforce(Strategy):
             **policy_state(self),
             "buffer": [list(t) for t, _ in self.buffer],
             "buffer_rewards": [r for _, r in self.buffer],
+            "buffer_origin": [list(o) for o in self.buffer_origin],
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         load_policy_state(self, state)
         self.buffer = [(tuple(t), r) for t, r in zip(state["buffer"], state["buffer_rewards"])]
+        origin = state.get("buffer_origin") or [[None, self.updates]] * len(self.buffer)
+        self.buffer_origin = [(lp, int(v)) for lp, v in origin]

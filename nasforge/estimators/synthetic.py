@@ -1,0 +1,38 @@
+"""A synthetic estimator: a fixed wall-clock cost and a deterministic score, no training.
+
+For measuring the machinery around evaluations (executors, store, strategies) without the noise
+and CPU load of real training: ``seconds`` of sleeping stands for a child's training, so many
+concurrent evaluations fit on a small machine, and the score is a smooth, deterministic
+function of the tokens (each decision's choice index scaled to [0, 1], averaged), so strategies
+still have something to learn.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict
+
+from ..spaces.base import SearchSpace, Tokens
+from .base import ESTIMATORS, Estimator
+
+
+@ESTIMATORS.register("synthetic")
+class SyntheticEstimator(Estimator):
+    name = "synthetic"
+
+    def __init__(self, seconds: float = 0.5, **ignored: Any):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError(f"synthetic estimator: seconds must be a non-negative number, got {seconds!r}")
+        super().__init__(seconds=seconds)
+        self.seconds = float(seconds)
+
+    def setup(self, space: SearchSpace, data: Any = None) -> None:
+        super().setup(space, data)
+        self.sizes = [len(d.choices) for d in space.decisions]
+
+    def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+        if self.seconds:
+            time.sleep(self.seconds)
+        parts = [t / (n - 1) if n > 1 else 0.0 for t, n in zip(tokens, self.sizes)]
+        score = sum(parts) / max(len(parts), 1)
+        return {"val_acc": score, "test_acc": score, "simulated_seconds": self.seconds}

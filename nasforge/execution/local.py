@@ -1,0 +1,243 @@
+"""The local process pool: N worker processes on this machine, the default for real training.
+
+Each worker is a spawned process (no forked torch state) that builds its estimator once and then
+evaluates one task at a time. The driver watches every worker: a worker that dies under a task
+gives a ``lost`` outcome (retried by the loop), one that runs past ``trial_timeout`` or whose
+resident memory passes ``memory_limit_mb`` is killed and gives a ``timeout`` / ``memory``
+outcome; in every case a fresh worker takes its place and the search goes on.
+
+Torch threads per worker default to cores // workers, so workers x threads never exceeds the
+cores: two workers each with two threads on a 2-core machine would slow both down.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait as wait_any
+from typing import Any, Dict, List, Optional
+
+from .base import (EXECUTORS, LOST, MEMORY, TIMEOUT, EstimatorRecipe, Executor, Outcome, Task, cpu_count,
+                   evaluate_task, limits_text)
+
+POLL_SECONDS = 0.05  # how often limits are checked while tasks run
+
+
+class WorkerSetupError(RuntimeError):
+    """A worker could not build its estimator (the driver could, so the environment differs)."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose driver was killed (kill -9) must not train on for nobody."""
+    try:  # Linux: the kernel kills us when the parent dies
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - elsewhere a thread watches the parent
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the hook was in place
+        os._exit(1)
+
+
+def _worker_main(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the driver's to handle; it stops us
+    _die_with_parent(parent)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        estimator = recipe.build()
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the search
+        from .base import describe_exception
+
+        conn.send(("setup_error", describe_exception(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        outcome = evaluate_task(estimator, task)
+        outcome.worker = name
+        try:
+            conn.send(("outcome", outcome))
+        except (BrokenPipeError, OSError):
+            return
+
+
+def resident_mb(pid: int) -> Optional[float]:
+    """Resident set size of a process in MiB (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class _Worker:
+    name: str
+    process: Any
+    conn: Connection
+    ready: bool = False
+    task: Optional[Task] = None
+    started: Optional[float] = None  # when the current task began running (after set-up)
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, workers: int = 1, trial_timeout: Optional[float] = None,
+                 memory_limit_mb: Optional[float] = None, threads_per_worker: Optional[int] = None,
+                 **settings: Any):
+        super().__init__(workers, trial_timeout, memory_limit_mb)
+        if threads_per_worker is not None and (not isinstance(threads_per_worker, int)
+                                               or isinstance(threads_per_worker, bool) or threads_per_worker < 1):
+            raise ValueError(f"[execution] threads_per_worker must be a positive integer, got {threads_per_worker!r}")
+        self.threads = threads_per_worker or max(1, cpu_count() // workers)
+        self.context = multiprocessing.get_context("spawn")
+        self.pool: List[_Worker] = []
+        self.recipe: Optional[EstimatorRecipe] = None
+        self.spawned = 0
+        self.done: List[Outcome] = []
+
+    # ---- workers ------------------------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        self.spawned += 1
+        name = f"local-{self.spawned}"
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker_main, name=f"nasforge-{name}", daemon=True,
+                                       args=(theirs, self.recipe, self.threads, name, os.getpid()))
+        process.start()
+        theirs.close()
+        return _Worker(name, process, ours)
+
+    def _replace(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=10)
+        worker.conn.close()
+        self.pool[self.pool.index(worker)] = self._spawn()
+
+    def start(self, recipe: EstimatorRecipe, estimator=None) -> None:
+        self.recipe = recipe
+        self.pool = [self._spawn() for _ in range(self.workers)]
+
+    # ---- tasks --------------------------------------------------------------------------------
+    def running(self) -> int:
+        return sum(w.task is not None for w in self.pool)
+
+    def submit(self, task: Task) -> None:
+        idle = [w for w in self.pool if w.task is None]
+        if not idle:
+            raise RuntimeError("every worker is busy")
+        worker = idle[0]
+        worker.task = task
+        worker.started = time.monotonic() if worker.ready else None
+        try:
+            worker.conn.send(task)
+        except (BrokenPipeError, OSError):
+            pass  # the worker is dead; wait() notices its exit and reports the task lost
+
+    def _finish(self, worker: _Worker, outcome: Outcome) -> None:
+        worker.task, worker.started = None, None
+        self.done.append(outcome)
+
+    def _receive(self, worker: _Worker) -> bool:
+        """Handle one message; False when the pipe is closed (the worker died)."""
+        try:
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            return False  # it died; its sentinel says so
+        if kind == "ready":
+            worker.ready = True
+            if worker.task is not None:
+                worker.started = time.monotonic()
+        elif kind == "setup_error":
+            self.shutdown()
+            raise WorkerSetupError(f"a worker could not build the estimator: {payload}")
+        elif kind == "outcome" and worker.task is not None and payload.trial_id == worker.task.trial_id:
+            self._finish(worker, payload)
+        return True
+
+    def _check(self, worker: _Worker) -> None:
+        """Dead, over time, over memory: each ends the worker's task and replaces the worker."""
+        task = worker.task
+        if not worker.process.is_alive():
+            while worker.task is not None and worker.conn.poll():  # a result sent just before it died counts
+                if not self._receive(worker):
+                    break
+            if worker.task is not None:
+                code = worker.process.exitcode
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                self._finish(worker, Outcome(task.trial_id, LOST, worker=worker.name,
+                                             error=f"worker lost: its process died ({how}) during the trial"))
+            self._replace(worker)
+            return
+        if task is None or worker.started is None:
+            return
+        elapsed = time.monotonic() - worker.started
+        if self.trial_timeout is not None and elapsed > self.trial_timeout:
+            self._finish(worker, Outcome(task.trial_id, TIMEOUT, worker=worker.name, seconds=elapsed,
+                                         error=limits_text(TIMEOUT, limit=self.trial_timeout)))
+            self._replace(worker)
+            return
+        if self.memory_limit_mb is not None:
+            rss = resident_mb(worker.process.pid)
+            if rss is not None and rss > self.memory_limit_mb:
+                self._finish(worker, Outcome(task.trial_id, MEMORY, worker=worker.name, seconds=elapsed,
+                                             error=limits_text(MEMORY, rss_mb=rss, limit=self.memory_limit_mb)))
+                self._replace(worker)
+
+    def wait(self, timeout: Optional[float] = None) -> List[Outcome]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        limits = self.trial_timeout is not None or self.memory_limit_mb is not None
+        while not self.done and self.running():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = POLL_SECONDS if limits else remaining
+            if step is None or (remaining is not None and remaining < step):
+                step = remaining
+            handles: Dict[Any, _Worker] = {}
+            for w in self.pool:
+                handles[w.conn] = w
+                handles[w.process.sentinel] = w
+            for ready in wait_any(list(handles), timeout=step):
+                worker = handles[ready]
+                if ready is worker.conn and worker.process.is_alive():
+                    self._receive(worker)
+            for worker in list(self.pool):
+                self._check(worker)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        done, self.done = self.done, []
+        return done
+
+    def shutdown(self) -> None:
+        for w in self.pool:
+            try:
+                w.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self.pool:
+            w.process.join(timeout=0.5 if w.task is None else 0)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(timeout=10)
+            w.conn.close()
+        self.pool = []
