@@ -7,6 +7,7 @@ allocator pools and caches fill during the first trials), and the least-squares 
 trials after the first 50.
 
     .venv/bin/python benchmarks/memory_growth.py --budget 300
+    .venv/bin/python benchmarks/memory_growth.py --budget 1000 --epochs 1 --strategy random
 """
 
 from __future__ import annotations
@@ -49,12 +50,16 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--strategy", default="reinforce",
+                   help="random keeps the children's size distribution fixed; REINFORCE drifts towards larger ones")
+    p.add_argument("--recycle-after", type=int, default=0, help="trials per worker process (0: never recycle)")
     p.add_argument("--out", default="benchmarks/results/memory_growth.json")
     args = p.parse_args()
     config = SearchConfig(budget=args.budget, seed=0)
     config.space = {"name": "chain-cnn", "num_layers": args.layers}
     config.training = {"epochs": args.epochs, "score_epochs": 1}
-    config.execution = {"name": "local", "workers": 1}
+    config.strategy = {"name": args.strategy}
+    config.execution = {"name": "local", "workers": 1, "recycle_after": args.recycle_after or None}
     samples = []
     driver = os.getpid()
     start = time.perf_counter()

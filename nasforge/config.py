@@ -37,8 +37,8 @@ class SearchConfig:
     training: Dict[str, Any] = field(default_factory=lambda: {"epochs": 8})
     reward: Dict[str, Any] = field(default_factory=lambda: {"metric": "val_acc", "transform": "cube"})
     # name: auto (inline for tabular benchmarks, local otherwise), inline, local or ray; workers,
-    # threads_per_worker, trial_timeout (s), memory_limit_mb, retries (of lost trials), address,
-    # cpus_per_trial, gpus_per_trial
+    # threads_per_worker, trial_timeout (s), memory_limit_mb, retries (of lost trials),
+    # recycle_after (local: trials per worker process), address, cpus_per_trial, gpus_per_trial
     execution: Dict[str, Any] = field(default_factory=lambda: {"name": "auto"})
 
     def to_dict(self) -> Dict[str, Any]:

@@ -270,6 +270,7 @@ class _Loop:
         self.histories = [(t.number, t.metrics["val_acc_history"]) for t in store.trials(["COMPLETE", "PRUNED"])
                           if "val_acc_history" in t.metrics] if self.pruning is not None else []
         self.done = store.count_finished()  # progress is kept here, not queried from the store per trial
+        self.numbers_used = store.numbers_used()  # budget slots taken, likewise
         best = store.best(1, self.objective.direction)
         self.best: Optional[TrialRecord] = best[0] if best else None
 
@@ -324,9 +325,10 @@ class _Loop:
                 self.submit(trial_id, _Running(old.number, old.attempt + 1, tuple(old.tokens), old.arch_hash,
                                                old.seed, old.info))
                 continue
-            number = self.store.numbers_used()
+            number = self.numbers_used
             if number >= self.config.budget:
                 return
+            self.numbers_used += 1
             proposal = self.strategy.ask()
             seed = trial_seed(self.config.seed, number)
             try:

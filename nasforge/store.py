@@ -53,10 +53,13 @@ CREATE TABLE IF NOT EXISTS strategy_states (
     trial_id INTEGER,
     keep INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
-    state BLOB NOT NULL,
-    blobs TEXT NOT NULL DEFAULT '{}'
+    state BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS strategy_states_unkept ON strategy_states (id) WHERE keep = 0;
 CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state_blobs (state_id INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS state_blobs_state ON state_blobs (state_id);
+CREATE INDEX IF NOT EXISTS state_blobs_hash ON state_blobs (hash);
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     trial_id INTEGER NOT NULL,
@@ -74,8 +77,11 @@ MIGRATIONS = {
         "ALTER TABLE trials ADD COLUMN worker TEXT",
         "CREATE INDEX IF NOT EXISTS trials_objective ON trials (objective)",
         # large parts of strategy states (a controller's weights), stored once however many states share them
-        "ALTER TABLE strategy_states ADD COLUMN blobs TEXT NOT NULL DEFAULT '{}'",
+        "CREATE INDEX IF NOT EXISTS strategy_states_unkept ON strategy_states (id) WHERE keep = 0",
         "CREATE TABLE IF NOT EXISTS blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS state_blobs (state_id INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS state_blobs_state ON state_blobs (state_id)",
+        "CREATE INDEX IF NOT EXISTS state_blobs_hash ON state_blobs (hash)",
     ],
 }
 
@@ -226,6 +232,7 @@ class Store:
             trial_id = int(cur.lastrowid)
             if strategy_state is not None:
                 self._save_state(trial_id, strategy_state, keep=False)
+        self._committed(strategy_state)
         return trial_id
 
     def finish_trial(self, trial_id: int, state: str, metrics: Dict[str, Any], objective: Optional[float],
@@ -243,6 +250,7 @@ class Store:
             )
             if strategy_state is not None:
                 self._save_state(trial_id, strategy_state, keep=keep_state)
+        self._committed(strategy_state)
 
     def mark_interrupted(self, reason: str) -> List[int]:
         """Turn RUNNING trials into FAILED ones that still need a retry; return their ids."""
@@ -309,35 +317,52 @@ class Store:
                            row["worker"])
 
     # ---- strategy states ----------------------------------------------------------------------
+    def _committed(self, strategy_state: Optional[Dict[str, Any]]) -> None:
+        """After a commit: the blobs of the state just saved are known to be stored."""
+        if strategy_state is not None:
+            self._newest_blobs = self._pending_blobs
+
     def _save_state(self, trial_id: Optional[int], state: Dict[str, Any], keep: bool) -> None:
         """Large ``bytes`` values of the state (a strategy's pre-serialised weights) go to the blobs
-        table once, by content hash: between two controller updates every saved state shares them."""
-        small, refs, new_blob = {}, {}, False
+        table once, by content hash: between two controller updates every saved state shares them.
+        Only the newest state and the ones marked ``keep`` stay; a blob goes with its last state."""
+        small, refs = {}, {}
+        newest = getattr(self, "_newest_blobs", {})  # key -> (bytes, hash) of the newest state, still stored
         for key, value in state.items():
             if isinstance(value, bytes) and len(value) >= BLOB_BYTES:
+                if key in newest and newest[key][0] is value:  # unchanged since the last save: no hashing
+                    refs[key] = newest[key][1]
+                    continue
                 digest = hashlib.sha1(value).hexdigest()
-                cur = self.conn.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, value))
-                new_blob = new_blob or cur.rowcount > 0
+                if self.conn.execute("SELECT 1 FROM blobs WHERE hash = ?", (digest,)).fetchone() is None:
+                    self.conn.execute("INSERT INTO blobs (hash, data) VALUES (?, ?)", (digest, value))
                 refs[key] = digest
             else:
                 small[key] = value
-        self.conn.execute(
-            "INSERT INTO strategy_states (trial_id, keep, created, state, blobs) VALUES (?, ?, ?, ?, ?)",
-            (trial_id, int(keep), time.time(), _dump_state(small), json.dumps(refs)))
-        # the newest state is always kept; older ones only when marked (e.g. after an update)
-        self.conn.execute(
-            "DELETE FROM strategy_states WHERE keep = 0 AND id < (SELECT MAX(id) FROM strategy_states)")
-        if new_blob:  # a blob no state refers to any more goes too
-            self.conn.execute(
-                "DELETE FROM blobs WHERE hash NOT IN "
-                "(SELECT j.value FROM strategy_states AS s, json_each(s.blobs) AS j)")
+        cur = self.conn.execute("INSERT INTO strategy_states (trial_id, keep, created, state) VALUES (?, ?, ?, ?)",
+                                (trial_id, int(keep), time.time(), _dump_state(small)))
+        new_id = int(cur.lastrowid)
+        self.conn.executemany("INSERT INTO state_blobs (state_id, key, hash) VALUES (?, ?, ?)",
+                              [(new_id, key, digest) for key, digest in refs.items()])
+        self._pending_blobs = {key: (state[key], digest) for key, digest in refs.items()}
+        old = [r[0] for r in self.conn.execute(
+            "SELECT id FROM strategy_states WHERE keep = 0 AND id < ?", (new_id,))]  # the partial index
+        if not old:
+            return
+        marks = ", ".join("?" for _ in old)
+        hashes = {r[0] for r in self.conn.execute(f"SELECT hash FROM state_blobs WHERE state_id IN ({marks})", old)}
+        self.conn.execute(f"DELETE FROM strategy_states WHERE id IN ({marks})", old)
+        self.conn.execute(f"DELETE FROM state_blobs WHERE state_id IN ({marks})", old)
+        for digest in hashes:
+            self.conn.execute("DELETE FROM blobs WHERE hash = ? AND NOT EXISTS "
+                              "(SELECT 1 FROM state_blobs WHERE hash = ?)", (digest, digest))
 
     def latest_strategy_state(self) -> Optional[Dict[str, Any]]:
-        row = self.conn.execute("SELECT state, blobs FROM strategy_states ORDER BY id DESC LIMIT 1").fetchone()
+        row = self.conn.execute("SELECT id, state FROM strategy_states ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
-        state = _load_state(row[0])
-        for key, digest in json.loads(row[1]).items():
+        state = _load_state(row[1])
+        for key, digest in self.conn.execute("SELECT key, hash FROM state_blobs WHERE state_id = ?", (row[0],)):
             blob = self.conn.execute("SELECT data FROM blobs WHERE hash = ?", (digest,)).fetchone()
             if blob is None:
                 raise StoreError(f"{self.path}: the saved strategy state refers to a missing blob {digest}")

@@ -197,3 +197,22 @@ def test_search_on_a_real_local_ray_instance(tmp_path):
     assert all(t.worker.startswith("ray:") for t in trials)
     spans = sorted((t.started, t.finished) for t in trials)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
+def test_a_worker_that_cannot_build_its_estimator_stops_the_search_with_the_reason(tmp_path):
+    config = faulty_config(tmp_path, [], budget=2)
+    recipe = EstimatorRecipe({**config.to_dict(), "plugins": ["no_such_plugin_module"]})
+    executor = create_executor("local", workers=1)
+    with pytest.raises(Exception, match="no_such_plugin_module"):
+        executor.start(recipe)
+    assert executor.running() == 0 and not executor.pool
+
+
+def test_workers_are_recycled_after_the_configured_number_of_trials(tmp_path):
+    config = synthetic_config(budget=7, workers=1, seconds=0.0, recycle_after=3)
+    run_search(config, tmp_path / "exp")
+    with Store(store_path(tmp_path / "exp")) as store:
+        workers = [t.worker for t in store.trials()]
+    assert workers == ["local-1"] * 3 + ["local-2"] * 3 + ["local-3"]
+    with pytest.raises(ValueError, match="recycle_after"):
+        create_executor("local", recycle_after=0)

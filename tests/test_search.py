@@ -177,10 +177,12 @@ def test_a_search_stored_by_an_older_version_resumes(tmp_path, mnist1d_slice):
         config.pop(key)
     con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),))
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    con.execute("DROP TABLE blobs")
+    for table in ("blobs", "state_blobs"):
+        con.execute(f"DROP TABLE {table}")
+    for index in ("strategy_states_unkept", "trials_objective"):
+        con.execute(f"DROP INDEX {index}")
     for column in ("feasible", "worker"):
         con.execute(f"ALTER TABLE trials DROP COLUMN {column}")
-    con.execute("ALTER TABLE strategy_states DROP COLUMN blobs")
     con.commit()
     con.close()
     with pytest.raises(ConfigError, match="strategy.batch_size"):  # what differs is still named

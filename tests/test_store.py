@@ -138,3 +138,21 @@ def test_a_version_1_store_is_migrated_in_place_without_losing_anything(tmp_path
     with Store(path, create=False) as again:  # opening a migrated store changes nothing more
         assert again.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert again.trials()[0].worker == "local-1"
+
+
+def test_large_state_parts_are_stored_once_and_dropped_with_their_last_state(tmp_path):
+    weights_a, weights_b = b"a" * 10_000, b"b" * 10_000
+    with Store(tmp_path / "s.sqlite") as s:
+        blobs = lambda: s.conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]  # noqa: E731
+        for i in range(5):  # five states between two updates share one copy of the weights
+            tid = s.add_trial(i, [i], f"h{i}", 0, {}, strategy_state={"policy": weights_a, "step": i})
+        assert blobs() == 1 and s.latest_strategy_state() == {"policy": weights_a, "step": 4}
+        s.finish_trial(tid, "COMPLETE", {}, 0.5, 0.5, strategy_state={"policy": weights_b, "step": 5},
+                       keep_state=True)  # an update, kept
+        assert blobs() == 1  # nothing refers to weights_a any more
+        assert s.latest_strategy_state() == {"policy": weights_b, "step": 5}
+        s.add_trial(9, [9], "h9", 0, {}, strategy_state={"policy": weights_a, "step": 6})
+        s.add_trial(10, [10], "h10", 0, {}, strategy_state={"policy": weights_a, "step": 7})
+        assert blobs() == 2  # weights_b stays with its kept state
+        assert s.count_strategy_states() == 2
+        assert s.latest_strategy_state() == {"policy": weights_a, "step": 7}

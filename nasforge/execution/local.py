@@ -7,7 +7,10 @@ resident memory passes ``memory_limit_mb`` is killed and gives a ``timeout`` / `
 outcome; in every case a fresh worker takes its place and the search goes on.
 
 Torch threads per worker default to cores // workers, so workers x threads never exceeds the
-cores: two workers each with two threads on a 2-core machine would slow both down.
+cores: two workers each with two threads on a 2-core machine would slow both down. A worker is
+replaced after ``recycle_after`` trials (200 by default): a worker's resident memory was
+measured to creep up by a few MiB per hundred trials of real training (caches inside the
+libraries, not the search's objects), and a fresh process bounds it for any search length.
 """
 
 from __future__ import annotations
@@ -75,6 +78,20 @@ def _worker_main(conn: Connection, recipe: EstimatorRecipe, threads: int, name: 
             conn.send(("outcome", outcome))
         except (BrokenPipeError, OSError):
             return
+        release_memory()
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system between trials: the allocator otherwise keeps the
+    high-water mark of the largest child so far, which looks like a leak and counts against the
+    memory limit of every later trial. (No gc.collect here: it costs tens of milliseconds with
+    torch loaded, and Python's own thresholds collect cycles anyway.)"""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def resident_mb(pid: int) -> Optional[float]:
@@ -97,6 +114,7 @@ class _Worker:
     ready: bool = False
     task: Optional[Task] = None
     started: Optional[float] = None  # when the current task began running (after set-up)
+    finished: int = 0  # tasks this worker has completed
 
 
 @EXECUTORS.register("local")
@@ -105,8 +123,12 @@ class LocalExecutor(Executor):
 
     def __init__(self, workers: int = 1, trial_timeout: Optional[float] = None,
                  memory_limit_mb: Optional[float] = None, threads_per_worker: Optional[int] = None,
-                 **settings: Any):
+                 recycle_after: Optional[int] = 200, **settings: Any):
         super().__init__(workers, trial_timeout, memory_limit_mb)
+        if recycle_after is not None and (not isinstance(recycle_after, int) or isinstance(recycle_after, bool)
+                                          or recycle_after < 1):
+            raise ValueError(f"[execution] recycle_after must be a positive integer or none, got {recycle_after!r}")
+        self.recycle_after = recycle_after
         if threads_per_worker is not None and (not isinstance(threads_per_worker, int)
                                                or isinstance(threads_per_worker, bool) or threads_per_worker < 1):
             raise ValueError(f"[execution] threads_per_worker must be a positive integer, got {threads_per_worker!r}")
@@ -129,6 +151,8 @@ class LocalExecutor(Executor):
         return _Worker(name, process, ours)
 
     def _replace(self, worker: _Worker) -> None:
+        if worker not in self.pool:  # already replaced (a result and its worker's death seen together)
+            return
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=10)
@@ -136,8 +160,19 @@ class LocalExecutor(Executor):
         self.pool[self.pool.index(worker)] = self._spawn()
 
     def start(self, recipe: EstimatorRecipe, estimator=None) -> None:
+        """Spawn the workers and wait until each has built its estimator, so that a trial's
+        recorded time is its own and a worker that cannot start stops the search at once."""
         self.recipe = recipe
         self.pool = [self._spawn() for _ in range(self.workers)]
+        for worker in self.pool:
+            while not worker.ready:
+                if worker.conn.poll(1.0) and self._receive(worker):
+                    continue
+                worker.process.join(timeout=0.1)
+                if not worker.process.is_alive():
+                    code = worker.process.exitcode
+                    self.shutdown()
+                    raise WorkerSetupError(f"a worker process exited while starting (exit code {code})")
 
     # ---- tasks --------------------------------------------------------------------------------
     def running(self) -> int:
@@ -174,6 +209,9 @@ class LocalExecutor(Executor):
             raise WorkerSetupError(f"a worker could not build the estimator: {payload}")
         elif kind == "outcome" and worker.task is not None and payload.trial_id == worker.task.trial_id:
             self._finish(worker, payload)
+            worker.finished += 1
+            if self.recycle_after is not None and worker.finished >= self.recycle_after:
+                self._replace(worker)  # a fresh process bounds whatever memory libraries keep
         return True
 
     def _check(self, worker: _Worker) -> None:

@@ -1,7 +1,8 @@
 """The Ray executor: each evaluation is a Ray task with declared resources, for a cluster.
 
 ``address`` joins an existing cluster (``ray start --head`` on one node, ``ray start
---address=...`` on the others); without it a local Ray instance is started on this machine.
+--address=...`` on the others); without it a local Ray instance is started on this machine,
+listening on loopback only.
 Results come back to the driver, which alone writes the store. Each Ray worker process builds
 the estimator once per search (cached by the recipe's key) and keeps it for later tasks.
 
@@ -68,7 +69,8 @@ class RayExecutor(Executor):
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(num_cpus=max(self.workers, 1) * max(self.cpus_per_trial, 1.0),
-                         include_dashboard=False, log_to_driver=False)
+                         include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1")  # a private instance: loopback only
             self.ours = True
         if self.memory_limit_mb is not None:
             self.options = {"memory": int(self.memory_limit_mb * 1024 * 1024)}
