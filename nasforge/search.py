@@ -303,8 +303,8 @@ class _Loop:
             raise
         finally:
             self.executor.shutdown()
-            if self.running and reason is not None:  # left RUNNING they would be retried on resume
-                self.store.mark_interrupted(reason)
+            if reason is not None:  # every RUNNING row is this run's (the driver alone writes), even one
+                self.store.mark_interrupted(reason)  # recorded a moment before the interrupt
         trials = self.store.trials()
         return SearchResult(
             self.experiment,
