@@ -367,8 +367,9 @@ class _Loop:
         if outcome.kind in RETRYABLE and run.attempt < self.retries_allowed:
             self.store.finish_trial(outcome.trial_id, "FAILED", metrics, None, None, error,
                                     needs_retry=True, worker=outcome.worker)
-            self.retries.append(self.store.trial(outcome.trial_id))
-            self.report(self.store.trial(outcome.trial_id))
+            record = self.store.trial(outcome.trial_id)
+            self.retries.append(record)
+            self.report(record)
             return
         if evaluation is not None:
             state, value, reward, feasible = "COMPLETE", evaluation.value, evaluation.reward, evaluation.feasible

@@ -38,6 +38,7 @@ from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.metrics import count_flops, count_params, register_metric
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
+from .train import resolve_device
 
 JACOB_COV_K = 1e-5
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -265,8 +266,7 @@ class ZeroCostEstimator(Estimator):
         self.num_batches = num_batches
         self.batch_seed = batch_seed
         self.proxies = proxies
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
+        self.device = resolve_device(device)
         self.data: Optional[Dataset] = None
 
     def setup(self, space: SearchSpace, data: Optional[Dataset] = None) -> None:
