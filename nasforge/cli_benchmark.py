@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 
 from .config import ConfigError, parse_value
 
+NOT_COMPARED_HELP = "enumerate and predictor-filter"  # runner.NOT_COMPARED, without importing torch for --help
+
 
 def _names(values: Optional[List[str]]) -> List[str]:
     """``a,b c`` -> [a, b, c]: lists may be comma- or space-separated."""
@@ -42,7 +44,7 @@ def parse_settings(items: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
 
 
 def plan_from_args(args: argparse.Namespace):
-    from .benchmarking.runner import BenchmarkPlan
+    from .benchmarking.runner import BenchmarkPlan, compared_strategies
 
     if args.seed_list is not None:
         seeds = _numbers(args.seed_list, int, "--seed-list")
@@ -52,7 +54,7 @@ def plan_from_args(args: argparse.Namespace):
         seeds = list(range(args.seeds))
     budget = None if args.budget_seconds is not None else (args.budget if args.budget is not None else 300)
     plan = BenchmarkPlan(
-        strategies=_names(args.strategies) or ["all"],
+        strategies=_names(args.strategies) or compared_strategies(),
         benchmarks=_names(args.benchmarks) or ["nb201-cifar10"],
         seeds=seeds, budget=budget, budget_seconds=args.budget_seconds,
         checkpoints=_numbers(args.checkpoints, float, "--checkpoints") if args.checkpoints else None,
@@ -108,7 +110,8 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
                     "the test metric of the best-by-validation architecture and its regret against the best "
                     "test metric in the table, at a few budgets. Reward: val_acc, identity transform.")
     p.add_argument("--strategies", nargs="+", metavar="NAME",
-                   help="strategy names, comma- or space-separated, or all (default: all registered)")
+                   help=f"strategy names, comma- or space-separated, or all (default: every registered search "
+                        f"strategy except {NOT_COMPARED_HELP})")
     p.add_argument("--benchmarks", nargs="+", metavar="NAME",
                    help="nb201-cifar10 (default), nbgraph-<dataset>, nbgraph-all or all")
     seeds = p.add_mutually_exclusive_group()

@@ -223,3 +223,29 @@ def test_cli_runs_and_writes(cli_main, capsys, tmp_path):
     text = capsys.readouterr().out
     assert "regret @5q" in text and "nbgraph-proteins" in text
     assert cli_main(["benchmark", "--strategies", "random", "--out", str(out)]) == 2  # never overwrites
+
+
+def test_the_harness_defaults_apply_under_the_settings_given_and_are_recorded(small_result):
+    from nasforge.benchmarking.runner import TABULAR_DEFAULTS
+
+    assert TABULAR_DEFAULTS["reinforce"]["learning_rate"] == 0.02
+    runs = {r["strategy"]: r for r in small_result.runs}
+    # batch_size was given; the rest of the harness defaults fill in around it
+    assert runs["reinforce"]["settings"] == {**TABULAR_DEFAULTS["reinforce"], "batch_size": 4}
+    assert runs["random"]["settings"] == {}
+    paper = BenchmarkPlan(["reinforce"], ["nb201-cifar10"], [0], budget=5,
+                          settings={"reinforce": {"learning_rate": 0.0006}}).tasks()[0]
+    assert paper.settings["learning_rate"] == 0.0006 and paper.settings["entropy_weight"] == 0.003
+
+
+def test_a_comparison_runs_the_search_strategies_unless_told_otherwise():
+    from nasforge.benchmarking.runner import NOT_COMPARED, compared_strategies
+    from nasforge.cli_benchmark import NOT_COMPARED_HELP, plan_from_args
+
+    assert set(compared_strategies()) == set(STRATEGIES.names()) - set(NOT_COMPARED)
+    assert {"random", "reinforce", "bananas", "tpe"} <= set(compared_strategies())
+    assert NOT_COMPARED_HELP == " and ".join(NOT_COMPARED)  # the --help text names the same ones
+    parser = argparse.ArgumentParser()
+    add_benchmark_parser(parser.add_subparsers())
+    assert plan_from_args(parser.parse_args(["benchmark"])).strategies == compared_strategies()
+    assert "enumerate" in resolve_strategies(["all"])

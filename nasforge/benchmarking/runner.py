@@ -53,6 +53,32 @@ DEFAULT_CHECKPOINTS = (50, 100, 300)
 MAX_QUERIES = 1_000_000  # a budget in simulated seconds on free queries would never end
 QUERIES, SECONDS = "queries", "seconds"
 
+# Settings a tabular comparison uses unless ``settings`` (``--set``) says otherwise. The
+# strategies' own defaults stay as published: REINFORCE keeps Zoph & Le's learning rate 0.0006
+# and m = 8, made for thousands of children, with which a few hundred queries leave the policy
+# near uniform (it ties random search). These were chosen on the tuning benchmarks only
+# (nb201-cifar10, nbgraph-cora/citeseer/pubmed; docs/benchmarks-tabular.md, "Tuning").
+TABULAR_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "reinforce": {"learning_rate": 0.02, "batch_size": 4, "entropy_weight": 0.003},
+}
+
+
+# Registered, but left out unless named (or ``all``): not searches to compare on a table.
+NOT_COMPARED = {
+    "enumerate": "walks the space in order (for `nasforge tabulate`)",
+    "predictor-filter": "refits its predictor for every batch of proposals (about 70 s per 300-query run)",
+}
+
+
+def compared_strategies() -> List[str]:
+    """The strategies a comparison runs by default: every registered one but ``NOT_COMPARED``."""
+    return [name for name in STRATEGIES.names() if name not in NOT_COMPARED]
+
+
+def tabular_settings(strategy: str, given: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The settings a run of ``strategy`` gets: the harness defaults, overridden by ``given``."""
+    return {**TABULAR_DEFAULTS.get(strategy, {}), **(given or {})}
+
 
 # ---- names --------------------------------------------------------------------------------------
 def tabular_benchmarks() -> List[str]:
@@ -175,7 +201,7 @@ class BenchmarkPlan:
                                   f"({', '.join(self.strategies)})")
         for name in self.strategies:
             try:
-                create_strategy(name, **self.settings.get(name, {}))  # constructors check settings
+                create_strategy(name, **tabular_settings(name, self.settings.get(name)))  # constructors check
             except TypeError as exc:
                 raise ConfigError(f"strategy {name}: {exc}") from None
         try:
@@ -192,7 +218,7 @@ class BenchmarkPlan:
                 raise ConfigError(f"benchmark {b} has no {missing} (constraints and record must name its columns)")
 
     def tasks(self) -> List[RunSpec]:
-        return [RunSpec(b, s, int(seed), dict(self.settings.get(s, {})), self.budget, self.budget_seconds,
+        return [RunSpec(b, s, int(seed), tabular_settings(s, self.settings.get(s)), self.budget, self.budget_seconds,
                         self.failure_penalty, self.reward, tuple(self.record))
                 for b in self.benchmarks for s in self.strategies for seed in self.seeds]
 
