@@ -86,7 +86,7 @@ class PPO(Strategy):
         with torch.no_grad():  # re-initialise from our own generator: no global RNG
             for p in self.controller.parameters():
                 p.copy_(torch.rand(p.shape, generator=init) * 2 * s["init_range"] - s["init_range"])
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=s["learning_rate"])
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=s["learning_rate"], foreach=True)
         self.generator = torch.Generator().manual_seed(self.seed + 1)
         self.baseline: Optional[float] = None
         self.buffer: List[Tuple[Tokens, float, float]] = []  # (tokens, reward, old log-prob)
