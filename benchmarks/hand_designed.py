@@ -1,10 +1,10 @@
 """What the chain-cnn space can reach on MNIST-1D: a hand-written architecture, retrained.
 
 Four stride-1 convolutions of 64 filters in a plain chain with a flatten readout, expressed as
-chain-cnn tokens and trained exactly as `nasforge retrain` does (60 epochs on train+validation),
+chain-cnn tokens and trained exactly as `nasforge retrain` does (its recipe, on train+validation),
 then tested on the 1,000 held-out signals. A reference point for the search's results.
 
-    python benchmarks/hand_designed.py [--seeds 0 1 2] [--epochs 60]
+    python benchmarks/hand_designed.py [--seeds 0 1 2] [--epochs 60] [--shift 0]
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 import statistics
 
 from nasforge.data import load_dataset
-from nasforge.estimators.train import TrainRecipe, retrain_and_test
+from nasforge.config import SearchConfig
+from nasforge.estimators.train import retrain_and_test, retrain_recipe
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
 LAYERS = [("conv", 5, 64), ("conv", 5, 64), ("conv", 5, 64), ("conv", 3, 64)]
@@ -34,13 +35,15 @@ def tokens(space: ChainCNNSpace):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, help="default: nasforge retrain's")
+    parser.add_argument("--shift", type=int, help="default: nasforge retrain's (0: off)")
     args = parser.parse_args()
     space = ChainCNNSpace(num_layers=6, dims=1)
     data = load_dataset("mnist1d")
+    recipe = retrain_recipe(SearchConfig().training, args.epochs, args.shift)
     accs = []
     for seed in args.seeds:
-        _, metrics = retrain_and_test(space, tokens(space), data, TrainRecipe(epochs=args.epochs), seed)
+        _, metrics = retrain_and_test(space, tokens(space), data, recipe, seed)
         accs.append(metrics["test_acc"])
         print(json.dumps({"seed": seed, **metrics}), flush=True)
     print(f"architecture: {space.summary(tokens(space))}")

@@ -7,8 +7,9 @@ For each seed:
 2. candidates (the distinct architectures of the last trials and fresh samples of the final
    controller) ranked by the shared weights on the whole validation split;
 3. the top-k trained from scratch by the ordinary estimator (``train``: 8 epochs, validation
-   accuracy), the best of them retrained with ``nasforge retrain``'s recipe (60 epochs on
-   train+validation) and tested. Nothing before the last step looks at the test split.
+   accuracy), the best of them retrained for 60 epochs on train+validation without augmentation
+   (the recipe the full search's reference figure used; ``nasforge retrain`` now trains longer,
+   with shifts) and tested. Nothing before the last step looks at the test split.
 
 Baseline in the same run: random search with the ordinary estimator at the same child-epoch budget,
 its best architecture retrained and tested the same way. The full search it is all measured against

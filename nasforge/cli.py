@@ -18,13 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_objectives import add_objective_flags, request_measurements, reward_overrides
-from .config import ConfigError, SearchConfig, load_config_file, parse_value
+from .config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError, SearchConfig, load_config_file, parse_value
 from .data.datasets import DataError
 from .registry import UnknownNameError
 from .store import StoreError
 
 RUNS = Path("runs")
-RETRAIN_EPOCHS = 60
 LATEST = RUNS / "latest"
 
 USER_ERRORS = (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
@@ -156,6 +155,7 @@ FLAG_TARGETS = {
     "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
     "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
     "weight_decay": "training.weight_decay", "schedule": "training.schedule",
+    "shift": "training.shift", "label_smoothing": "training.label_smoothing",
     "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
     "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
     "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
@@ -320,11 +320,11 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Sequence[int], console: Console,
-             device: Optional[str]):
+             device: Optional[str], shift: Optional[int] = None, label_smoothing: Optional[float] = None):
     import numpy as np
 
     from .data.datasets import load_dataset
-    from .estimators.train import TrainRecipe, retrain_and_test
+    from .estimators.train import retrain_and_test, retrain_recipe
     from .report.model_files import save_model
 
     from .search import is_tabular
@@ -336,16 +336,17 @@ def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Seque
     data = load_dataset(config["dataset"])
     if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
         raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")
-    fields = TrainRecipe.__dataclass_fields__
-    recipe = TrainRecipe(**{k: v for k, v in config["training"].items() if k in fields})
-    recipe.epochs = epochs if epochs is not None else RETRAIN_EPOCHS
-    recipe.check()
+    try:
+        recipe = retrain_recipe(config["training"], epochs, shift, label_smoothing)
+    except ValueError as exc:
+        raise ConfigError(f"retrain: {exc}") from None
     device = device or config["training"].get("device", "auto")
     results = []
     first_dir = None
     for seed in seeds:
         console.print(f"retraining trial {trial.number} on train+validation ({len(data.y_train)} samples), "
-                      f"{recipe.epochs} epochs, seed {seed} ...")
+                      f"{recipe.epochs} epochs, shift {recipe.shift}, label smoothing {recipe.label_smoothing}, "
+                      f"seed {seed} ...")
         model, metrics = retrain_and_test(space, tuple(trial.tokens), data, recipe, seed, device)
         out = experiment / "retrain" / f"trial-{trial.number}-seed-{seed}"
         save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics})
@@ -367,7 +368,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         config, space = _space_of(store)
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
         seeds = list(range(args.seed, args.seed + args.seeds))
-        results, accs, _ = _retrain(experiment, store, trial, args.epochs, seeds, console, args.device)
+        results, accs, _ = _retrain(experiment, store, trial, args.epochs, seeds, console, args.device, args.shift,
+                                    args.label_smoothing)
         table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
         for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
             table.add_column(col, justify="right")
@@ -447,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, help="child learning rate (0.003)")
     g.add_argument("--weight-decay", type=float, help="weight decay (0.01)")
     g.add_argument("--schedule", help="onecycle (default), cosine or constant")
+    g.add_argument("--shift", type=int, help="augmentation: random circular shift of up to N samples/pixels (0: off)")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss (0)")
     g.add_argument("--val-fraction", type=float, help="share of the training data held out for rewards (0.2)")
     g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
     g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
@@ -485,7 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retrain", help="train the best architecture from scratch and test it")
     r.add_argument("--experiment", help="experiment directory (default: the latest search)")
     r.add_argument("--trial", type=int, help="trial number (default: the best)")
-    r.add_argument("--epochs", type=int, help="epochs (default 60)")
+    r.add_argument("--epochs", type=int, help=f"epochs (default {RETRAIN_EPOCHS})")
+    r.add_argument("--shift", type=int, help="augmentation: shift each training example by up to N samples/pixels "
+                                             "along each axis, wrapping around (default: the search's, 0)")
+    r.add_argument("--label-smoothing", type=float,
+                   help=f"label smoothing of the training loss; 0 turns it off (default {RETRAIN_LABEL_SMOOTHING})")
     r.add_argument("--seed", type=int, default=0, help="first seed (0)")
     r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
     r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")

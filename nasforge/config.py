@@ -17,6 +17,10 @@ SECTIONS = ("space", "strategy", "training", "reward", "execution")
 # how a search runs, not what it searches: a resumed search may change these
 RUN_ONLY = ["budget", "max_consecutive_failures", "execution"]
 TOP_LEVEL = ("dataset", "budget", "seed", "max_consecutive_failures", "plugins")
+# `nasforge retrain`: the final training of a found architecture (children get 8 epochs and no
+# label smoothing); chosen on MNIST-1D's validation split (docs/benchmarks.md)
+RETRAIN_EPOCHS = 60
+RETRAIN_LABEL_SMOOTHING = 0.1
 
 
 class ConfigError(ValueError):

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.metrics import (classification_report, count_flops, count_flops_with_pooling, count_params,
                                   measure_latency, measure_peak_memory, model_size_bytes)
 from ..spaces.base import SearchSpace, Tokens
+from .augment import random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .fidelity import Pruning, keep_going
 
@@ -84,6 +86,8 @@ class TrainRecipe:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"
+    shift: int = 0  # augmentation: random circular shift of up to this many samples/pixels per axis
+    label_smoothing: float = 0.0
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -98,6 +102,10 @@ class TrainRecipe:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
         if self.weight_decay < 0:
             raise ValueError(f"weight decay must be non-negative, got {self.weight_decay}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
+            raise ValueError(f"shift must be a non-negative whole number of samples/pixels, got {self.shift!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -153,7 +161,8 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(batches):
             idx = perm[b * recipe.batch_size : (b + 1) * recipe.batch_size]
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            xb = random_shift(xt[idx], recipe.shift, gen)
+            loss = nn.functional.cross_entropy(model(xb), yt[idx], label_smoothing=recipe.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrialFailed(f"training loss became {float(loss)} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
@@ -275,6 +284,22 @@ class TrainEstimator(Estimator):
         return {**metrics, **self.probe.metrics(model, self.data.input_shape)}
 
 
+def retrain_recipe(training: Dict[str, Any], epochs: Optional[int] = None, shift: Optional[int] = None,
+                   label_smoothing: Optional[float] = None) -> TrainRecipe:
+    """The final evaluation's recipe: the search's child training settings (``training``, a
+    config section) with a longer schedule and label smoothing, which short children do without.
+    ``epochs``, ``shift`` and ``label_smoothing`` override ``RETRAIN_EPOCHS``, the search's shift
+    (none by default) and ``RETRAIN_LABEL_SMOOTHING``; 0 turns either regulariser off."""
+    fields = TrainRecipe.__dataclass_fields__
+    recipe = TrainRecipe(**{k: v for k, v in training.items() if k in fields})
+    recipe.epochs = RETRAIN_EPOCHS if epochs is None else epochs
+    if shift is not None:
+        recipe.shift = shift
+    recipe.label_smoothing = RETRAIN_LABEL_SMOOTHING if label_smoothing is None else label_smoothing
+    recipe.check()
+    return recipe
+
+
 def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: TrainRecipe, seed: int,
                      device: str = "auto", probe: Optional[HardwareProbe] = None) -> Tuple[nn.Module, Dict[str, Any]]:
     """Train from scratch on train+validation and report test metrics (the final evaluation);
@@ -296,6 +321,8 @@ def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: 
         "flops": count_flops(model, data.input_shape),
         "train_seconds": seconds,
         "epochs": recipe.epochs,
+        "shift": recipe.shift,
+        "label_smoothing": recipe.label_smoothing,
         "seed": seed,
         **(probe.metrics(model, data.input_shape) if probe is not None else {}),
     }

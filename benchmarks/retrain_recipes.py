@@ -1,0 +1,89 @@
+"""Choose `nasforge retrain`'s recipe on the validation split, never the test split.
+
+For each experiment given, its best architecture is trained with each recipe on the training
+split that the search used (the validation signals held out) and scored on those validation
+signals. The recipes differ in epochs, random circular shifts and label smoothing; everything
+else is the search's child training.
+
+    python benchmarks/retrain_recipes.py benchmarks/results/quickstart-b300/reinforce-seed0 ... \\
+        [--recipes plain smooth shift3-e120 shift3-smooth-e120] [--seeds 0 1 2] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from nasforge.data import load_dataset
+from nasforge.data.datasets import split_validation
+from nasforge.estimators.train import TrainRecipe, predict, resolve_device, train_network
+from nasforge.spaces.base import create_space
+from nasforge.store import Store
+
+RECIPES = {
+    "plain": dict(epochs=60),
+    "shift3": dict(epochs=60, shift=3),
+    "shift3-e120": dict(epochs=120, shift=3),
+    "shift5-e120": dict(epochs=120, shift=5),
+    "smooth": dict(epochs=60, label_smoothing=0.1),
+    "smooth0.2": dict(epochs=60, label_smoothing=0.2),
+    "smooth-e120": dict(epochs=120, label_smoothing=0.1),
+    "shift3-smooth": dict(epochs=60, shift=3, label_smoothing=0.1),
+    "shift3-smooth-e120": dict(epochs=120, shift=3, label_smoothing=0.1),
+}
+
+
+def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
+    with Store(experiment / "trials.sqlite", create=False) as store:
+        config = store.config()
+        best = store.best(1)[0]
+    space = create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
+    training = config["training"]
+    data = load_dataset(config["dataset"])
+    (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
+                                        training.get("split_seed", 0))
+    fields = TrainRecipe.__dataclass_fields__
+    settings = {**{k: v for k, v in training.items() if k in fields}, **recipe}
+    torch.manual_seed(seed)
+    model = space.build(tuple(best.tokens), data.input_shape, data.num_classes)
+    device = resolve_device("auto")
+    train_network(model, x, y, TrainRecipe(**settings), seed, device)
+    return float((predict(model, torch.as_tensor(xv, device=device)).argmax(1) == yv).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="+", type=Path)
+    parser.add_argument("--recipes", nargs="+", default=["plain", "smooth", "shift3-e120", "shift3-smooth-e120"],
+                        choices=sorted(RECIPES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/retrain_recipes.json"))
+    args = parser.parse_args()
+    rows = []
+    for experiment in args.experiments:
+        for name in args.recipes:
+            for seed in args.seeds:
+                start = time.perf_counter()
+                acc = validation_accuracy(experiment, RECIPES[name], seed)
+                rows.append({"experiment": str(experiment), "recipe": name, "seed": seed, "val_acc": acc,
+                             "seconds": time.perf_counter() - start})
+                print(json.dumps(rows[-1]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %z"), "recipes": RECIPES,
+                                    "rows": rows}, indent=1))
+    print("\n| recipe | validation accuracy, mean (n) | per experiment |\n| --- | --- | --- |")
+    for name in args.recipes:
+        accs = [r["val_acc"] for r in rows if r["recipe"] == name]
+        per = [statistics.mean(r["val_acc"] for r in rows if r["recipe"] == name and r["experiment"] == str(e))
+               for e in args.experiments]
+        print(f"| {name} | {100 * statistics.mean(accs):.2f}% ({len(accs)}) | "
+              f"{', '.join(f'{100 * p:.2f}' for p in per)} |")
+
+
+if __name__ == "__main__":
+    main()
