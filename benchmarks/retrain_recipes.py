@@ -39,12 +39,14 @@ RECIPES = {
 
 
 def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
+    """The experiment's best architecture trained with ``recipe`` on the search's training split,
+    scored on its validation split."""
     with Store(experiment / "trials.sqlite", create=False) as store:
         config = store.config()
         best = store.best(1)[0]
     space = create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
     training = config["training"]
-    data = load_dataset(config["dataset"])
+    data = load_dataset(config["dataset"])  # cached on disk after the first load
     (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
                                         training.get("split_seed", 0))
     fields = TrainRecipe.__dataclass_fields__

@@ -247,7 +247,8 @@ def write_summary(args, out: Path, results: List[BenchmarkResult], check: Dict[s
     when = "tables rewritten" if args.tables_only else "date"
     text = [f"{when}: {time.strftime('%Y-%m-%d %H:%M %z')}; commit {commit} (plus uncommitted work); "
             f"machine: {machine()}",
-            f"strategies: {', '.join(args.strategies)}; {args.seeds} seeds from {args.first_seed} x {args.budget} queries",
+            f"strategies: {', '.join(args.strategies)}; {args.seeds} seeds from {args.first_seed} "
+            f"x {args.budget} queries",
             *(f"{r.plan.benchmarks[0] if len(r.plan.benchmarks) == 1 else 'nbgraph (9 datasets)'}: "
               f"{len(r.runs)} runs, wall {r.wall_s:.1f} s on {r.workers} workers" for r in results),
             "", "run time per strategy (summed over runs; the sweep's wall time is about this over the workers):",
