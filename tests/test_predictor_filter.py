@@ -18,12 +18,7 @@ from nasforge.strategies.predictor_filter import PredictorFilter  # noqa: F401  
 SETTINGS = {"warmup": 5, "num_candidates": 8, "predictor_settings": {"n_estimators": 30}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reward_of(tokens) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.predictors import PREDICTORS, create_predictor, encode, encode_many, rank_correlation
@@ -14,12 +13,7 @@ from nasforge.spaces import create_space
 FAST = {"mlp-ensemble": {"train_steps": 200}, "gbt": {}, "gp": {"restarts": 0}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

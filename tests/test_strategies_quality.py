@@ -13,7 +13,6 @@ import statistics
 
 import numpy as np
 import pytest
-import torch
 
 import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.estimators.base import create_estimator
@@ -55,12 +54,7 @@ class SameArchitecture(Strategy):
         pass
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def best_found(strategy: Strategy, space, reward, budget: int, seed: int) -> float:

@@ -19,12 +19,7 @@ from nasforge.estimators.zero_cost import (
 from nasforge.spaces import create_space
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _two_layer(bias=False, norm=False):
