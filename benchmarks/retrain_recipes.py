@@ -21,7 +21,7 @@ import torch
 
 from nasforge.data import load_dataset
 from nasforge.data.datasets import split_validation
-from nasforge.estimators.train import TrainRecipe, predict, resolve_device, train_network
+from nasforge.estimators.train import predict, resolve_device, retrain_recipe, train_network
 from nasforge.spaces.base import create_space
 from nasforge.store import Store
 
@@ -49,12 +49,11 @@ def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
     data = load_dataset(config["dataset"])  # cached on disk after the first load
     (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
                                         training.get("split_seed", 0))
-    fields = TrainRecipe.__dataclass_fields__
-    settings = {**{k: v for k, v in training.items() if k in fields}, **recipe}
+    settings = retrain_recipe(training, recipe["epochs"], recipe.get("shift", 0), recipe.get("label_smoothing", 0.0))
     torch.manual_seed(seed)
     model = space.build(tuple(best.tokens), data.input_shape, data.num_classes)
     device = resolve_device("auto")
-    train_network(model, x, y, TrainRecipe(**settings), seed, device)
+    train_network(model, x, y, settings, seed, device)
     return float((predict(model, torch.as_tensor(xv, device=device)).argmax(1) == yv).mean())
 
 
