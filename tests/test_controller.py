@@ -189,6 +189,31 @@ def test_state_round_trip_gives_the_same_future():
     assert a.baseline == b.baseline
 
 
+def test_update_from_sampling_graphs_equals_rescoring(monkeypatch):
+    """The fast path (differentiating the graphs kept from sampling) is the re-scoring update."""
+    space = ChainCNNSpace(num_layers=3)
+    fast, slow = Reinforce(batch_size=4, learning_rate=0.05), Reinforce(batch_size=4, learning_rate=0.05)
+    fast.setup(space, seed=5)
+    slow.setup(space, seed=5)
+    rescored = []
+    original_score = fast.controller.score
+    monkeypatch.setattr(fast.controller, "score", lambda tokens: rescored.append(tokens) or original_score(tokens))
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        pf, ps = fast.ask(), slow.ask()
+        assert pf.tokens == ps.tokens
+        reward = float(rng.random())
+        slow.kept = {}  # as after a resume: the slow strategy re-scores every batch
+        fast.tell(pf.tokens, reward, pf.info)
+        slow.tell(ps.tokens, reward, ps.info)
+    assert fast.updates == slow.updates == 6 and rescored == []
+    for x, y in zip(fast.controller.parameters(), slow.controller.parameters()):
+        assert torch.allclose(x, y, rtol=0, atol=1e-6)
+    fresh = Reinforce(batch_size=4)
+    fresh.setup(space, seed=5)
+    assert not torch.equal(fast.controller.cells[0].weight_ih, fresh.controller.cells[0].weight_ih)
+
+
 @pytest.mark.parametrize("bad", [{"batch_size": 0}, {"baseline_decay": 1.0}, {"learning_rate": 0}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):

@@ -9,7 +9,7 @@ get one anchor step per layer: its hidden state ``h_i`` is the layer's anchor, a
 decides each connection. The input after an anchor step is the mean of the chosen layers' anchors
 (a learned vector when none is chosen).
 
-The same code samples (batch of one, no gradient) and scores given tokens (teacher forcing, batched,
+The same code samples (batched, with or without gradient) and scores given tokens (teacher forcing, batched,
 with gradient), so a REINFORCE update recomputes exactly the probabilities it sampled from.
 """
 
@@ -121,10 +121,11 @@ class Controller(nn.Module):
                 key = str(index)
                 logits = self.heads[key](h)
                 logp = torch.log_softmax(logits, dim=-1)
-                if sampling:
+                if sampling:  # ``choice`` stays its own tensor: ``out`` changes in place later
                     choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
                     out[:, index] = choice
-                choice = out[:, index]
+                else:
+                    choice = out[:, index]
                 log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
                 entropy = entropy - (logp.exp() * logp).sum(dim=1)
                 x = self.embeddings[key](choice)

@@ -10,6 +10,12 @@ the last update (the paper's asynchronous replicas have the same staleness). Suc
 weighted by ``pi(a) / pi_old(a)``, with ``pi_old`` the probability stored when it was sampled, so
 the batch still estimates the gradient of the current policy's expected reward; the ratio is
 truncated at ``MAX_IMPORTANCE`` to bound the variance of very stale children.
+
+Sampling keeps its autograd graph until the next update. A log-probability depends only on the
+policy and the tokens, so when every child of a batch was drawn by the current policy in this
+process, the update differentiates the graphs built while sampling instead of re-scoring the
+tokens, which saves about a third of the controller's work per child. After a resume, or when a
+child's tokens were sampled by an older policy, the batch is re-scored.
 """
 
 from __future__ import annotations
@@ -128,15 +134,18 @@ class Reinforce(Strategy):
         self.buffer_origin: List[Tuple[Optional[float], int]] = []  # (log-prob at sampling, policy version)
         self.queue: List[Tuple[Tokens, float, float]] = []
         self.updates = 0
+        # graphs of the current policy's samples, by tokens; never saved, dropped at every update
+        self.kept: Dict[Tokens, Tuple[torch.Tensor, torch.Tensor]] = {}
 
     def ask(self) -> Proposal:
         # The policy is fixed until m results arrive, so the next m children are drawn in one
         # batched pass; the queue is dropped when the policy changes.
         if not self.queue:
-            with torch.no_grad():
-                tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.batch_size)
+            tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.batch_size)
             self.queue = [(tuple(int(v) for v in t), float(lp), float(h))
-                          for t, lp, h in zip(tokens.tolist(), log_probs, entropies)]
+                          for t, lp, h in zip(tokens.tolist(), log_probs.detach(), entropies.detach())]
+            for k, (t, _, _) in enumerate(self.queue):
+                self.kept[t] = (log_probs[k], entropies[k])
         tokens, log_prob, entropy = self.queue.pop(0)
         return Proposal(tokens, {"log_prob": log_prob, "entropy": entropy, "policy_version": self.updates})
 
@@ -147,12 +156,18 @@ class Reinforce(Strategy):
             self.update(self.buffer, self.buffer_origin)
             self.buffer, self.buffer_origin = [], []
             self.queue = []
+            self.kept = {}
 
     def update(self, batch: List[Tuple[Tokens, float]],
                origin: Optional[List[Tuple[Optional[float], int]]] = None) -> float:
         rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
         baseline = float(rewards.mean()) if self.baseline is None else self.baseline
-        log_probs, entropies = self.controller.score([t for t, _ in batch])
+        tokens = [t for t, _ in batch]
+        if all(t in self.kept for t in tokens):
+            log_probs = torch.stack([self.kept[t][0] for t in tokens])
+            entropies = torch.stack([self.kept[t][1] for t in tokens])
+        else:
+            log_probs, entropies = self.controller.score(tokens)
         weights = None
         if origin is not None and any(version != self.updates for _, version in origin):
             weights = importance_weights(log_probs, [lp for lp, _ in origin],
@@ -181,3 +196,4 @@ class Reinforce(Strategy):
         self.buffer = [(tuple(t), r) for t, r in zip(state["buffer"], state["buffer_rewards"])]
         origin = state.get("buffer_origin") or [[None, self.updates]] * len(self.buffer)
         self.buffer_origin = [(lp, int(v)) for lp, v in origin]
+        self.kept = {}
