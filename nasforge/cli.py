@@ -155,7 +155,8 @@ FLAG_TARGETS = {
     "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
     "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
     "weight_decay": "training.weight_decay", "schedule": "training.schedule",
-    "shift": "training.shift", "label_smoothing": "training.label_smoothing",
+    "shift": "training.shift", "label_smoothing": "training.label_smoothing", "mixup": "training.mixup",
+    "ema": "training.ema",
     "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
     "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
     "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
@@ -319,8 +320,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
-def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Sequence[int], console: Console,
-             device: Optional[str], shift: Optional[int] = None, label_smoothing: Optional[float] = None):
+def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Console, device: Optional[str],
+             recipe_overrides: Optional[Dict[str, Any]] = None):
+    """Retrain ``trial`` once per seed; ``recipe_overrides`` are :func:`retrain_recipe`'s keyword
+    arguments (None keeps its default)."""
     import numpy as np
 
     from .data.datasets import load_dataset
@@ -337,7 +340,7 @@ def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Seque
     if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
         raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")
     try:
-        recipe = retrain_recipe(config["training"], epochs, shift, label_smoothing)
+        recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))
     except ValueError as exc:
         raise ConfigError(f"retrain: {exc}") from None
     device = device or config["training"].get("device", "auto")
@@ -346,7 +349,7 @@ def _retrain(experiment: Path, store, trial, epochs: Optional[int], seeds: Seque
     for seed in seeds:
         console.print(f"retraining trial {trial.number} on train+validation ({len(data.y_train)} samples), "
                       f"{recipe.epochs} epochs, shift {recipe.shift}, label smoothing {recipe.label_smoothing}, "
-                      f"seed {seed} ...")
+                      f"mixup {recipe.mixup}, weight average {recipe.ema}, seed {seed} ...")
         model, metrics = retrain_and_test(space, tuple(trial.tokens), data, recipe, seed, device)
         out = experiment / "retrain" / f"trial-{trial.number}-seed-{seed}"
         save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics})
@@ -368,8 +371,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         config, space = _space_of(store)
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
         seeds = list(range(args.seed, args.seed + args.seeds))
-        results, accs, _ = _retrain(experiment, store, trial, args.epochs, seeds, console, args.device, args.shift,
-                                    args.label_smoothing)
+        overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
+        results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, overrides)
         table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
         for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
             table.add_column(col, justify="right")
@@ -398,7 +401,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             console.print(f"trial {trial.number} has not been retrained yet; retraining it now "
                           "(use `nasforge retrain` to choose epochs and seeds)")
-            _, _, model_dir = _retrain(experiment, store, trial, None, [0], console, None)
+            _, _, model_dir = _retrain(experiment, store, trial, [0], console, None)
         model, meta = load_model_dir(model_dir)
         import torch
 
@@ -451,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--schedule", help="onecycle (default), cosine or constant")
     g.add_argument("--shift", type=int, help="augmentation: random circular shift of up to N samples/pixels (0: off)")
     g.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss (0)")
+    g.add_argument("--mixup", type=float, help="mixup's Beta(a, a) parameter a (0: off)")
+    g.add_argument("--ema", type=float, help="decay per step of a weight average that becomes the model (0: off)")
     g.add_argument("--val-fraction", type=float, help="share of the training data held out for rewards (0.2)")
     g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
     g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
@@ -494,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "along each axis, wrapping around (default: the search's, 0)")
     r.add_argument("--label-smoothing", type=float,
                    help=f"label smoothing of the training loss; 0 turns it off (default {RETRAIN_LABEL_SMOOTHING})")
+    r.add_argument("--mixup", type=float, help="mixup's Beta(a, a) parameter a; 0 turns it off (default: the search's, 0)")
+    r.add_argument("--ema", type=float, help="decay per step of an exponential average of the weights that becomes "
+                                             "the model; 0 turns it off (default: the search's, 0)")
     r.add_argument("--seed", type=int, default=0, help="first seed (0)")
     r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
     r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")

@@ -1,4 +1,5 @@
-"""Shift augmentation: each example is a circular shift of itself within the limit; the
+"""Shift augmentation: each example is a circular shift of itself within the limit; mixup: convex
+combinations of pairs; weight averaging: the model ends as the average of its trajectory; the
 retrain recipe: the search's settings, longer, with label smoothing."""
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from nasforge.config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
-from nasforge.estimators.augment import random_shift
+from nasforge.estimators.augment import mixup, random_shift
 from nasforge.estimators.train import TrainRecipe, retrain_recipe, train_network
 
 
@@ -64,7 +66,8 @@ def test_retrain_recipe_keeps_the_search_settings_and_lengthens_and_regularises(
     recipe = retrain_recipe(training, epochs=5, shift=3, label_smoothing=0)
     assert (recipe.epochs, recipe.shift, recipe.label_smoothing) == (5, 3, 0)
     for bad, message in [({"shift": -1}, "shift must be"), ({"shift": 1.5}, "shift must be"),
-                         ({"label_smoothing": 1.0}, "label smoothing")]:
+                         ({"label_smoothing": 1.0}, "label smoothing"), ({"mixup": -0.1}, "mixup must be"),
+                         ({"ema": 1.0}, "ema must be"), ({"ema": -0.5}, "ema must be")]:
         with pytest.raises(ValueError, match=message):
             TrainRecipe(**bad).check()
 
@@ -85,3 +88,61 @@ def test_training_with_shift_and_label_smoothing_learns_a_shift_invariant_task()
     recipe = TrainRecipe(epochs=30, batch_size=32, learning_rate=0.02, shift=5, label_smoothing=0.05)
     history = train_network(model, x[:192], y[:192], recipe, 0, torch.device("cpu"), x[192:], y[192:])
     assert history[-1] >= 0.95
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 9), alpha=st.floats(0.05, 4.0), seed=st.integers(0, 2**16))
+def test_mixup_is_a_convex_combination_with_a_partner(n, alpha, seed):
+    x = torch.randn(n, 2, 5, generator=torch.Generator().manual_seed(seed))
+    mixed, partner, lam = mixup(x, alpha, torch.Generator().manual_seed(seed), np.random.default_rng(seed))
+    assert 0.0 <= lam <= 1.0
+    assert sorted(partner.tolist()) == list(range(n))  # every example is someone's partner once
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[partner])
+
+
+def test_mixup_weights_follow_the_beta_distribution():
+    rng, gen, x = np.random.default_rng(0), torch.Generator().manual_seed(0), torch.zeros(4, 1, 3)
+    lams = np.array([mixup(x, 0.4, gen, rng)[2] for _ in range(4000)])
+    assert abs(lams.mean() - 0.5) < 0.02  # Beta(a, a) is symmetric about 1/2
+    assert abs(lams.var() - 1 / (4 * (2 * 0.4 + 1))) < 0.01  # its variance, 1 / (4 (2a + 1))
+
+
+def test_weight_average_is_the_exponential_average_of_the_trajectory():
+    """The model ends with a_t = d a_(t-1) + (1 - d) w_t over the weights after each step (a_1 = w_1);
+    averaging does not change the trajectory itself."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 1, 6)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int64)
+    decay, trajectory = 0.9, []
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 2))
+
+    plain = model()
+    hook = register_optimizer_step_post_hook(
+        lambda *_: trajectory.append([p.detach().clone() for p in plain.parameters()]))
+    try:
+        train_network(plain, x, y, TrainRecipe(epochs=3, batch_size=8), 0, torch.device("cpu"))
+    finally:
+        hook.remove()
+    expected = trajectory[0]
+    for weights in trajectory[1:]:
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights)]
+    averaged = model()
+    train_network(averaged, x, y, TrainRecipe(epochs=3, batch_size=8, ema=decay), 0, torch.device("cpu"))
+    assert len(trajectory) == 15
+    for got, want, last in zip(averaged.parameters(), expected, trajectory[-1]):
+        torch.testing.assert_close(got, want)
+        assert not torch.allclose(got, last)  # the average, not the last step's weights
+
+
+def test_training_with_mixup_and_weight_average_learns_a_simple_task():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 1, 8)).astype(np.float32)
+    y = (x[:, 0, :4].sum(1) > 0).astype(np.int64)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    recipe = TrainRecipe(epochs=20, batch_size=32, learning_rate=0.02, mixup=0.2, ema=0.95)
+    history = train_network(model, x[:240], y[:240], recipe, 0, torch.device("cpu"), x[240:], y[240:])
+    assert history[-1] >= 0.9

@@ -38,12 +38,14 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
     best = nasforge("best", cwd=tmp_path)
     assert best.returncode == 0 and "tokens:" in best.stdout and "L0:" in best.stdout
 
-    retrain = nasforge("retrain", "--epochs", "2", "--seeds", "2", "--shift", "1", cwd=tmp_path)
+    retrain = nasforge("retrain", "--epochs", "2", "--seeds", "2", "--shift", "1", "--ema", "0.9", cwd=tmp_path)
     assert retrain.returncode == 0, retrain.stderr + retrain.stdout
     assert "test accuracy over 2 seeds" in retrain.stdout
-    assert "2 epochs, shift 1, label smoothing 0.1, seed 1" in retrain.stdout
+    assert "2 epochs, shift 1, label smoothing 0.1, mixup 0.0, weight average 0.9, seed 1" in retrain.stdout
     bad = nasforge("retrain", "--epochs", "2", "--shift", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "shift must be a non-negative whole number" in bad.stderr, bad.stderr
+    bad = nasforge("retrain", "--epochs", "2", "--mixup", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "mixup must be a non-negative Beta parameter" in bad.stderr, bad.stderr
 
     export = nasforge("export", "--out", "model", cwd=tmp_path)
     assert export.returncode == 0, export.stderr + export.stdout

@@ -19,7 +19,7 @@ from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.metrics import (classification_report, count_flops, count_flops_with_pooling, count_params,
                                   measure_latency, measure_peak_memory, model_size_bytes)
 from ..spaces.base import SearchSpace, Tokens
-from .augment import random_shift
+from .augment import mixup, random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .fidelity import Pruning, keep_going
 
@@ -88,6 +88,8 @@ class TrainRecipe:
     schedule: str = "onecycle"
     shift: int = 0  # augmentation: random circular shift of up to this many samples/pixels per axis
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # Beta(alpha, alpha) of mixup; 0 is off
+    ema: float = 0.0  # decay per step of an average of the weights that becomes the model; 0 is off
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -106,6 +108,10 @@ class TrainRecipe:
             raise ValueError(f"shift must be a non-negative whole number of samples/pixels, got {self.shift!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.mixup >= 0:
+            raise ValueError(f"mixup must be a non-negative Beta parameter (0 is off), got {self.mixup}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1) (0 is off), got {self.ema}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -155,14 +161,25 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     opt = _optimizer(model, recipe)
     sched = _scheduler(opt, recipe, recipe.epochs * batches)
     gen = torch.Generator().manual_seed(seed)
+    mix_rng = np.random.default_rng(seed) if recipe.mixup > 0 else None
+    average = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True)
+        if recipe.ema > 0 else None)
     history: List[float] = []
     for epoch in range(recipe.epochs):
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(batches):
             idx = perm[b * recipe.batch_size : (b + 1) * recipe.batch_size]
-            xb = random_shift(xt[idx], recipe.shift, gen)
-            loss = nn.functional.cross_entropy(model(xb), yt[idx], label_smoothing=recipe.label_smoothing)
+            xb, yb = random_shift(xt[idx], recipe.shift, gen), yt[idx]
+            if mix_rng is not None:
+                xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
+                out = model(xb)
+                loss = (lam * nn.functional.cross_entropy(out, yb, label_smoothing=recipe.label_smoothing)
+                        + (1 - lam) * nn.functional.cross_entropy(out, yb[partner],
+                                                                  label_smoothing=recipe.label_smoothing))
+            else:
+                loss = nn.functional.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrialFailed(f"training loss became {float(loss)} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
@@ -170,11 +187,15 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
             opt.step()
             if sched is not None:
                 sched.step()
+            if average is not None:
+                average.update_parameters(model)
         if xv is not None:
-            scores = predict(model, xv)
+            scores = predict(average.module if average is not None else model, xv)
             history.append(float((scores.argmax(1) == y_val).mean()))
             if go_on is not None and not go_on(history):
                 break
+    if average is not None:  # the averaged weights (and normalisation statistics) become the model
+        model.load_state_dict(average.module.state_dict())
     return history
 
 
@@ -285,17 +306,19 @@ class TrainEstimator(Estimator):
 
 
 def retrain_recipe(training: Dict[str, Any], epochs: Optional[int] = None, shift: Optional[int] = None,
-                   label_smoothing: Optional[float] = None) -> TrainRecipe:
+                   label_smoothing: Optional[float] = None, mixup: Optional[float] = None,
+                   ema: Optional[float] = None) -> TrainRecipe:
     """The final evaluation's recipe: the search's child training settings (``training``, a
     config section) with a longer schedule and label smoothing, which short children do without.
-    ``epochs``, ``shift`` and ``label_smoothing`` override ``RETRAIN_EPOCHS``, the search's shift
-    (none by default) and ``RETRAIN_LABEL_SMOOTHING``; 0 turns either regulariser off."""
+    ``epochs`` and ``label_smoothing`` override ``RETRAIN_EPOCHS`` and ``RETRAIN_LABEL_SMOOTHING``;
+    ``shift``, ``mixup`` and ``ema`` override the search's (all off by default); 0 turns any off."""
     fields = TrainRecipe.__dataclass_fields__
     recipe = TrainRecipe(**{k: v for k, v in training.items() if k in fields})
     recipe.epochs = RETRAIN_EPOCHS if epochs is None else epochs
-    if shift is not None:
-        recipe.shift = shift
     recipe.label_smoothing = RETRAIN_LABEL_SMOOTHING if label_smoothing is None else label_smoothing
+    for name, value in (("shift", shift), ("mixup", mixup), ("ema", ema)):
+        if value is not None:
+            setattr(recipe, name, value)
     recipe.check()
     return recipe
 
