@@ -15,6 +15,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,7 +36,14 @@ RECIPES = {
     "smooth-e120": dict(epochs=120, label_smoothing=0.1),
     "shift3-smooth": dict(epochs=60, shift=3, label_smoothing=0.1),
     "shift3-smooth-e120": dict(epochs=120, shift=3, label_smoothing=0.1),
+    "smooth-wd0.05": dict(epochs=60, label_smoothing=0.1, weight_decay=0.05),
+    "smooth-bs32": dict(epochs=60, label_smoothing=0.1, batch_size=32),
+    "smooth-ema": dict(epochs=60, label_smoothing=0.1, ema=0.998),
+    "smooth-mixup": dict(epochs=60, label_smoothing=0.1, mixup=0.2),
+    "mixup": dict(epochs=60, mixup=0.2),
 }
+RETRAIN_ARGUMENTS = ("epochs", "shift", "label_smoothing")  # what retrain_recipe takes; the rest
+# of a recipe replaces the search's child-training settings
 
 
 def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
@@ -50,6 +58,8 @@ def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
     (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
                                         training.get("split_seed", 0))
     settings = retrain_recipe(training, recipe["epochs"], recipe.get("shift", 0), recipe.get("label_smoothing", 0.0))
+    settings = replace(settings, **{k: v for k, v in recipe.items() if k not in RETRAIN_ARGUMENTS})
+    settings.check()
     torch.manual_seed(seed)
     model = space.build(tuple(best.tokens), data.input_shape, data.num_classes)
     device = resolve_device("auto")
