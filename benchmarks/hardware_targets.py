@@ -38,13 +38,14 @@ from nasforge.spaces import create_space
 
 OUT = Path("benchmarks/results/hardware")
 
-# REINFORCE as in the paper, with the tabular harness's defaults (runner.TABULAR_DEFAULTS), and
-# the best of a small sweep on this task (see the docs).
+# REINFORCE as in the paper, with the tabular harness's defaults (runner.TABULAR_DEFAULTS), the
+# best of a small sweep on this task (see the docs), and the harness defaults with dedup.
 CONSTRAINED_STRATEGIES = {
     "random": {},
     "reinforce:paper": {"learning_rate": 0.0006, "batch_size": 8, "entropy_weight": 1e-4},
     "reinforce": {},
     "reinforce:tuned": {"learning_rate": 0.02, "batch_size": 4, "entropy_weight": 0.01},
+    "reinforce:dedup": {"dedup": True},
     "evolution": {},
     "local-search": {},
     "bananas": {},

@@ -160,7 +160,8 @@ def test_controller_learns_the_rewarded_architecture(target_seed):
 def test_init_is_uniform_in_range_and_defaults_are_the_papers():
     s = Reinforce()
     assert s.settings() == {"hidden_size": 35, "num_layers": 2, "init_range": 0.08, "learning_rate": 0.0006,
-                            "batch_size": 8, "baseline_decay": 0.95, "entropy_weight": 1e-4}
+                            "batch_size": 8, "baseline_decay": 0.95, "entropy_weight": 1e-4, "dedup": False,
+                            "max_resamples": 100}
     s.setup(ChainCNNSpace(), seed=0)
     for p in s.controller.parameters():
         assert float(p.detach().abs().max()) <= 0.08
@@ -168,15 +169,16 @@ def test_init_is_uniform_in_range_and_defaults_are_the_papers():
     assert isinstance(s.optimizer, torch.optim.Adam) and s.optimizer.param_groups[0]["lr"] == 0.0006
 
 
-def test_state_round_trip_gives_the_same_future():
+@pytest.mark.parametrize("dedup", [False, True])
+def test_state_round_trip_gives_the_same_future(dedup):
     space = ChainCNNSpace(num_layers=3)
-    a = Reinforce(batch_size=3)
+    a = Reinforce(batch_size=3, dedup=dedup)
     a.setup(space, seed=7)
     for i in range(7):  # mid-batch, with a queue and a buffer
         p = a.ask()
         a.tell(p.tokens, 0.1 * i, p.info)
     saved = a.state_dict()
-    b = Reinforce(batch_size=3)
+    b = Reinforce(batch_size=3, dedup=dedup)
     b.setup(space, seed=123)
     b.load_state_dict(saved)
     for i in range(6):
@@ -214,7 +216,30 @@ def test_update_from_sampling_graphs_equals_rescoring(monkeypatch):
     assert not torch.equal(fast.controller.cells[0].weight_ih, fresh.controller.cells[0].weight_ih)
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"baseline_decay": 1.0}, {"learning_rate": 0}])
+def _repeats(dedup: bool) -> tuple:
+    """Proposals made, proposals already evaluated, and updates, for 40 asks on the tiny space."""
+    space = TinySkipSpace()
+    strategy = Reinforce(batch_size=4, learning_rate=0.02, dedup=dedup, max_resamples=1000)
+    strategy.setup(space, seed=0)
+    told, repeats = set(), 0
+    for _ in range(40):
+        p = strategy.ask()
+        repeats += space.arch_hash(p.tokens) in told
+        told.add(space.arch_hash(p.tokens))
+        strategy.tell(p.tokens, float(p.tokens[-1] == 3), p.info)  # rewards one head choice
+    return len(told), repeats, strategy.updates
+
+
+def test_dedup_proposes_only_new_architectures_and_learns_from_the_repeats_it_skips():
+    distinct, repeats, updates = _repeats(dedup=False)
+    assert repeats > 0 and updates == 10  # the policy concentrates, so plain sampling repeats
+    distinct, repeats, updates = _repeats(dedup=True)
+    assert repeats == 0 and distinct == 40
+    assert updates > 10  # skipped repeats were taught with their known reward, costing no evaluation
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"baseline_decay": 1.0}, {"learning_rate": 0},
+                                 {"max_resamples": -1}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         Reinforce(**bad)

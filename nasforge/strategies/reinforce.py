@@ -16,6 +16,12 @@ policy and the tokens, so when every child of a batch was drawn by the current p
 process, the update differentiates the graphs built while sampling instead of re-scoring the
 tokens, which saves about a third of the controller's work per child. After a resume, or when a
 child's tokens were sampled by an older policy, the batch is re-scored.
+
+With ``dedup`` (off by default; the paper has none) a sample whose reward is already known, because
+the same architecture was told before, is learnt from at once with that reward and replaced by
+the next sample, so evaluations (trainings, tabular queries) go to new architectures only; after
+``max_resamples`` known samples in a row the repeat is proposed anyway. Reusing a reward is exact
+for a deterministic evaluation and ignores training noise otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ..spaces.base import Tokens
+from ..spaces.base import InvalidArchitectureError, Tokens
 from .base import STRATEGIES, Proposal, Strategy
 from .controller import Controller
 
@@ -105,10 +111,11 @@ class Reinforce(Strategy):
 
     def __init__(self, hidden_size: int = 35, num_layers: int = 2, init_range: float = 0.08,
                  learning_rate: float = 0.0006, batch_size: int = 8, baseline_decay: float = 0.95,
-                 entropy_weight: float = 1e-4):
+                 entropy_weight: float = 1e-4, dedup: bool = False, max_resamples: int = 100):
         super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
                          learning_rate=learning_rate, batch_size=batch_size,
-                         baseline_decay=baseline_decay, entropy_weight=entropy_weight)
+                         baseline_decay=baseline_decay, entropy_weight=entropy_weight, dedup=dedup,
+                         max_resamples=max_resamples)
         if batch_size < 1:
             raise ValueError(f"reinforce: batch_size must be at least 1, got {batch_size}")
         if not 0.0 <= baseline_decay < 1.0:
@@ -119,6 +126,10 @@ class Reinforce(Strategy):
         self.baseline_decay = float(baseline_decay)
         self.entropy_weight = float(entropy_weight)
         self.learning_rate = float(learning_rate)
+        if isinstance(max_resamples, bool) or not isinstance(max_resamples, int) or max_resamples < 0:
+            raise ValueError(f"reinforce: max_resamples must be a non-negative integer, got {max_resamples!r}")
+        self.dedup = bool(dedup)
+        self.max_resamples = max_resamples
 
     def setup(self, space, seed):
         super().setup(space, seed)
@@ -136,8 +147,28 @@ class Reinforce(Strategy):
         self.updates = 0
         # graphs of the current policy's samples, by tokens; never saved, dropped at every update
         self.kept: Dict[Tokens, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self.known: Dict[str, float] = {}  # dedup: reward of every architecture told, by arch_hash
 
     def ask(self) -> Proposal:
+        """The next sample; with ``dedup``, samples whose reward is already known are learnt from
+        at once (they cost no evaluation) and replaced, up to ``max_resamples`` times."""
+        proposal = self._sample()
+        for _ in range(self.max_resamples if self.dedup else 0):
+            reward = self.known.get(self._key(proposal.tokens))
+            if reward is None:
+                break
+            self.tell(proposal.tokens, reward, proposal.info)
+            proposal = self._sample()
+        return proposal
+
+    def _key(self, tokens: Tokens) -> str:
+        """``arch_hash``, or the raw tokens for an invalid architecture (its penalty is known too)."""
+        try:
+            return self.space.arch_hash(tokens)
+        except InvalidArchitectureError:
+            return "invalid:" + ",".join(map(str, tokens))
+
+    def _sample(self) -> Proposal:
         # The policy is fixed until m results arrive, so the next m children are drawn in one
         # batched pass; the queue is dropped when the policy changes.
         if not self.queue:
@@ -151,6 +182,8 @@ class Reinforce(Strategy):
 
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.buffer.append((tuple(tokens), float(reward)))
+        if self.dedup:
+            self.known.setdefault(self._key(tokens), float(reward))
         self.buffer_origin.append((info.get("log_prob"), int(info.get("policy_version", self.updates))))
         if len(self.buffer) >= self.batch_size:
             self.update(self.buffer, self.buffer_origin)
@@ -188,6 +221,7 @@ class Reinforce(Strategy):
             "buffer": [list(t) for t, _ in self.buffer],
             "buffer_rewards": [r for _, r in self.buffer],
             "buffer_origin": [list(o) for o in self.buffer_origin],
+            "known": sorted(self.known.items()),
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -197,3 +231,4 @@ class Reinforce(Strategy):
         origin = state.get("buffer_origin") or [[None, self.updates]] * len(self.buffer)
         self.buffer_origin = [(lp, int(v)) for lp, v in origin]
         self.kept = {}
+        self.known = {h: float(r) for h, r in state.get("known", [])}
