@@ -9,8 +9,8 @@ get one anchor step per layer: its hidden state ``h_i`` is the layer's anchor, a
 decides each connection. The input after an anchor step is the mean of the chosen layers' anchors
 (a learned vector when none is chosen).
 
-The same code samples (batched, with or without gradient) and scores given tokens (teacher forcing, batched,
-with gradient), so a REINFORCE update recomputes exactly the probabilities it sampled from.
+The same code samples (batched, with or without gradient) and scores given tokens (teacher
+forcing, batched, with gradient), so re-scoring gives exactly the probabilities sampled from.
 """
 
 from __future__ import annotations
