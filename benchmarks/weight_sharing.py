@@ -144,8 +144,10 @@ def main() -> None:
     parser.add_argument("--retrain-epochs", type=int, default=60)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--tag", default="default")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1; the full search it is compared with uses 2 on this machine)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     data = load_dataset("mnist1d")
     space = ChainCNNSpace(num_layers=6, dims=1)
     rows = []
