@@ -21,7 +21,7 @@ from nasforge.data import load_dataset
 from nasforge.data.datasets import split_validation
 from nasforge.estimators.train import TrainRecipe, predict, train_network
 from nasforge.objectives.metrics import count_flops
-from nasforge.spaces.base import create_space
+from nasforge.spaces.base import space_of_section
 from nasforge.store import Store
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     with Store(args.experiment / "trials.sqlite", create=False) as store:
         config = store.config()
         tokens = [tuple(t.tokens) for t in store.trials()]
-    space = create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
+    space = space_of_section(config["space"])
     data = load_dataset(config["dataset"])
     (x, y), (xv, _) = split_validation(data.x_train, data.y_train, config["training"].get("val_fraction", 0.2),
                                        config["training"].get("split_seed", 0))

@@ -23,7 +23,7 @@ import torch
 from nasforge.data import load_dataset
 from nasforge.data.datasets import split_validation
 from nasforge.estimators.train import predict, resolve_device, retrain_recipe, train_network
-from nasforge.spaces.base import create_space
+from nasforge.spaces.base import space_of_section
 from nasforge.store import Store
 
 RECIPES = {
@@ -52,7 +52,7 @@ def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
     with Store(experiment / "trials.sqlite", create=False) as store:
         config = store.config()
         best = store.best(1)[0]
-    space = create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
+    space = space_of_section(config["space"])
     training = config["training"]
     data = load_dataset(config["dataset"])  # cached on disk after the first load
     (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),

@@ -261,12 +261,12 @@ class _ProgressDisplay:
 
 # ---- inspection ---------------------------------------------------------------------------------
 def _space_of(store):
-    from .spaces.base import create_space
+    from .spaces.base import space_of_section
 
     config = store.config()
     if config is None:
         raise ConfigError(f"{store.path} holds no search settings")
-    return config, create_space(config["space"]["name"], **{k: v for k, v in config["space"].items() if k != "name"})
+    return config, space_of_section(config["space"])
 
 
 def cmd_trials(args: argparse.Namespace) -> int:

@@ -161,6 +161,7 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     opt = _optimizer(model, recipe)
     sched = _scheduler(opt, recipe, recipe.epochs * batches)
     gen = torch.Generator().manual_seed(seed)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     mix_rng = np.random.default_rng(seed) if recipe.mixup > 0 else None
     average = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True)
@@ -175,11 +176,9 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
             if mix_rng is not None:
                 xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
                 out = model(xb)
-                loss = (lam * nn.functional.cross_entropy(out, yb, label_smoothing=recipe.label_smoothing)
-                        + (1 - lam) * nn.functional.cross_entropy(out, yb[partner],
-                                                                  label_smoothing=recipe.label_smoothing))
+                loss = lam * criterion(out, yb) + (1 - lam) * criterion(out, yb[partner])
             else:
-                loss = nn.functional.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
+                loss = criterion(model(xb), yb)
             if not torch.isfinite(loss):
                 raise TrialFailed(f"training loss became {float(loss)} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)

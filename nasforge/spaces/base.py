@@ -168,3 +168,8 @@ SPACES: Registry[SearchSpace] = Registry("search space")
 
 def create_space(name: str, **settings) -> SearchSpace:
     return SPACES.create(name, **settings)
+
+
+def space_of_section(section: Dict[str, Any]) -> SearchSpace:
+    """The space a stored ``[space]`` section names: ``name`` plus its settings."""
+    return create_space(section["name"], **{k: v for k, v in section.items() if k != "name"})
