@@ -42,8 +42,6 @@ RECIPES = {
     "smooth-mixup": dict(epochs=60, label_smoothing=0.1, mixup=0.2),
     "mixup": dict(epochs=60, mixup=0.2),
 }
-RETRAIN_ARGUMENTS = ("epochs", "shift", "label_smoothing")  # what retrain_recipe takes; the rest
-# of a recipe replaces the search's child-training settings
 
 
 def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
@@ -57,8 +55,8 @@ def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
     data = load_dataset(config["dataset"])  # cached on disk after the first load
     (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
                                         training.get("split_seed", 0))
-    settings = retrain_recipe(training, recipe["epochs"], recipe.get("shift", 0), recipe.get("label_smoothing", 0.0))
-    settings = replace(settings, **{k: v for k, v in recipe.items() if k not in RETRAIN_ARGUMENTS})
+    # the search's child training, with no shift or label smoothing unless the recipe names them
+    settings = replace(retrain_recipe(training, shift=0, label_smoothing=0.0), **recipe)
     settings.check()
     torch.manual_seed(seed)
     model = space.build(tuple(best.tokens), data.input_shape, data.num_classes)
