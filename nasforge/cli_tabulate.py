@@ -75,17 +75,12 @@ def _explicit_settings(args: argparse.Namespace, config: SearchConfig):
 
 
 def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
-    from .search import is_tabular
-    from .spaces.base import create_space
+    from .search import build_space, is_tabular
     from .strategies.enumerate_space import count_architectures
 
     if is_tabular(config.space["name"]):
         raise ConfigError(f"{config.space['name']} is already a table; tabulate trains a trainable space")
-    settings = {k: v for k, v in config.space.items() if k != "name"}
-    try:
-        space = create_space(config.space["name"], **settings)
-    except TypeError as exc:
-        raise ConfigError(f"[space]: {exc}") from None
+    space = build_space(config, None)
     if args.all:
         return count_architectures(space, ENUMERATE_LIMIT)
     if args.sample < 1:
