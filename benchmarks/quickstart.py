@@ -1,7 +1,8 @@
-"""Quick-start search quality and time: the default search, then `nasforge retrain` of its best.
+"""Quick-start search quality and time: the default search, then `nasforge retrain` of what it found.
 
 For each seed: `nasforge search --seed S` with every other setting at its default, timed, then
-`nasforge retrain` (default schedule) of the best architecture, reporting its test accuracy.
+`nasforge retrain` (default: final selection among the top 3, then the longer schedule), reporting
+the retrained architecture's test accuracy.
 With `--strategies random` the same search by random search, for REINFORCE against random search at equal
 budget and seeds. Results go to benchmarks/results/quickstart-*.json and are summarised on stdout.
 
@@ -84,10 +85,12 @@ def main() -> None:
             row = {"seed": seed, "strategy": strategy, "search_seconds": search_s,
                    "best_val_acc": best["objective"], "best_tokens": best["tokens"], **compute(work / exp)}
             if not args.no_retrain:
-                _, retrain_s = run(["retrain", "--experiment", exp], work)
-                ev = json.loads((work / exp / "retrain" / f"trial-{best['trial']}-seed-0" / "metrics.json").read_text())
+                _, retrain_s = run(["retrain", "--experiment", exp], work)  # final selection, then retrain
+                (model_dir,) = (work / exp / "retrain").glob("trial-*-seed-0")
+                ev = json.loads((model_dir / "metrics.json").read_text())
                 row.update(test_acc=ev["test_acc"], test_average_precision=ev["test_average_precision"],
-                           retrain_seconds=retrain_s, params=ev["params"], flops=ev["flops"])
+                           retrain_seconds=retrain_s, params=ev["params"], flops=ev["flops"],
+                           retrained_trial=int(model_dir.name.split("-")[1]))
             rows.append(row)
             print(json.dumps(row), flush=True)
     summary = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or '?'}",

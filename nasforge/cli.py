@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_objectives import add_objective_flags, request_measurements, reward_overrides
-from .config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError, SearchConfig, load_config_file, parse_value
+from .config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError, SearchConfig, load_config_file, parse_value
 from .data.datasets import DataError
 from .registry import UnknownNameError
 from .store import StoreError
@@ -211,7 +211,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                f"{_duration(result.elapsed)})", result.best, space))
     if result.best:
         console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
-    console.print(f"next: `nasforge retrain` then `nasforge export` (experiment {experiment})")
+    console.print(f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
+                  f"recipe) then `nasforge export` (experiment {experiment})")
     return 0
 
 
@@ -283,10 +284,14 @@ def cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_trial(store, trial_number: Optional[int], direction: str):
+def _pick_trial(store, trial_number: Optional[int], direction: str, final: bool = True):
+    """Trial ``trial_number``, or by default the search's best (``final``: the winner of the
+    final selection, when `nasforge retrain` made one)."""
     if trial_number is None:
-        best = store.best(1, direction)
-        if not best:
+        from .final_selection import final_choice
+
+        best = [final_choice(store, direction)] if final else store.best(1, direction)
+        if not best or best[0] is None:
             raise ConfigError("no completed trial in this experiment yet")
         return best[0]
     for t in store.trials(["COMPLETE"]):
@@ -296,20 +301,29 @@ def _pick_trial(store, trial_number: Optional[int], direction: str):
 
 
 def cmd_best(args: argparse.Namespace) -> int:
+    from .final_selection import final_choice
+
     experiment, store = _open_store(args.experiment)
     with store:
         config, space = _space_of(store)
-        best = store.best(args.top, config["reward"].get("direction", "maximize"))
+        direction = config["reward"].get("direction", "maximize")
+        best = store.best(args.top, direction)
         if not best:
             raise ConfigError("no completed trial in this experiment yet")
+        chosen = final_choice(store, direction)
         if args.json:
             print(json.dumps([{"trial": t.number, "tokens": t.tokens, "objective": t.objective,
-                               "architecture": space.encode(t.tokens), "metrics": t.metrics} for t in best], indent=1))
+                               "architecture": space.encode(t.tokens), "metrics": t.metrics,
+                               "final_choice": t.id == chosen.id} for t in best], indent=1))
             return 0
         console = make_console()
         console.print(_trial_table(f"{experiment}: best {len(best)}", best, space))
         top = best[0]
         console.print(f"best: trial {top.number}, validation accuracy {_pct(top.objective)}%")
+        if chosen.id != top.id:
+            console.print(f"final selection (`nasforge retrain`, the search's top trained with the final recipe): "
+                          f"trial {chosen.number}, search validation accuracy {_pct(chosen.objective)}%")
+            top = chosen
         console.print(f"tokens: {top.tokens}")
         console.print("layers:\n  " + "\n  ".join(space.describe(top.tokens)))
         for ev in store.evaluations("retrain"):
@@ -320,16 +334,11 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
-def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Console, device: Optional[str],
-             recipe_overrides: Optional[Dict[str, Any]] = None):
-    """Retrain ``trial`` once per seed; ``recipe_overrides`` are :func:`retrain_recipe`'s keyword
-    arguments (None keeps its default)."""
-    import numpy as np
-
+def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None):
+    """What the final training needs: (config, space, data, recipe); ``recipe_overrides`` are
+    :func:`retrain_recipe`'s keyword arguments (None keeps its default)."""
     from .data.datasets import load_dataset
-    from .estimators.train import retrain_and_test, retrain_recipe
-    from .report.model_files import save_model
-
+    from .estimators.train import retrain_recipe
     from .search import is_tabular
 
     config, space = _space_of(store)
@@ -343,6 +352,18 @@ def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Cons
         recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))
     except ValueError as exc:
         raise ConfigError(f"retrain: {exc}") from None
+    return config, space, data, recipe
+
+
+def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Console, device: Optional[str],
+             recipe_overrides: Optional[Dict[str, Any]] = None):
+    """Retrain ``trial`` once per seed on train+validation and test it."""
+    import numpy as np
+
+    from .estimators.train import retrain_and_test
+    from .report.model_files import save_model
+
+    config, space, data, recipe = _final_setup(store, recipe_overrides)
     device = device or config["training"].get("device", "auto")
     results = []
     first_dir = None
@@ -364,14 +385,45 @@ def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Cons
     return results, accs, first_dir
 
 
+def _rerank(store, candidates: int, seed: int, console: Console, device: Optional[str],
+            recipe_overrides: Optional[Dict[str, Any]] = None):
+    """Choose among the search's top ``candidates`` with the final recipe on the validation split
+    (:mod:`nasforge.final_selection`); returns the chosen trial, or None to keep the search's best."""
+    from .final_selection import rerank
+
+    config, space, data, recipe = _final_setup(store, recipe_overrides)
+    device = device or config["training"].get("device", "auto")
+    ranking = rerank(store, space, data, recipe, candidates, seed, device, log=console.print)
+    if not ranking:
+        return None
+    table = Table(title=f"final selection: the search's top {len(ranking)}, trained {recipe.epochs} epochs "
+                        f"on the training split (seed {seed})")
+    for col in ("trial", "search val acc %", "final-recipe val acc %", "params", "train s"):
+        table.add_column(col, justify="right")
+    for trial, result in ranking:
+        table.add_row(str(trial.number), _pct(trial.metrics.get("val_acc")),
+                      _pct(result["val_acc"]) if "val_acc" in result else f"failed: {result.get('error', '?')}",
+                      _human(trial.metrics.get("params")),
+                      f"{result['train_seconds']:.0f}" if "train_seconds" in result else "-")
+    console.print(table)
+    console.print(f"chosen: trial {ranking[0][0].number}")
+    return ranking[0][0]
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     experiment, store = _open_store(args.experiment)
     console = make_console()
     with store:
         config, space = _space_of(store)
-        trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
-        seeds = list(range(args.seed, args.seed + args.seeds))
+        direction = config["reward"].get("direction", "maximize")
         overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
+        if args.rerank < 1:
+            raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
+        chosen = None
+        if args.trial is None and args.rerank > 1:
+            chosen = _rerank(store, args.rerank, args.seed, console, args.device, overrides)
+        trial = chosen or _pick_trial(store, args.trial, direction, final=False)
+        seeds = list(range(args.seed, args.seed + args.seeds))
         results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, overrides)
         table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
         for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
@@ -502,7 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mixup", type=float, help="mixup's Beta(a, a) parameter a; 0 turns it off (default: the search's, 0)")
     r.add_argument("--ema", type=float, help="decay per step of an exponential average of the weights that becomes "
                                              "the model; 0 turns it off (default: the search's, 0)")
-    r.add_argument("--seed", type=int, default=0, help="first seed (0)")
+    r.add_argument("--rerank", type=int, default=RERANK_CANDIDATES,
+                   help="first choose among the search's top N: each is trained with this recipe on the search's "
+                        "training split and scored on its validation split, and the best is retrained "
+                        f"(default {RERANK_CANDIDATES}; 1 retrains the search's best as it is; ignored with --trial)")
+    r.add_argument("--seed", type=int, default=0, help="first seed (0); the final selection trains with it too")
     r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
     r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")
     r.set_defaults(func=cmd_retrain)

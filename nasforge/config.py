@@ -21,6 +21,9 @@ TOP_LEVEL = ("dataset", "budget", "seed", "max_consecutive_failures", "plugins")
 # label smoothing); chosen on MNIST-1D's validation split (docs/benchmarks.md)
 RETRAIN_EPOCHS = 60
 RETRAIN_LABEL_SMOOTHING = 0.1
+# ... of the search's top children, chosen by that recipe on the validation split
+# (nasforge/final_selection.py; measured in docs/benchmarks.md)
+RERANK_CANDIDATES = 3
 
 
 class ConfigError(ValueError):

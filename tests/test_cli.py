@@ -42,6 +42,15 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
     assert retrain.returncode == 0, retrain.stderr + retrain.stdout
     assert "test accuracy over 2 seeds" in retrain.stdout
     assert "2 epochs, shift 1, label smoothing 0.1, mixup 0.0, weight average 0.9, seed 1" in retrain.stdout
+    # the search's top 3 were first trained with that recipe and the best on validation retrained
+    assert "final selection: the search's top 3" in retrain.stdout
+    chosen = int(retrain.stdout.split("chosen: trial ")[1].split()[0])
+    assert f"retraining trial {chosen} on train+validation" in retrain.stdout
+    flagged = [t["trial"] for t in json.loads(nasforge("best", "--json", "--top", "3", cwd=tmp_path).stdout)
+               if t["final_choice"]]
+    assert flagged == [chosen]
+    bad = nasforge("retrain", "--epochs", "2", "--rerank", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "--rerank must be at least 1" in bad.stderr, bad.stderr
     bad = nasforge("retrain", "--epochs", "2", "--shift", "-1", cwd=tmp_path)
     assert bad.returncode == 2 and "shift must be a non-negative whole number" in bad.stderr, bad.stderr
     bad = nasforge("retrain", "--epochs", "2", "--mixup", "-1", cwd=tmp_path)
@@ -59,6 +68,7 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
                           cwd=out, capture_output=True, text=True, env=env, timeout=120)
     assert pred.returncode == 0, pred.stderr
     assert "torch.Size([3, 10])" in pred.stdout
+    assert json.loads((out / "metadata.json").read_text())["trial"] == chosen  # the retrained choice
 
     resume = nasforge("search", "--resume", "--budget", "4", cwd=tmp_path)
     assert resume.returncode == 0, resume.stderr + resume.stdout
