@@ -13,13 +13,7 @@ from nasforge.spaces.base import space_of_section
 
 def _reference_optimizer(model, recipe):
     """The same optimisers with torch's per-tensor loop (its CPU default)."""
-    params = model.parameters()
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=False)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=False)
-    return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=0.9, nesterov=True,
-                           weight_decay=recipe.weight_decay, foreach=False)
+    return train_module._optimizer(model, recipe, foreach=False)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

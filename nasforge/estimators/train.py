@@ -120,17 +120,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, recipe: TrainRecipe, foreach: bool = True) -> torch.optim.Optimizer:
     # foreach: one multi-tensor update per step instead of a Python loop over the tensors (torch's
     # default on CUDA only); the same arithmetic, bit for bit (tests/test_train.py), and about 3%
     # faster for a child on the CPU
     params = model.parameters()
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=foreach)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, foreach=foreach)
     return torch.optim.SGD(params, lr=recipe.learning_rate, momentum=0.9, nesterov=True,
-                           weight_decay=recipe.weight_decay, foreach=True)
+                           weight_decay=recipe.weight_decay, foreach=foreach)
 
 
 def _scheduler(opt: torch.optim.Optimizer, recipe: TrainRecipe, total_steps: int):
