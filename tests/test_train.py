@@ -11,9 +11,9 @@ from nasforge.estimators.train import OPTIMIZERS, TrainRecipe, train_network
 from nasforge.spaces.base import space_of_section
 
 
-def _reference_optimizer(model, recipe):
+def _reference_optimizer(model, recipe, ours=train_module._optimizer):
     """The same optimisers with torch's per-tensor loop (its CPU default)."""
-    return train_module._optimizer(model, recipe, foreach=False)
+    return ours(model, recipe, foreach=False)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
