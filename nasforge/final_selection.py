@@ -96,7 +96,7 @@ def rerank(store: Store, space: SearchSpace, data: Dataset, recipe: TrainRecipe,
         stored[trial.id] = result
     ranking = _ordered([(t, stored[t.id]) for t in candidates], scorer.direction)
     winner, result = ranking[0]
-    if result.get("objective") is None:
+    if result.get("objective") is None or not result.get("feasible", True):
         log("no candidate could be re-ranked: keeping the search's best")
         return []
     store.add_evaluation(winner.id, CHOICE, {"key": key, "candidates": ids, "val_acc": result["val_acc"]})
@@ -107,8 +107,9 @@ def _ordered(scored: List[Tuple[TrialRecord, Dict[str, Any]]], direction: str
              ) -> List[Tuple[TrialRecord, Dict[str, Any]]]:
     """Best re-ranked objective first; ties keep the search's order; failed or infeasible last."""
     sign = 1.0 if direction == "maximize" else -1.0
-    usable = [s for s in scored if s[1].get("objective") is not None and s[1].get("feasible", True)]
-    rest = [s for s in scored if s not in usable]
+    ok = [s[1].get("objective") is not None and s[1].get("feasible", True) for s in scored]
+    usable = [s for s, good in zip(scored, ok) if good]
+    rest = [s for s, good in zip(scored, ok) if not good]
     return sorted(usable, key=lambda s: -sign * s[1]["objective"]) + rest  # sorted() is stable
 
 
