@@ -18,11 +18,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from nasforge.data import load_dataset
-from nasforge.data.datasets import split_validation
-from nasforge.estimators.train import predict, resolve_device, retrain_recipe, train_network
+from nasforge.estimators.train import retrain_recipe
+from nasforge.final_selection import validation_score
 from nasforge.spaces.base import space_of_section
 from nasforge.store import Store
 
@@ -50,19 +48,12 @@ def validation_accuracy(experiment: Path, recipe: dict, seed: int) -> float:
     with Store(experiment / "trials.sqlite", create=False) as store:
         config = store.config()
         best = store.best(1)[0]
-    space = space_of_section(config["space"])
     training = config["training"]
-    data = load_dataset(config["dataset"])  # cached on disk after the first load
-    (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
-                                        training.get("split_seed", 0))
     # the search's child training, with no shift or label smoothing unless the recipe names them
     settings = replace(retrain_recipe(training, shift=0, label_smoothing=0.0), **recipe)
     settings.check()
-    torch.manual_seed(seed)
-    model = space.build(tuple(best.tokens), data.input_shape, data.num_classes)
-    device = resolve_device("auto")
-    train_network(model, x, y, settings, seed, device)
-    return float((predict(model, torch.as_tensor(xv, device=device)).argmax(1) == yv).mean())
+    data = load_dataset(config["dataset"])  # cached on disk after the first load
+    return validation_score(space_of_section(config["space"]), best.tokens, data, training, settings, seed)["val_acc"]
 
 
 def main() -> None:

@@ -356,14 +356,15 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None):
 
 
 def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Console, device: Optional[str],
-             recipe_overrides: Optional[Dict[str, Any]] = None):
-    """Retrain ``trial`` once per seed on train+validation and test it."""
+             setup=None):
+    """Retrain ``trial`` once per seed on train+validation and test it; ``setup`` is
+    :func:`_final_setup`'s result (default: the stored search's, with the default recipe)."""
     import numpy as np
 
     from .estimators.train import retrain_and_test
     from .report.model_files import save_model
 
-    config, space, data, recipe = _final_setup(store, recipe_overrides)
+    config, space, data, recipe = setup or _final_setup(store)
     device = device or config["training"].get("device", "auto")
     results = []
     first_dir = None
@@ -385,13 +386,13 @@ def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Cons
     return results, accs, first_dir
 
 
-def _rerank(store, candidates: int, seed: int, console: Console, device: Optional[str],
-            recipe_overrides: Optional[Dict[str, Any]] = None):
+def _rerank(store, candidates: int, seed: int, console: Console, device: Optional[str], setup):
     """Choose among the search's top ``candidates`` with the final recipe on the validation split
-    (:mod:`nasforge.final_selection`); returns the chosen trial, or None to keep the search's best."""
+    (:mod:`nasforge.final_selection`; ``setup`` is :func:`_final_setup`'s result); returns the
+    chosen trial, or None to keep the search's best."""
     from .final_selection import rerank
 
-    config, space, data, recipe = _final_setup(store, recipe_overrides)
+    config, space, data, recipe = setup
     device = device or config["training"].get("device", "auto")
     ranking = rerank(store, space, data, recipe, candidates, seed, device, log=console.print)
     if not ranking:
@@ -419,12 +420,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
         if args.rerank < 1:
             raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
+        setup = _final_setup(store, overrides)
         chosen = None
         if args.trial is None and args.rerank > 1:
-            chosen = _rerank(store, args.rerank, args.seed, console, args.device, overrides)
+            chosen = _rerank(store, args.rerank, args.seed, console, args.device, setup)
         trial = chosen or _pick_trial(store, args.trial, direction, final=False)
         seeds = list(range(args.seed, args.seed + args.seeds))
-        results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, overrides)
+        results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, setup)
         table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
         for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
             table.add_column(col, justify="right")
