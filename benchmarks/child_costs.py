@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 
 from nasforge.data import load_dataset
-from nasforge.data.datasets import split_validation
-from nasforge.estimators.train import TrainRecipe, predict, train_network
+from nasforge.estimators.train import TrainRecipe, predict, search_split, train_network
 from nasforge.objectives.metrics import count_flops
 from nasforge.spaces.base import space_of_section
 from nasforge.store import Store
@@ -36,8 +35,7 @@ def main() -> None:
         tokens = [tuple(t.tokens) for t in store.trials()]
     space = space_of_section(config["space"])
     data = load_dataset(config["dataset"])
-    (x, y), (xv, _) = split_validation(data.x_train, data.y_train, config["training"].get("val_fraction", 0.2),
-                                       config["training"].get("split_seed", 0))
+    (x, y), (xv, _) = search_split(data, config["training"])
     xv = torch.as_tensor(xv)
     one_epoch = TrainRecipe(epochs=1)
     totals = {"build_ms": 0.0, "flops_ms": 0.0, "epoch1_ms": 0.0, "epoch2_ms": 0.0, "validation_ms": 0.0}

@@ -21,9 +21,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from .data.datasets import Dataset, split_validation
+from .data.datasets import Dataset
 from .estimators.base import TrialFailed
-from .estimators.train import TrainRecipe, predict, resolve_device, train_network
+from .estimators.train import TrainRecipe, predict, resolve_device, search_split, train_network
 from .objectives.rewards import Scorer
 from .spaces.base import SearchSpace
 from .store import Store, TrialRecord
@@ -47,8 +47,7 @@ def validation_score(space: SearchSpace, tokens, data: Dataset, training: Dict[s
                      seed: int, device: str = "auto") -> Dict[str, Any]:
     """Train ``tokens`` from scratch with ``recipe`` on the search's training split and score it on
     the search's validation split (the split ``training``'s val_fraction and split_seed define)."""
-    (x, y), (xv, yv) = split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
-                                        training.get("split_seed", 0))
+    (x, y), (xv, yv) = search_split(data, training)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     model = space.build(tuple(tokens), data.input_shape, data.num_classes)

@@ -201,6 +201,13 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     return history
 
 
+def search_split(data: Dataset, training: Dict[str, Any]):
+    """((x, y) train, (x, y) validation): the split a search with the ``[training]`` settings
+    ``training`` trained its children on and scored them with (TrainEstimator's defaults)."""
+    return split_validation(data.x_train, data.y_train, training.get("val_fraction", 0.2),
+                            training.get("split_seed", 0))
+
+
 @ESTIMATORS.register("train")
 class TrainEstimator(Estimator):
     """Trains each child on the training split; reward metric from the validation split."""
