@@ -191,21 +191,30 @@ class Reinforce(Strategy):
             self.queue = []
             self.kept = {}
 
+    def batch_log_probs(self, tokens: List[Tokens]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies of a batch, with gradient: the graphs built while
+        sampling when the current policy drew every child here, else the tokens re-scored."""
+        if all(t in self.kept for t in tokens):
+            return (torch.stack([self.kept[t][0] for t in tokens]),
+                    torch.stack([self.kept[t][1] for t in tokens]))
+        return self.controller.score(tokens)
+
+    def advantages(self, rewards: torch.Tensor, baseline: float) -> torch.Tensor:
+        """R - b, the paper's advantage; a subclass may shape it (benchmarks/reinforce_variants.py)."""
+        return rewards - baseline
+
     def update(self, batch: List[Tuple[Tokens, float]],
                origin: Optional[List[Tuple[Optional[float], int]]] = None) -> float:
         rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
         baseline = float(rewards.mean()) if self.baseline is None else self.baseline
-        tokens = [t for t, _ in batch]
-        if all(t in self.kept for t in tokens):
-            log_probs = torch.stack([self.kept[t][0] for t in tokens])
-            entropies = torch.stack([self.kept[t][1] for t in tokens])
-        else:
-            log_probs, entropies = self.controller.score(tokens)
+        log_probs, entropies = self.batch_log_probs([t for t, _ in batch])
         weights = None
         if origin is not None and any(version != self.updates for _, version in origin):
             weights = importance_weights(log_probs, [lp for lp, _ in origin],
                                          [version != self.updates for _, version in origin])
-        loss = reinforce_loss(log_probs, entropies, rewards, baseline, self.entropy_weight, weights)
+        # the advantages are given whole, so the loss subtracts a zero baseline (exactly a no-op)
+        loss = reinforce_loss(log_probs, entropies, self.advantages(rewards, baseline), 0.0,
+                              self.entropy_weight, weights)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
