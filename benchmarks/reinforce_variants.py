@@ -13,9 +13,7 @@ with ``dedup``, and changes one thing:
 - ``rank``: each reward is replaced by its quantile among all rewards told so far;
 - ``enas-logits``: every softmax head's logits pass through 2.5 * tanh(logits / 5) (ENAS's tanh
   constant and temperature), which bounds how sharp the policy can get;
-- ``ppo``: nasforge's PPO strategy with its defaults;
-- ``predictor-filter``: REINFORCE proposes 100 candidates per query, a gradient-boosted-tree
-  predictor fitted on the queries so far picks the one evaluated.
+- ``ppo``: nasforge's PPO strategy with its defaults.
 
 The variants live here, not in the library: none of them closed the gap (docs/benchmarks-hardware.md).
 
@@ -110,7 +108,6 @@ VARIANTS: Dict[str, tuple] = {
     "enas-logits, normalized": ("reinforce-variant", {**BASE, "tanh_constant": 2.5, "temperature": 5.0,
                                                       "advantage": "normalized"}),
     "ppo": ("ppo", {}),
-    "predictor-filter": ("predictor-filter", {"inner": "reinforce", "inner_settings": BASE, "refit_every": 4}),
 }
 
 

@@ -15,7 +15,9 @@ Baseline in the same run: random search with the ordinary estimator at the same 
 its best architecture retrained and tested the same way. The full search it is all measured against
 (300 children x 8 epochs) is in docs/benchmarks.md. Compute is counted in child-epochs: training
 samples seen (by the shared weights, then by the re-ranked children) divided by the training split's
-size; validation forward passes are reported beside it.
+size; validation forward passes are reported beside it. FLOP-epochs weight the same samples by the
+forward FLOPs of the stand-alone network each one trained (``flop_epochs``), the measure
+``fidelity_compute.py`` gives for the full search. ``--no-retrain`` stops after the re-ranking.
 
     OMP_NUM_THREADS=1 python benchmarks/weight_sharing.py --seeds 0 1 [--trials 400 --steps 5 ...] [--tag T]
 """
@@ -70,6 +72,7 @@ def shared_search(args, seed: int, space, data):
     objective = Objective()
     trials, epochs, val_samples = [], 0.0, 0
     eval_n = args.eval_size or len(estimator.y_val)
+    trained = log_training_steps(estimator)
     clock = Clock()
     for number in range(args.trials):
         proposal = strategy.ask()
@@ -93,26 +96,44 @@ def shared_search(args, seed: int, space, data):
     val_samples += len(candidates) * len(estimator.y_val)
     wall, cpu = clock.read()
     last = [a for _, a in trials[-50:]]
+    batch = estimator.settings()["batch_size"]
+    flop_epochs = sum(estimator.stand_alone(t)[1] * steps * batch for t, steps in trained) / len(estimator.y_train)
     return {"shared_wall_seconds": wall, "shared_cpu_seconds": cpu, "shared_child_epochs": epochs,
+            "shared_flop_epochs": flop_epochs,
             "val_forward_epochs": val_samples / len(estimator.y_train), "candidates": len(candidates),
             "shared_val_acc_last50_mean": statistics.mean(last),
             "ranked": [{"tokens": list(t), "shared_val_acc": acc} for acc, t in scored[: args.top_k]]}
+
+
+def log_training_steps(estimator):
+    """The (architecture, steps) of every shared-weight training call, warm-up included, for the
+    FLOP count made after the clock stops."""
+    trained, train_steps = [], estimator.train_steps
+
+    def logged(tokens, steps, generator):
+        trained.append((tuple(tokens), steps))
+        return train_steps(tokens, steps, generator)
+
+    estimator.train_steps = logged
+    return trained
 
 
 def train_and_pick(entries, space, data, seed: int):
     """Train each entry from scratch with the ordinary estimator; the best validation accuracy wins."""
     trainer = TrainEstimator(device="cpu")
     trainer.setup(space, data)
-    clock, epochs = Clock(), 0
+    clock, epochs, flop_epochs = Clock(), 0, 0.0
     for i, entry in enumerate(entries):
         try:
             m = trainer.evaluate(tuple(entry["tokens"]), trial_seed(seed, 10_000 + i))
             entry["val_acc_8ep"], epochs = m["val_acc"], epochs + m["epochs"]
+            flop_epochs += m["flops"] * m["epochs"]
         except TrialFailed as exc:
             entry["val_acc_8ep"], entry["error"] = None, str(exc)
     wall, cpu = clock.read()
     best = max((e for e in entries if e["val_acc_8ep"] is not None), key=lambda e: e["val_acc_8ep"])
-    return best, {"train_wall_seconds": wall, "train_cpu_seconds": cpu, "train_child_epochs": epochs}
+    return best, {"train_wall_seconds": wall, "train_cpu_seconds": cpu, "train_child_epochs": epochs,
+                  "train_flop_epochs": flop_epochs}
 
 
 def retrain(entry, space, data, epochs: int):
@@ -125,6 +146,7 @@ def totals(row):
     row["child_epochs"] = row.get("shared_child_epochs", 0.0) + row["train_child_epochs"]
     row["wall_seconds"] = row.get("shared_wall_seconds", 0.0) + row["train_wall_seconds"]
     row["cpu_seconds"] = row.get("shared_cpu_seconds", 0.0) + row["train_cpu_seconds"]
+    row["flop_epochs"] = row.get("shared_flop_epochs", 0.0) + row["train_flop_epochs"]
     return row
 
 
@@ -143,6 +165,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5, help="re-ranked by the ordinary estimator")
     parser.add_argument("--retrain-epochs", type=int, default=60)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-retrain", action="store_true",
+                        help="stop after the re-ranking (compute only; no test accuracy)")
     parser.add_argument("--tag", default="default")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1; the full search it is compared with uses 2 on this machine)")
@@ -154,7 +178,7 @@ def main() -> None:
     for seed in args.seeds:
         row = {"method": "shared-weights", "seed": seed, **shared_search(args, seed, space, data)}
         best, cost = train_and_pick(row["ranked"], space, data, seed)
-        row.update(cost, best=retrain(best, space, data, args.retrain_epochs))
+        row.update(cost, best=None if args.no_retrain else retrain(best, space, data, args.retrain_epochs))
         rows.append(totals(row))
         print(json.dumps(row), flush=True)
         if args.no_baseline:
@@ -165,7 +189,7 @@ def main() -> None:
         entries = [{"tokens": list(space.sample(rng))} for _ in range(n)]
         best, cost = train_and_pick(entries, space, data, seed)
         base = totals({"method": f"random x {n}, 8 epochs", "seed": seed, **cost,
-                       "best": retrain(best, space, data, args.retrain_epochs)})
+                       "best": None if args.no_retrain else retrain(best, space, data, args.retrain_epochs)})
         rows.append(base)
         print(json.dumps(base), flush=True)
     summary = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or '?'}",
@@ -174,10 +198,11 @@ def main() -> None:
         sel = [r for r in rows if r["method"].startswith(method)]
         if not sel:
             continue
-        stats = {"test_acc": [r["best"]["test_acc"] for r in sel], "child_epochs": [r["child_epochs"] for r in sel],
+        stats = {"test_acc": [r["best"]["test_acc"] for r in sel if r["best"]],
+                 "child_epochs": [r["child_epochs"] for r in sel], "flop_epochs": [r["flop_epochs"] for r in sel],
                  "wall_seconds": [r["wall_seconds"] for r in sel], "cpu_seconds": [r["cpu_seconds"] for r in sel]}
         summary[method] = {k: {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
-                               "median": statistics.median(v), "values": v} for k, v in stats.items()}
+                               "median": statistics.median(v), "values": v} for k, v in stats.items() if v}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"weight-sharing-{args.tag}.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
