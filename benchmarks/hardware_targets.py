@@ -99,6 +99,18 @@ def constrained_task():
     return space, limit, best_feasible, reward
 
 
+def constrained_outcomes(runs: List[Dict[str, Any]], space, limit: float, best_feasible: float):
+    """Per run: the gap in points (NaN when nothing was found), whether the returned best meets the
+    limit, and the share of queries over it."""
+    gaps, feasible_best, infeasible = [], [], []
+    for run in runs:
+        best = run["improvements"][-1] if run["improvements"] else None
+        feasible_best.append(best is not None and space.lookup(best["tokens"])["latency_ms"] <= limit)
+        gaps.append(100 * (best_feasible - (best["val"] if best else np.nan)))
+        infeasible.append(run["infeasible"] / run["queries"])
+    return gaps, feasible_best, infeasible
+
+
 def constrained(args) -> Dict[str, Any]:
     space, limit, best_feasible, reward = constrained_task()
     table = space.all_metrics()
@@ -112,12 +124,7 @@ def constrained(args) -> Dict[str, Any]:
     for label, settings in CONSTRAINED_STRATEGIES.items():
         start = time.perf_counter()
         runs = _run(label, settings, "nbgraph-cora", seeds, args.budget, reward)
-        gaps, feasible_best, infeasible = [], [], []
-        for run in runs:
-            best = run["improvements"][-1] if run["improvements"] else None
-            feasible_best.append(best is not None and space.lookup(best["tokens"])["latency_ms"] <= limit)
-            gaps.append(100 * (best_feasible - (best["val"] if best else np.nan)))
-            infeasible.append(run["infeasible"] / run["queries"])
+        gaps, feasible_best, infeasible = constrained_outcomes(runs, space, limit, best_feasible)
         result["strategies"][label] = {
             "settings": settings, "gap": _stats(gaps), "gaps": gaps, "best_always_feasible": all(feasible_best),
             "found_best_feasible": int(sum(g < 1e-9 for g in gaps)), "infeasible_share": _stats(infeasible),

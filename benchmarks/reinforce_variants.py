@@ -125,24 +125,24 @@ def main() -> None:
     torch.set_num_threads(1)
     space, limit, best_feasible, reward = hardware_targets.constrained_task()
     result: Dict[str, Any] = {"seeds": args.seeds, "budget": args.budget, "limit_ms": limit,
-                              "best_feasible_val": best_feasible, "variants": {}}
+                              "best_feasible_val": best_feasible, "variants": {},
+                              "machine": f"{platform.machine()}, torch {torch.__version__}"}
     path = hardware_targets.OUT / f"reinforce_variants-{args.seeds[0]}-{args.seeds[-1]}.json"
     hardware_targets.OUT.mkdir(parents=True, exist_ok=True)
     for label in args.only or VARIANTS:
         name, settings = VARIANTS[label]
         start = time.perf_counter()
         runs = hardware_targets._run(name, settings, "nbgraph-cora", args.seeds, args.budget, reward)
-        gaps = [100 * (best_feasible - run["improvements"][-1]["val"]) for run in runs]
-        feasible = all(space.lookup(run["improvements"][-1]["tokens"])["latency_ms"] <= limit for run in runs)
+        gaps, feasible_best, infeasible = hardware_targets.constrained_outcomes(runs, space, limit, best_feasible)
+        feasible = all(feasible_best)
         result["variants"][label] = {"strategy": name, "settings": settings, "gaps": gaps,
                                      "gap": hardware_targets._stats(gaps), "best_always_feasible": feasible,
                                      "found_top_two": int(sum(g < 0.1 for g in gaps)),
-                                     "infeasible_share": float(np.mean([r["infeasible"] / r["queries"] for r in runs])),
+                                     "infeasible_share": float(np.mean(infeasible)),
                                      "wall_s": time.perf_counter() - start}
         print(f"{label:36s} gap {np.mean(gaps):.3f} ± {np.std(gaps, ddof=1):.3f}  top two found "
               f"{result['variants'][label]['found_top_two']}  best feasible {feasible}  "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-        result["machine"] = f"{platform.machine()}, torch {torch.__version__}"
         path.write_text(json.dumps(result, indent=1))  # after every variant: a long run keeps what it has
     print(f"wrote {path}")
 
