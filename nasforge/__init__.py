@@ -4,14 +4,32 @@ The Python API mirrors the CLI::
 
     from nasforge import SearchConfig, run_search
     result = run_search(SearchConfig(budget=20), "runs/my-search")
+
+The names below are imported on first use (PEP 562), so that ``nasforge --help`` and
+``--version`` do not pay for importing torch.
 """
 
-from . import benchmarks  # noqa: F401  (registers the tabular benchmark spaces)
-from .config import SearchConfig
-from .search import SearchResult, run_search
-from .spaces import create_space
-from .store import Store
-from .strategies import create_strategy
+from __future__ import annotations
 
-__all__ = ["SearchConfig", "SearchResult", "Store", "create_space", "create_strategy", "run_search"]
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "SearchConfig": ".config",
+    "SearchResult": ".search",
+    "run_search": ".search",
+    "Store": ".store",
+    "create_space": ".spaces",
+    "create_strategy": ".strategies",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nasforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -2,11 +2,17 @@
 
 A string name is what a config file, a CLI flag and a stored trial can all carry; the registry
 turns it back into a class and gives a clear error that lists the valid names.
+
+Each registry declares its built-in entries as ``name -> module``: the names are known without
+importing anything (so ``nasforge --help`` lists them without loading torch), and a module is
+imported the first time one of its names is asked for. Plugins register with the decorator as
+before. ``tests/test_registries.py`` checks that the declaration matches what the modules register.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, List, TypeVar
+import importlib
+from typing import Callable, Dict, Generic, List, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -16,8 +22,9 @@ class UnknownNameError(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, builtins: Optional[Mapping[str, str]] = None):
         self.kind = kind
+        self.builtins: Dict[str, str] = dict(builtins or {})
         self._items: Dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -30,17 +37,26 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> Callable[..., T]:
+        if name not in self._items and name in self.builtins:
+            importlib.import_module(self.builtins[name])
         try:
             return self._items[name]
         except KeyError:
-            valid = ", ".join(sorted(self._items)) or "(none)"
+            valid = ", ".join(self.names()) or "(none)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; choose one of: {valid}") from None
 
     def create(self, name: str, **settings) -> T:
         return self.get(name)(**settings)
 
     def names(self) -> List[str]:
-        return sorted(self._items)
+        """Every name, built-in or registered, without importing anything."""
+        return sorted(set(self._items) | set(self.builtins))
+
+    def load_all(self) -> Dict[str, Callable[..., T]]:
+        """Import every built-in module; returns name -> factory for every entry."""
+        for module in sorted(set(self.builtins.values())):
+            importlib.import_module(module)
+        return dict(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self.builtins

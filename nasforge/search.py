@@ -169,7 +169,7 @@ def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc) if str(exc).startswith("[reward]") else f"[reward]: {exc}") from None
     if not is_tabular(config.space["name"]) and config.training.get("estimator", "train") == "train":
-        from .cli_objectives import request_measurements
+        from .objectives.measurements import request_measurements
 
         given = {"reward": config.reward, "training": dict(config.training)}
         request_measurements(given)  # a child measures latency etc. only when the reward names them

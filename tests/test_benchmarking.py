@@ -14,7 +14,7 @@ import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.benchmarking import analytic, report
 from nasforge.benchmarking.runner import (BenchmarkPlan, at_checkpoint, resolve_benchmarks, resolve_strategies,
                                           run_benchmark)
-from nasforge.cli_benchmark import add_benchmark_parser
+from nasforge.cli.benchmark import add_benchmark_parser
 from nasforge.config import ConfigError
 from nasforge.spaces import create_space
 from nasforge.strategies.base import STRATEGIES, Proposal, Strategy
@@ -240,7 +240,7 @@ def test_the_harness_defaults_apply_under_the_settings_given_and_are_recorded(sm
 
 def test_a_comparison_runs_the_search_strategies_unless_told_otherwise():
     from nasforge.benchmarking.runner import NOT_COMPARED, compared_strategies
-    from nasforge.cli_benchmark import NOT_COMPARED_HELP, plan_from_args
+    from nasforge.cli.benchmark import NOT_COMPARED_HELP, plan_from_args
 
     assert set(compared_strategies()) == set(STRATEGIES.names()) - set(NOT_COMPARED)
     assert {"random", "reinforce", "bananas", "tpe"} <= set(compared_strategies())

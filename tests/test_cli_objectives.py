@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasforge.cli import _overrides_from_args, build_parser, main
+from nasforge.cli import build_parser, main
+from nasforge.cli.search import _overrides_from_args
 from nasforge.objectives.rewards import parse_constraint
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nasforge.cli import _overrides_from_args, build_parser
+from nasforge.cli import build_parser
+from nasforge.cli.search import _overrides_from_args
 from nasforge.config import ConfigError, SearchConfig, load_config_file
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasforge.cli_pareto import add_pareto_parser
+from nasforge.cli.pareto import add_pareto_parser
 from nasforge.config import ConfigError
 from nasforge.objectives.pareto import (crowding_distance, hypervolume, hypervolume_monte_carlo, nsga2_select,
                                         non_dominated_sort, pareto_front, pareto_ranks, rank_and_crowding,

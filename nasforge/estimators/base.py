@@ -38,7 +38,11 @@ class Estimator(ABC):
         """Metrics of one architecture; raise TrialFailed for a bad architecture."""
 
 
-ESTIMATORS: Registry[Estimator] = Registry("estimator")
+ESTIMATORS: Registry[Estimator] = Registry("estimator", {
+    "train": "nasforge.estimators.train", "train-and-test": "nasforge.estimators.train_and_test",
+    "shared-weights": "nasforge.estimators.weight_sharing", "zero-cost": "nasforge.estimators.zero_cost",
+    "synthetic": "nasforge.estimators.synthetic", "tabular": "nasforge.benchmarks",
+})
 
 
 def create_estimator(name: str, **settings: Any) -> Estimator:

@@ -140,7 +140,10 @@ class Executor(ABC):
         self.shutdown()
 
 
-EXECUTORS: Registry[Executor] = Registry("executor")
+EXECUTORS: Registry[Executor] = Registry("executor", {
+    "inline": "nasforge.execution.inline", "local": "nasforge.execution.local",
+    "ray": "nasforge.execution.ray_executor",
+})
 
 
 def create_executor(name: str, **settings: Any) -> Executor:

@@ -87,7 +87,9 @@ class Predictor(ABC):
         ...
 
 
-PREDICTORS: Registry[Predictor] = Registry("predictor")
+PREDICTORS: Registry[Predictor] = Registry("predictor", {
+    "gp": "nasforge.predictors.gp", "mlp-ensemble": "nasforge.predictors.mlp", "gbt": "nasforge.predictors.trees",
+})
 
 
 def create_predictor(name: str, **settings: Any) -> Predictor:

@@ -53,7 +53,13 @@ class Strategy(ABC):
         self.rng.bit_generator.state = state["rng"]
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
+STRATEGIES: Registry[Strategy] = Registry("strategy", {
+    "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
+    "ppo": "nasforge.strategies.ppo", "evolution": "nasforge.strategies.evolution",
+    "local-search": "nasforge.strategies.local_search", "bananas": "nasforge.strategies.bananas",
+    "tpe": "nasforge.strategies.tpe", "predictor-filter": "nasforge.strategies.predictor_filter",
+    "enumerate": "nasforge.strategies.enumerate_space",
+})
 
 
 def create_strategy(name: str, **settings: Any) -> Strategy:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Optional
 
-from .config import ConfigError
+from ..config import ConfigError
 
 # The same as objectives.rewards' names; repeated so that the parser does not import torch.
 DIRECTIONS = ("maximize", "minimize")
@@ -52,8 +52,8 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
     ``file_reward`` is the config file's ``[reward]`` section: flags' constraints are added to its
     list, and its metric decides ``--direction`` alone.
     """
-    from .objectives.metrics import METRICS
-    from .objectives.rewards import parse_constraint
+    from ..objectives.metrics import METRICS
+    from ..objectives.rewards import parse_constraint
 
     file_reward = dict(file_reward or {})
     out: Dict[str, Any] = {}
@@ -90,32 +90,3 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
                 normal.append(constraint)
         out["constraints"] = normal
     return out
-
-
-def measured_by_training(reward: Dict[str, Any]) -> List[str]:
-    """The metrics named by a ``[reward]`` section that a trained child measures only on request."""
-    from .estimators.train import MEASURABLE
-    from .objectives.rewards import parse_constraint
-
-    weights = reward.get("weights") or {}
-    names = [reward.get("metric"), *(weights if isinstance(weights, dict) else ())]
-    constraints = reward.get("constraints") or []
-    names += [str(c) for c in ([constraints] if isinstance(constraints, str) else constraints)]
-    wanted: List[str] = []
-    for name in map(str, filter(None, names)):
-        metric = parse_constraint(name).metric if any(op in name for op in "<>") else name
-        if metric in MEASURABLE and metric not in wanted:
-            wanted.append(metric)
-    return wanted
-
-
-def request_measurements(given: Dict[str, Any]) -> None:
-    """Add to ``given["training"]["measure"]`` what the given ``[reward]`` needs a child to measure."""
-    wanted = measured_by_training(given.get("reward") or {})
-    if not wanted:
-        return
-    training = dict(given.get("training") or {})
-    measure = training.get("measure") or []
-    measure = [measure] if isinstance(measure, str) else list(measure)
-    training["measure"] = measure + [m for m in wanted if m not in measure]
-    given["training"] = training

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .config import ConfigError, SearchConfig, parse_value
+from ..config import ConfigError, SearchConfig, parse_value
 
 ENUMERATE_LIMIT = 200_000  # token sequences that --all may walk (checking each is cheap, not free)
 TRAINING_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate",
@@ -25,7 +25,7 @@ TRAINING_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "learnin
 
 
 def _config_from_args(args: argparse.Namespace) -> SearchConfig:
-    from .estimators.train_and_test import NAME
+    from ..estimators.train_and_test import NAME
 
     config = SearchConfig()
     config.dataset = args.dataset or "mnist1d"
@@ -75,8 +75,8 @@ def _explicit_settings(args: argparse.Namespace, config: SearchConfig):
 
 
 def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
-    from .search import build_space, is_tabular
-    from .strategies.enumerate_space import count_architectures
+    from ..search import build_space, is_tabular
+    from ..strategies.enumerate_space import count_architectures
 
     if is_tabular(config.space["name"]):
         raise ConfigError(f"{config.space['name']} is already a table; tabulate trains a trainable space")
@@ -89,8 +89,8 @@ def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
 
 
 def _stored_config(experiment: Path) -> Dict[str, Any]:
-    from .search import store_path
-    from .store import Store
+    from ..search import store_path
+    from ..store import Store
 
     path = store_path(experiment)
     if not path.exists():
@@ -105,10 +105,10 @@ def _stored_config(experiment: Path) -> Dict[str, Any]:
 
 def table_rows(experiment: Path) -> Dict[str, Any]:
     """Header facts and rows from an experiment's completed trials (first trial of each architecture)."""
-    from .data.datasets import load_dataset
-    from .search import store_path
-    from .spaces.base import create_space
-    from .store import Store
+    from ..data.datasets import load_dataset
+    from ..search import store_path
+    from ..spaces.base import create_space
+    from ..store import Store
 
     with Store(store_path(experiment), create=False) as store:
         config = store.config()
@@ -140,10 +140,10 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
     """Turn a finished (or partly finished) tabulate experiment into a table file."""
     import torch
 
-    from . import __version__
-    from .benchmarks.table_file import write_table
-    from .data.datasets import split_validation
-    from .estimators.train_and_test import TrainAndTestEstimator
+    from .. import __version__
+    from ..benchmarks.table_file import write_table
+    from ..data.datasets import split_validation
+    from ..estimators.train_and_test import TrainAndTestEstimator
 
     facts = table_rows(experiment)
     config, space, rows = facts["config"], facts["space"], facts["rows"]
@@ -173,8 +173,8 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
 
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
-    from .cli import make_console
-    from .search import SearchStopped, run_search
+    from .common import make_console
+    from ..search import SearchStopped, run_search
 
     console = make_console()
     experiment = Path(args.experiment)

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import ConfigError
+from ..config import ConfigError
 
 OBJECTIVE = "objective"
 
@@ -30,7 +30,7 @@ def _split(text: str) -> List[str]:
 
 def _directions(metrics: Sequence[str], given: Optional[str], objective_metric: str,
                 objective_direction: str) -> List[str]:
-    from .objectives.metrics import METRICS
+    from ..objectives.metrics import METRICS
 
     if given:
         aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
@@ -123,8 +123,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.table import Table
 
-    from .cli import _open_store, make_console
-    from .objectives.pareto import hypervolume, pareto_front, reference_point
+    from .common import _open_store, make_console
+    from ..objectives.pareto import hypervolume, pareto_front, reference_point
 
     experiment, store = _open_store(args.experiment)
     with store:

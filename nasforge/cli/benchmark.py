@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .config import ConfigError, parse_value
+from ..config import ConfigError, parse_value
 
 NOT_COMPARED_HELP = "enumerate and predictor-filter"  # runner.NOT_COMPARED, without importing torch for --help
 
@@ -44,7 +44,7 @@ def parse_settings(items: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
 
 
 def plan_from_args(args: argparse.Namespace):
-    from .benchmarking.runner import BenchmarkPlan, compared_strategies
+    from ..benchmarking.runner import BenchmarkPlan, compared_strategies
 
     if args.seed_list is not None:
         seeds = _numbers(args.seed_list, int, "--seed-list")
@@ -67,9 +67,9 @@ def plan_from_args(args: argparse.Namespace):
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .benchmarking import report
-    from .benchmarking.runner import run_benchmark
-    from .cli import make_console  # imported here: cli imports this module
+    from ..benchmarking import report
+    from ..benchmarking.runner import run_benchmark
+    from .common import make_console
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")

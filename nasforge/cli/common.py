@@ -1,0 +1,118 @@
+"""What every ``nasforge`` command shares: where experiments live, opening a store to read it,
+and the formatting of numbers and trial tables. Imports no command module.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from ..config import ConfigError, SearchConfig
+from ..registry import UnknownNameError
+
+RUNS = Path("runs")
+LATEST = RUNS / "latest"
+
+def user_errors() -> tuple:
+    """The exceptions that mean bad input (exit 2, one line), imported only once a command has
+    failed: the modules defining them import torch, which ``--help`` should not pay for."""
+    from ..data.datasets import DataError
+    from ..store import StoreError
+
+    return (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
+
+
+# ---- experiment directories ---------------------------------------------------------------------
+def _new_experiment_dir(config: SearchConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(config.dataset).stem if config.space["name"] == "chain-cnn" else config.space["name"]
+    base = RUNS / f"{stamp}-{name}-{config.strategy['name']}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _remember_latest(path: Path) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    LATEST.write_text(str(path) + "\n")
+
+
+def _resolve_experiment(arg: Optional[str]) -> Path:
+    if arg:
+        return Path(arg)
+    if LATEST.exists():
+        return Path(LATEST.read_text().strip())
+    raise ConfigError("no experiment given and no earlier search found here; pass --experiment DIR")
+
+
+def _open_store(arg: Optional[str]):
+    from ..search import store_path
+    from ..store import Store
+
+    experiment = _resolve_experiment(arg)
+    path = store_path(experiment)
+    if not path.exists():
+        raise ConfigError(f"no experiment store at {path}")
+    return experiment, Store(path, create=False)
+
+
+# ---- formatting ---------------------------------------------------------------------------------
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _human(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def make_console() -> Console:
+    """Wide output when not on a terminal (logs, CI), so tables do not wrap."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _trial_table(title: str, trials, space, show_error: bool = False) -> Table:
+    table = Table(title=title)
+    for col in ("trial", "state", "val acc %", "reward", "params", "FLOPs", "time s", "architecture"):
+        table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
+    if show_error:
+        table.add_column("error")
+    for t in trials:
+        number = f"{t.number}" + (f".{t.attempt}" if t.attempt else "")
+        row = [number, t.state, _pct(t.objective), "-" if t.reward is None else f"{t.reward:.4f}",
+               _human(t.metrics.get("params")), _human(t.metrics.get("flops")),
+               "-" if t.duration is None else f"{t.duration:.1f}", space.summary(t.tokens)]
+        if show_error:
+            row.append(t.error or "")
+        table.add_row(*row)
+    return table
+
+
+
+def _space_of(store):
+    from ..spaces.base import space_of_section
+
+    config = store.config()
+    if config is None:
+        raise ConfigError(f"{store.path} holds no search settings")
+    return config, space_of_section(config["space"])
+

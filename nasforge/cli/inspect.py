@@ -1,0 +1,92 @@
+"""``nasforge trials`` and ``nasforge best``: read a search's store (never write it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Optional
+
+from ..config import ConfigError
+from .common import _open_store, _pct, _space_of, _trial_table, make_console
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    experiment, store = _open_store(args.experiment)
+    with store:
+        config, space = _space_of(store)
+        trials = store.trials([args.state] if args.state else None)
+        if args.limit:
+            trials = trials[-args.limit:]
+        if args.json:
+            print(json.dumps([t.__dict__ for t in trials], indent=1))
+            return 0
+        make_console().print(_trial_table(f"{experiment}: {len(trials)} trials", trials, space, show_error=True))
+    return 0
+
+
+def _pick_trial(store, trial_number: Optional[int], direction: str, final: bool = True):
+    """Trial ``trial_number``, or by default the search's best (``final``: the winner of the
+    final selection, when `nasforge retrain` made one)."""
+    if trial_number is None:
+        from ..final_selection import final_choice
+
+        best = [final_choice(store, direction)] if final else store.best(1, direction)
+        if not best or best[0] is None:
+            raise ConfigError("no completed trial in this experiment yet")
+        return best[0]
+    for t in store.trials(["COMPLETE"]):
+        if t.number == trial_number:
+            return t
+    raise ConfigError(f"no completed trial number {trial_number}")
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from ..final_selection import final_choice
+
+    experiment, store = _open_store(args.experiment)
+    with store:
+        config, space = _space_of(store)
+        direction = config["reward"].get("direction", "maximize")
+        best = store.best(args.top, direction)
+        if not best:
+            raise ConfigError("no completed trial in this experiment yet")
+        chosen = final_choice(store, direction)
+        if args.json:
+            print(json.dumps([{"trial": t.number, "tokens": t.tokens, "objective": t.objective,
+                               "architecture": space.encode(t.tokens), "metrics": t.metrics,
+                               "final_choice": t.id == chosen.id} for t in best], indent=1))
+            return 0
+        console = make_console()
+        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space))
+        top = best[0]
+        console.print(f"best: trial {top.number}, validation accuracy {_pct(top.objective)}%")
+        if chosen.id != top.id:
+            console.print(f"final selection (`nasforge retrain`, the search's top trained with the final recipe): "
+                          f"trial {chosen.number}, search validation accuracy {_pct(chosen.objective)}%")
+            top = chosen
+        console.print(f"tokens: {top.tokens}")
+        console.print("layers:\n  " + "\n  ".join(space.describe(top.tokens)))
+        for ev in store.evaluations("retrain"):
+            if ev["trial_id"] == top.id:
+                m = ev["metrics"]
+                console.print(f"retrained (seed {m['seed']}, {m['epochs']} epochs): test acc {_pct(m['test_acc'])}%, "
+                              f"AP {_pct(m['test_average_precision'])}")
+    return 0
+
+
+def add_trials_parser(subparsers) -> None:
+    """Add ``trials``."""
+    t = subparsers.add_parser("trials", help="list the stored trials")
+    t.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    t.add_argument("--state", choices=("RUNNING", "COMPLETE", "FAILED", "PRUNED", "WAITING"))
+    t.add_argument("--limit", type=int, help="show only the last N")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_trials)
+
+
+def add_best_parser(subparsers) -> None:
+    """Add ``best``."""
+    b = subparsers.add_parser("best", help="show the best architecture (tokens and layers)")
+    b.add_argument("--experiment", help="experiment directory (default: the latest search)")
+    b.add_argument("--top", type=int, default=5, help="how many to list (5)")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=cmd_best)

@@ -1,0 +1,55 @@
+"""The ``nasforge`` command's parser and entry point.
+
+Bad input (unknown names, malformed config, unusable data) exits with status 2 and a one-line
+message before any trial runs; nothing stored is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from .benchmark import add_benchmark_parser
+from .common import user_errors
+from .export import add_export_parser
+from .inspect import add_best_parser, add_trials_parser
+from .pareto import add_pareto_parser
+from .retrain import add_retrain_parser
+from .search import add_search_parser
+from .tabulate import add_tabulate_parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasforge",
+        description="Neural architecture search with an RL controller (Zoph & Le, 2017) and friends.")
+    parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_search_parser, add_trials_parser, add_best_parser, add_retrain_parser, add_export_parser,
+                add_pareto_parser, add_benchmark_parser, add_tabulate_parser):
+        add(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # noqa: BLE001 - bad input becomes one line; anything else is re-raised
+        if not isinstance(exc, user_errors()):
+            raise
+        if os.environ.get("NASFORGE_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"nasforge {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # outside a search's own handling (set-up, final report): nothing to save
+        print(f"nasforge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

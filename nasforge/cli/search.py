@@ -1,0 +1,224 @@
+"""``nasforge search``: run (or resume) a search from defaults, a config file and flags, with a
+live progress display."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Dict
+
+from rich.console import Console
+
+from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, load_config_file, parse_value
+from .common import _duration, _human, _new_experiment_dir, _pct, _remember_latest, _resolve_experiment, \
+    _trial_table, make_console
+from ..objectives.measurements import request_measurements
+from .objectives import add_objective_flags, reward_overrides
+
+def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+    """Only what the user gave (config file, then flags), as a partial config dict."""
+    given: Dict[str, Any] = {}
+    if args.config:
+        given = load_config_file(args.config)
+        SearchConfig().update(given, source=args.config)  # check names and types early
+    for key in ("dataset", "budget", "seed", "max_consecutive_failures"):
+        if getattr(args, key) is not None:
+            given[key] = getattr(args, key)
+    sections: Dict[str, Dict[str, Any]] = {"space": {}, "strategy": {}, "training": {}, "reward": {},
+                                           "execution": {}}
+    for attr, target in FLAG_TARGETS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            section, key = target.split(".")
+            sections[section][key] = value
+    sections["reward"].update(reward_overrides(args, given.get("reward")))
+    for item in args.set or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: use SECTION.KEY=VALUE, for example strategy.batch_size=4")
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        if section not in sections:
+            raise ConfigError(f"--set {item!r}: section must be one of {', '.join(sections)}")
+        sections[section][name] = parse_value(value)
+    for section, values in sections.items():
+        if values:
+            merged = dict(given.get(section) or {})
+            if "name" in values and values["name"] != merged.get("name"):
+                merged = {}  # a new space or strategy: the file's settings for another one do not apply
+            merged.update(values)
+            given[section] = merged
+    request_measurements(given)  # a child measures latency etc. only when the reward names them
+    return given
+
+
+FLAG_TARGETS = {
+    "space": "space.name", "layers": "space.num_layers", "strategy": "strategy.name",
+    "controller_lr": "strategy.learning_rate", "controller_hidden": "strategy.hidden_size",
+    "controller_layers": "strategy.num_layers", "controller_batch": "strategy.batch_size",
+    "controller_init": "strategy.init_range", "baseline_decay": "strategy.baseline_decay",
+    "entropy_weight": "strategy.entropy_weight", "epochs": "training.epochs",
+    "batch_size": "training.batch_size", "optimizer": "training.optimizer", "lr": "training.learning_rate",
+    "weight_decay": "training.weight_decay", "schedule": "training.schedule",
+    "shift": "training.shift", "label_smoothing": "training.label_smoothing", "mixup": "training.mixup",
+    "ema": "training.ema",
+    "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
+    "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
+    "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
+    "executor": "execution.name", "workers": "execution.workers", "threads_per_worker": "execution.threads_per_worker",
+    "trial_timeout": "execution.trial_timeout", "memory_limit": "execution.memory_limit_mb",
+    "retries": "execution.retries", "address": "execution.address",
+}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ..search import SearchStopped, run_search, store_path
+    from ..spaces.base import create_space
+    from ..store import Store
+
+    console = make_console()
+    if args.resume:
+        experiment = _resolve_experiment(args.experiment)
+        path = store_path(experiment)
+        if not path.exists():
+            raise ConfigError(f"nothing to resume: no store at {path}")
+        with Store(path, create=False) as store:
+            stored = store.config()
+        if stored is None:
+            raise ConfigError(f"{path} holds no search settings to resume")
+        stored.pop("data_fingerprint", None)
+        config = SearchConfig.from_dict(stored)
+        config.update(_overrides_from_args(args), source="flags")  # must agree, except the budget
+    else:
+        config = SearchConfig()
+        config.update(_overrides_from_args(args), source="flags")
+        experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
+
+    display = _ProgressDisplay(console, quiet=args.quiet)
+    console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
+                  f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
+    try:
+        with display:
+            result = run_search(config, experiment, resume=args.resume, on_progress=display.update)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]stopped.[/] the store is consistent; continue with "
+                      f"`nasforge search --resume --experiment {experiment}`")
+        return 130
+    except SearchStopped as exc:
+        console.print(f"[red]search stopped:[/] {exc}")
+        return 1
+    finally:
+        if store_path(experiment).exists():
+            _remember_latest(experiment)
+    space = create_space(config.space["name"], **{k: v for k, v in config.space.items() if k != "name"})
+    pruned = f", {result.pruned} pruned" if result.pruned else ""
+    console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
+                               f"{_duration(result.elapsed)})", result.best, space))
+    if result.best:
+        console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
+    console.print(f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
+                  f"recipe) then `nasforge export` (experiment {experiment})")
+    return 0
+
+
+class _ProgressDisplay:
+    """Live bar (trials / budget, best validation accuracy, last reward, elapsed, ETA) plus a line per trial."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.console = console
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best val {task.fields[best]}%  last reward {task.fields[last]}  "
+                       "elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
+            console=console, transient=False,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, p) -> None:
+        fields = dict(best=_pct(p.best.objective) if p.best else "-",
+                      last="-" if p.last is None or p.last.reward is None else f"{p.last.reward:.4f}",
+                      elapsed=_duration(p.elapsed), eta=_duration(p.eta) if p.eta is not None else "?")
+        if self.task is None:
+            self.task = self.progress.add_task("search", total=p.budget, completed=p.done, **fields)
+        else:
+            self.progress.update(self.task, total=p.budget, completed=p.done, **fields)
+        t = p.last
+        if t is not None and not self.quiet:
+            if t.state == "COMPLETE":
+                msg = (f"trial {t.number:>4}: val acc {_pct(t.objective)}%  reward {t.reward:.4f}  "
+                       f"params {_human(t.metrics.get('params'))}  {t.duration:.1f}s")
+            elif t.state == "PRUNED":
+                msg = (f"trial {t.number:>4}: [yellow]pruned[/] after {t.metrics.get('pruned_at')} epochs, "
+                       f"val acc {_pct(t.objective)}%  {t.duration:.1f}s")
+            else:
+                msg = f"trial {t.number:>4}: [red]{t.state}[/] {t.error}"
+            self.progress.console.print(msg)
+
+
+
+def add_search_parser(subparsers) -> None:
+    """Add ``search`` to the ``nasforge`` command's subparsers."""
+    s = subparsers.add_parser("search", help="run (or resume) a search",
+                       description="Search architectures. Settings come from defaults, then --config, then flags.")
+    s.add_argument("--config", help="YAML or TOML file with settings (sections: space, strategy, training, reward)")
+    s.add_argument("--experiment", help="directory for this search's store (default: runs/<time>-<dataset>-<strategy>)")
+    s.add_argument("--resume", action="store_true", help="continue the experiment (default: the latest one)")
+    s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
+    g = s.add_argument_group("search")
+    g.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
+    g.add_argument("--budget", type=int, help="number of trials (default 300)")
+    g.add_argument("--seed", type=int, help="seed of the whole search (default 0)")
+    g.add_argument("--max-consecutive-failures", type=int, help="stop after this many failed trials in a row (20)")
+    g = s.add_argument_group("space")
+    g.add_argument("--space", help="search space (default chain-cnn)")
+    g.add_argument("--layers", type=int, help="chain-cnn: number of layers (default 6)")
+    g = s.add_argument_group("strategy")
+    g.add_argument("--strategy", help="reinforce (default) or random")
+    g.add_argument("--controller-lr", type=float, help="controller Adam learning rate (0.0006)")
+    g.add_argument("--controller-hidden", type=int, help="LSTM hidden units (35)")
+    g.add_argument("--controller-layers", type=int, help="LSTM layers (2)")
+    g.add_argument("--controller-batch", type=int, help="children per controller update, m (8)")
+    g.add_argument("--controller-init", type=float, help="uniform initialisation range (0.08)")
+    g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
+    g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
+    g = s.add_argument_group("child training")
+    g.add_argument("--epochs", type=int, help="epochs per child (8)")
+    g.add_argument("--batch-size", type=int, help="minibatch size (64)")
+    g.add_argument("--optimizer", help="adamw (default), adam or sgd")
+    g.add_argument("--lr", type=float, help="child learning rate (0.003)")
+    g.add_argument("--weight-decay", type=float, help="weight decay (0.01)")
+    g.add_argument("--schedule", help="onecycle (default), cosine or constant")
+    g.add_argument("--shift", type=int, help="augmentation: random circular shift of up to N samples/pixels (0: off)")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing of the training loss (0)")
+    g.add_argument("--mixup", type=float, help="mixup's Beta(a, a) parameter a (0: off)")
+    g.add_argument("--ema", type=float, help="decay per step of a weight average that becomes the model (0: off)")
+    g.add_argument("--val-fraction", type=float, help="share of the training data held out for rewards (0.2)")
+    g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
+    g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
+    g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+    g = s.add_argument_group("execution")
+    g.add_argument("--executor", help="auto (default: inline for tabular benchmarks, local otherwise), inline, "
+                                      "local (process pool) or ray")
+    g.add_argument("--workers", type=int, help="trials evaluated at once (1)")
+    g.add_argument("--threads-per-worker", type=int, help="torch threads per local worker (cores // workers)")
+    g.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it fails (no limit)")
+    g.add_argument("--memory-limit", type=float, help="MiB a local worker may use before its trial fails (no limit)")
+    g.add_argument("--retries", type=int, help="times a trial whose worker died is run again (1)")
+    g.add_argument("--address", help="ray: address of an existing cluster (default: start Ray on this machine)")
+    g = s.add_argument_group("reward")
+    g.add_argument("--metric", help="metric the search optimises (val_acc)")
+    g.add_argument("--reward-transform", help="cube (default, as in the paper), square or identity")
+    g.add_argument("--failure-penalty", type=float, help="reward given for a failed child (0)")
+    add_objective_flags(g)
+    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="any other setting, e.g. --set strategy.dedup=false (repeatable)")
+    s.set_defaults(func=cmd_search)
