@@ -61,8 +61,8 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
     out = tmp_path / "model"
     assert {"model.py", "weights.pt", "spec.json", "model.onnx"} <= {p.name for p in out.iterdir()}
     # the export predicts with torch alone: no nasforge on the path
-    code = ("import torch, model, json; m = model.load('.'); spec = json.load(open('spec.json'));"
-            "x = torch.zeros(3, spec['in_channels'], *spec['input_size']); print(m(x).shape)")
+    code = ("import torch, model, json; m = model.load('.'); meta = json.load(open('metadata.json'));"
+            "x = torch.zeros(3, *meta['input_shape']); print(m(x).shape)")  # raw inputs: (3, 40)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     pred = subprocess.run([sys.executable, "-E", "-s", "-c", "import sys; sys.modules['nasforge'] = None;" + code],
                           cwd=out, capture_output=True, text=True, env=env, timeout=120)

@@ -120,7 +120,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("name", list(SPECS))
 def test_export_writes_files(exported, name):
     model, x, paths = exported[name]
-    assert set(paths) == {"model_py", "spec", "weights", "metadata", "onnx", "readme"}
+    assert set(paths) == {"model_py", "spec", "weights", "preprocessing", "metadata", "onnx", "readme"}
     assert all(p.is_file() for p in paths.values())
     out = paths["model_py"].parent
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())
@@ -131,7 +131,8 @@ def test_export_writes_files(exported, name):
     meta = json.loads(paths["metadata"].read_text())
     spec = SPECS[name]
     assert meta["search"] == "unit-test" and meta["score"] == 0.5
-    assert meta["input_shape"] == [spec["in_channels"], *spec["input_size"]]
+    assert meta["input_shape"] == [spec["in_channels"], *spec["input_size"]]  # no preprocessing: the network's
+    assert meta["preprocessing"] is None and json.loads(paths["preprocessing"].read_text()) is None
     assert meta["num_classes"] == spec["num_classes"]
     assert meta["torch_version"] == torch.__version__
     assert meta["exported_at"][:4].isdigit() and meta["onnx_checked"] is True

@@ -5,9 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
 from .inspect import _pick_trial
 from .retrain import _retrain
+
+def _preprocessing(model_dir: Path, config, console):
+    """The preprocessing the model was trained behind: saved with it by retrain, or, for a model
+    retrained before records were kept, the record of the search's data (checked by fingerprint)."""
+    from ..data.datasets import load_dataset
+    from ..report.model_files import load_preprocessing
+
+    prep = load_preprocessing(model_dir)
+    if prep is not None:
+        return prep
+    again = f"{model_dir} was retrained before its data preprocessing was saved"
+    try:
+        data = load_dataset(config["dataset"])
+    except Exception as exc:  # noqa: BLE001 - any reason the data cannot be had: one way forward
+        raise ConfigError(f"{again}, and the search's data cannot be read to recover it ({exc}); "
+                          "run `nasforge retrain` again") from None
+    if not config.get("data_fingerprint") or data.fingerprint() != config["data_fingerprint"]:
+        raise ConfigError(f"{again}, and {config['dataset']} cannot be shown to be the search's data; "
+                          "run `nasforge retrain` again")
+    console.print(f"{model_dir} has no saved preprocessing (retrained by an older nasforge); "
+                  f"using the record of {config['dataset']}, whose fingerprint matches the search's")
+    return data.preprocessing
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
@@ -26,13 +50,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                           "(use `nasforge retrain` to choose epochs and seeds)")
             _, _, model_dir = _retrain(experiment, store, trial, [0], console, None)
         model, meta = load_model_dir(model_dir)
-        import torch
-
-        example = torch.zeros((2, model.spec["in_channels"], *model.spec["input_size"]))
+        prep = _preprocessing(model_dir, config, console)
         out = Path(args.out) if args.out else experiment / "export"
-        written = export_model(model, out, example, metadata={**meta, "experiment": str(experiment)},
-                               overwrite=args.overwrite)
-        console.print(f"exported trial {trial.number} to {out}:")
+        written = export_model(model, out, metadata={**meta, "experiment": str(experiment)},
+                               preprocessing=prep, overwrite=args.overwrite)
+        console.print(f"exported trial {trial.number} to {out}; it takes the raw arrays of the data "
+                      f"({prep.get('raw', config['dataset'])}): shape (batch, {', '.join(map(str, prep['raw_shape']))}), "
+                      "preprocessing included:")
         for name, path in written.items():
             console.print(f"  {name}: {path}")
     return 0

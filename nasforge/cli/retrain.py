@@ -54,7 +54,8 @@ def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Cons
                       f"mixup {recipe.mixup}, weight average {recipe.ema}, seed {seed} ...")
         model, metrics = retrain_and_test(space, tuple(trial.tokens), data, recipe, seed, device)
         out = experiment / "retrain" / f"trial-{trial.number}-seed-{seed}"
-        save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics})
+        save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics},
+                   preprocessing=data.preprocessing)  # what an export must replay on raw inputs
         metrics["model_dir"] = str(out)
         store.add_evaluation(trial.id, "retrain", metrics)
         results.append(metrics)

@@ -1,9 +1,15 @@
 """Export a found ``ChainNet`` as a folder that is usable without nasforge.
 
 The folder holds a verbatim copy of ``nasforge/spaces/chain_net.py`` (which imports only torch),
-the spec and weights it loads, an ONNX file for non-torch runtimes, metadata and a short README.
-Every export is checked before it is handed back: a model that reloads differently, or an ONNX
-file that computes something else, is worse than no export at all.
+the spec and weights it loads, the training data's preprocessing, an ONNX file for non-torch
+runtimes, metadata and a short README.
+
+Given the data's preprocessing record (:attr:`nasforge.data.Dataset.preprocessing`), both the
+torch model and the ONNX graph start with it (:class:`~nasforge.spaces.chain_net.RawInput`): they
+take the raw arrays of the user's data file, as they are, and not inputs standardised by hand,
+which an export without its statistics silently got wrong (issue 13). Every export is checked
+before it is handed back: a model that reloads differently, or an ONNX file that computes
+something else, is worse than no export at all.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import uuid
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
+import numpy as np
 import torch
 
+from ..data.datasets import EXPORT_DTYPES
 from ..spaces import chain_net
-from ..spaces.chain_net import ChainNet
+from ..spaces.chain_net import ChainNet, RawInput, check_preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ FILES = {
     "model_py": "model.py",
     "spec": "spec.json",
     "weights": "weights.pt",
+    "preprocessing": "preprocessing.json",
     "metadata": "metadata.json",
     "onnx": "model.onnx",
     "readme": "README.md",
@@ -50,29 +59,45 @@ FILES = {
 def export_model(
     model: ChainNet,
     out_dir: Union[str, Path],
-    example_input: torch.Tensor,
+    example_input: Optional[torch.Tensor] = None,
     metadata: Optional[Dict] = None,
     *,
+    preprocessing: Optional[Dict[str, Any]] = None,
     overwrite: bool = False,
 ) -> Dict[str, Path]:
     """Write ``model`` to ``out_dir`` as a standalone folder and check that it reproduces the model.
 
-    ``example_input`` is a batch shaped ``(batch, in_channels, *input_size)``; it drives the ONNX
-    trace and the checks. The model is exported in eval mode; the caller's model is not changed
-    (a CPU copy is exported). ``metadata`` must be JSON-serialisable; the export's own fields
-    (input shape, class count, versions, date) take precedence over keys of the same name.
+    ``preprocessing`` is the record of the data the model was trained on. With it, the exported
+    torch module and ONNX graph take raw inputs shaped ``(batch, *raw_shape)`` (the arrays of the
+    data file) and replay the preprocessing inside; the ONNX input has the raw dtype when it is
+    one of :data:`~nasforge.data.datasets.EXPORT_DTYPES`, float64 otherwise. Without it, they take
+    the network's own input ``(batch, in_channels, *input_size)``, float32.
+
+    ``example_input`` is a batch of such inputs; it drives the ONNX trace and the checks
+    (default: random raw-like inputs made from the preprocessing; without preprocessing it is
+    required). The model is exported in eval mode; the caller's model is not changed (a CPU copy
+    is exported, so a CUDA model exports too). ``metadata`` must be JSON-serialisable; the export's
+    own fields (input shape and dtype, preprocessing, class count, versions, date) take precedence
+    over keys of the same name.
 
     An existing non-empty ``out_dir`` is refused unless ``overwrite=True``, in which case the
     export's files are replaced and any other files there are left alone.
 
-    Returns the written paths, keyed ``model_py``, ``spec``, ``weights``, ``metadata``, ``onnx``
-    and ``readme``. Raises RuntimeError when the reloaded copy or the ONNX file (checked only
-    where onnxruntime is importable) disagrees with the model; the files are left for inspection.
+    Returns the written paths, keyed ``model_py``, ``spec``, ``weights``, ``preprocessing``,
+    ``metadata``, ``onnx`` and ``readme``. Raises RuntimeError when the reloaded copy or the ONNX
+    file (checked only where onnxruntime is importable) disagrees with the model; the files are
+    left for inspection.
     """
     spec = getattr(model, "spec", None)
     if not isinstance(model, torch.nn.Module) or not isinstance(spec, dict):
         raise TypeError(f"export_model needs a ChainNet, got {type(model).__name__}")
-    _check_example(spec, example_input)
+    prep = _checked_preprocessing(spec, preprocessing)
+    input_dtype = export_dtype(prep) if prep is not None else None
+    if example_input is None:
+        if prep is None:
+            raise ValueError("example_input is required when there is no preprocessing to make one from")
+        example_input = raw_example(prep, 3, seed=0)
+    _check_example(spec, example_input, prep, input_dtype)
     user_meta = dict(metadata or {})
     try:
         json.dumps(user_meta)
@@ -90,21 +115,29 @@ def export_model(
 
     # A CPU copy in eval mode: the export must not move the caller's model or flip its mode.
     net = copy.deepcopy(model).cpu().eval()
+    exported = RawInput(net, prep).eval() if prep is not None else net
     x = example_input.detach().cpu()
     with torch.no_grad():
-        reference = net(x)
+        reference = exported(x)
 
     shutil.copyfile(_chain_net_source(), paths["model_py"])
     paths["spec"].write_text(json.dumps(net.spec, indent=2) + "\n")
     torch.save(net.state_dict(), paths["weights"])
+    # always written: ``null`` says "no preprocessing", and an overwrite must not leave an old one
+    paths["preprocessing"].write_text(json.dumps(prep, indent=2) + "\n")
 
     ort = _onnxruntime()
-    exporter, opset = _write_onnx(net, x, paths["onnx"], ort)
+    other = (lambda n: raw_example(prep, n, seed=1)) if prep is not None else None
+    exporter, opset = _write_onnx(exported, x, paths["onnx"], ort, other)
 
+    network_shape = [int(spec["in_channels"]), *(int(s) for s in spec["input_size"])]
     meta = dict(user_meta)
     meta.update(
         {
-            "input_shape": [int(spec["in_channels"]), *(int(s) for s in spec["input_size"])],
+            "input_shape": list(prep["raw_shape"]) if prep is not None else network_shape,
+            "input_dtype": input_dtype or "float32",
+            "network_input_shape": network_shape,
+            "preprocessing": prep,
             "num_classes": int(spec["num_classes"]),
             "torch_version": torch.__version__,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -116,17 +149,67 @@ def export_model(
         }
     )
     paths["metadata"].write_text(json.dumps(meta, indent=2) + "\n")
-    paths["readme"].write_text(_readme(spec))
+    paths["readme"].write_text(_readme(spec, prep, input_dtype))
 
     _check_reload(out, x, reference)
     return paths
 
 
-def _check_example(spec: Dict, example: torch.Tensor) -> None:
-    """Refuse an example the network cannot take, before anything is written."""
-    if not isinstance(example, torch.Tensor) or not example.is_floating_point():
-        raise ValueError("example_input must be a floating-point torch.Tensor")
-    want = (int(spec["in_channels"]), *(int(s) for s in spec["input_size"]))
+def export_dtype(prep: Dict[str, Any]) -> str:
+    """The dtype the exported ONNX graph takes: the raw one, or float64 (exact for the others)."""
+    raw = str(prep.get("raw_dtype", "float64"))
+    return raw if raw in EXPORT_DTYPES else "float64"
+
+
+def raw_example(prep: Dict[str, Any], batch: int, seed: int = 0) -> torch.Tensor:
+    """Random inputs that look like the raw data (its scale, shape and dtype), for traces and checks:
+    standard normal network inputs taken back through the preprocessing."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((batch, *prep["input_shape"]))
+    stats = prep.get("standardise")
+    if stats:
+        def per_channel(v):
+            return np.asarray(v, dtype=np.float64).reshape(-1, *([1] * (z.ndim - 2))) if isinstance(v, list) else v
+        z = z * per_channel(stats["std"]) + per_channel(stats["mean"])
+    if prep.get("divide") is not None:
+        z = z * prep["divide"]
+    dtype = np.dtype(export_dtype(prep))
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        z = np.clip(np.round(z), info.min, info.max)
+    return torch.from_numpy(np.ascontiguousarray(z.reshape(batch, *prep["raw_shape"]).astype(dtype)))
+
+
+def _checked_preprocessing(spec: Dict, preprocessing: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A JSON copy of the record once it fits the network, refused (ValueError) before anything is written."""
+    if preprocessing is None:
+        return None
+    try:
+        prep = json.loads(json.dumps(preprocessing))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"preprocessing must be JSON-serialisable: {exc}") from exc
+    if not isinstance(prep, dict):
+        raise ValueError(f"preprocessing must be a record (dict), got {type(preprocessing).__name__}")
+    check_preprocessing(prep)
+    want = [int(spec["in_channels"]), *(int(s) for s in spec["input_size"])]
+    if list(prep["input_shape"]) != want:
+        raise ValueError(f"preprocessing makes inputs of shape {prep['input_shape']} but the network takes {want}: "
+                         "is it the record of another dataset?")
+    return prep
+
+
+def _check_example(spec: Dict, example: torch.Tensor, prep: Optional[Dict[str, Any]], dtype: Optional[str]) -> None:
+    """Refuse an example the exported model cannot take, before anything is written."""
+    if not isinstance(example, torch.Tensor):
+        raise ValueError("example_input must be a torch.Tensor")
+    if prep is None:
+        if not example.is_floating_point():
+            raise ValueError("example_input must be a floating-point torch.Tensor")
+        want = (int(spec["in_channels"]), *(int(s) for s in spec["input_size"]))
+    else:
+        if str(example.dtype).replace("torch.", "") != dtype:
+            raise ValueError(f"example_input has dtype {example.dtype}, but the export takes raw inputs of {dtype}")
+        want = tuple(prep["raw_shape"])
     if example.dim() != len(want) + 1 or tuple(example.shape[1:]) != want or example.shape[0] < 1:
         raise ValueError(f"example_input has shape {tuple(example.shape)}, expected (batch, {', '.join(map(str, want))})")
 
@@ -184,7 +267,8 @@ def _export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path, dynamo: bool
     return TORCHSCRIPT_OPSET
 
 
-def _write_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path, ort: Optional[ModuleType]):
+def _write_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path, ort: Optional[ModuleType],
+                other: Optional[Callable[[int], torch.Tensor]] = None):
     """Write ``model.onnx`` with the first exporter whose file checks out; return (name, opset).
 
     The TorchScript exporter goes first: it is fast (a fraction of a second against seconds) and
@@ -195,7 +279,7 @@ def _write_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path, ort: Optional
         try:
             opset = _export_onnx(net, x, path, dynamo)
             if ort is not None:
-                _check_onnx(ort, path, net, x)
+                _check_onnx(ort, path, net, x, other)
         except Exception as exc:  # noqa: BLE001  (any failure: try the other exporter)
             errors.append(f"{name} exporter: {type(exc).__name__}: {exc}")
             logger.info("ONNX export with the %s exporter failed: %s", name, exc)
@@ -210,10 +294,13 @@ def _other_batch(x: torch.Tensor) -> torch.Tensor:
     return torch.randn((x.shape[0] + 2, *x.shape[1:]), generator=gen, dtype=x.dtype)
 
 
-def _check_onnx(ort: ModuleType, path: Path, net: torch.nn.Module, x: torch.Tensor) -> None:
+def _check_onnx(ort: ModuleType, path: Path, net: torch.nn.Module, x: torch.Tensor,
+                other: Optional[Callable[[int], torch.Tensor]] = None) -> None:
+    """Run the ONNX file on the example and on a batch of another size, both raw-shaped when the
+    export takes raw inputs, and compare with the torch model."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    for batch in (x, _other_batch(x)):
+    for batch in (x, other(x.shape[0] + 2) if other is not None else _other_batch(x)):
         with torch.no_grad():
             want = net(batch)
         got = torch.from_numpy(session.run(None, {input_name: batch.numpy()})[0])
@@ -243,18 +330,28 @@ def _compare(want: torch.Tensor, got: torch.Tensor, tolerance: float, what: str)
         raise RuntimeError(f"export check failed: {what} differs from the model by {error:.3g} (allowed {bound:.3g})")
 
 
-def _readme(spec: Dict) -> str:
-    shape = ", ".join(str(int(s)) for s in [spec["in_channels"], *spec["input_size"]])
+def _readme(spec: Dict, prep: Optional[Dict[str, Any]], dtype: Optional[str]) -> str:
+    classes = int(spec["num_classes"])
+    if prep is None:
+        shape = ", ".join(str(int(s)) for s in [spec["in_channels"], *spec["input_size"]])
+        takes = f"Input: float32 tensor of shape (batch, {shape}); output: logits of shape (batch, {classes}).\n"
+        feed = "x"
+    else:
+        shape = ", ".join(str(int(s)) for s in prep["raw_shape"])
+        takes = (f"Input: the raw arrays of the training data ({prep.get('raw', 'as loaded')}), shape (batch, {shape}); "
+                 f"the preprocessing in `preprocessing.json` (reshape, scale, standardise with the training "
+                 f"statistics) is part of the model. Output: logits of shape (batch, {classes}).\n")
+        feed = f"x.astype('{dtype}')"
     return (
         "# Exported nasforge model\n"
         "\n"
         "Files: `model.py` (the network code, needs only torch), `spec.json` (architecture), `weights.pt`, "
-        "`model.onnx`, `metadata.json`.\n"
-        f"Input: float32 tensor of shape (batch, {shape}); output: logits of shape (batch, {int(spec['num_classes'])}).\n"
-        "\n"
-        "Plain torch, from this folder (`load` returns the network in eval mode):\n"
-        "`import model; m = model.load('.'); logits = m(x)`\n"
+        "`preprocessing.json`, `model.onnx`, `metadata.json`.\n"
+        + takes
+        + "\n"
+        "Plain torch, from this folder (`load` returns the model in eval mode):\n"
+        "`import model, torch; m = model.load('.'); logits = m(torch.as_tensor(x))`\n"
         "\n"
         "ONNX Runtime, any batch size:\n"
-        f"`import onnxruntime as ort; s = ort.InferenceSession('model.onnx'); logits = s.run(None, {{'{INPUT_NAME}': x.numpy()}})[0]`\n"
+        f"`import onnxruntime as ort; s = ort.InferenceSession('model.onnx'); logits = s.run(None, {{'{INPUT_NAME}': {feed}}})[0]`\n"
     )

@@ -12,6 +12,9 @@ Spec (all plain JSON values)::
 Rules (after Zoph & Le, 2017): a layer with no inputs reads the network input; several inputs of
 different sizes are zero-padded to the largest and concatenated along channels; every layer whose
 output no later layer reads feeds the readout, together with the last layer.
+
+An export also holds the training data's preprocessing (``preprocessing.json``); :func:`load`
+wraps the network in :class:`RawInput`, which replays it, so the model takes the raw arrays.
 """
 
 from __future__ import annotations
@@ -167,8 +170,85 @@ class ChainNet(nn.Module):
         return self.head(feat)
 
 
-def load(directory: str, map_location: str = "cpu") -> ChainNet:
-    """Load an exported model: ``spec.json`` and ``weights.pt`` in ``directory``."""
+def _per_channel(value, ndim: int) -> torch.Tensor:
+    """A float64 constant: a scalar, or a per-channel list shaped to broadcast over (N, C, ...)."""
+    t = torch.tensor(value, dtype=torch.float64)
+    return t.reshape(-1, *([1] * (ndim - 2))) if t.dim() else t
+
+
+def check_preprocessing(prep: Dict) -> None:
+    """Raise ValueError naming the first thing wrong with a preprocessing record."""
+    for key in ("raw_shape", "input_shape"):
+        if not isinstance(prep.get(key), list) or not all(isinstance(s, int) and s > 0 for s in prep[key]):
+            raise ValueError(f"preprocessing {key} must be a list of positive sizes, got {prep.get(key)!r}")
+    raw, net = 1, 1
+    for s in prep["raw_shape"]:
+        raw *= s
+    for s in prep["input_shape"]:
+        net *= s
+    if raw != net:
+        raise ValueError(f"preprocessing cannot reshape raw samples {prep['raw_shape']} to {prep['input_shape']}")
+    if prep.get("divide") is not None and not prep["divide"] != 0:
+        raise ValueError("preprocessing divide must be a non-zero number")
+    stats = prep.get("standardise")
+    if stats:
+        channels = prep["input_shape"][0]
+        for key in ("mean", "std"):
+            value = stats.get(key)
+            if isinstance(value, list) and len(value) != channels:
+                raise ValueError(f"preprocessing standardise {key} has {len(value)} values for {channels} channels")
+            if not isinstance(value, (int, float, list)):
+                raise ValueError(f"preprocessing standardise {key} must be a number or a list, got {value!r}")
+
+
+class RawInput(nn.Module):
+    """The network behind the preprocessing of its training data, so it takes the data's raw arrays.
+
+    ``prep`` is the record nasforge's loader made (``preprocessing.json`` of an export): each raw
+    sample is reshaped to the network's (C, L) or (C, H, W), divided by ``divide``, standardised
+    with the training ``mean`` / ``std``; in float64 like the loader, then cast to float32. Any
+    numeric input dtype is taken; numpy arrays too.
+    """
+
+    def __init__(self, net: nn.Module, prep: Dict):
+        super().__init__()
+        check_preprocessing(prep)
+        self.net = net
+        self.prep = json.loads(json.dumps(prep))
+        self.raw_shape = [int(s) for s in prep["raw_shape"]]
+        self.input_shape = [int(s) for s in prep["input_shape"]]
+        ndim = len(self.input_shape) + 1
+        self.divide = None if prep.get("divide") is None else float(prep["divide"])
+        stats = prep.get("standardise") or None
+        self.standardise = stats is not None
+        if stats is not None:  # constants in the graph, not weights: the record is their source
+            self.register_buffer("mean", _per_channel(stats["mean"], ndim), persistent=False)
+            self.register_buffer("std", _per_channel(stats["std"], ndim), persistent=False)
+
+    def preprocess(self, x) -> torch.Tensor:
+        """The network's float32 input for raw ``x`` of shape (batch, *raw_shape)."""
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x)
+        if x.dim() != len(self.raw_shape) + 1 or list(x.shape[1:]) != self.raw_shape:
+            raise ValueError(f"input has shape {tuple(x.shape)}, expected (batch, {', '.join(map(str, self.raw_shape))}): "
+                             "the raw arrays of the training data")
+        x = x.to(torch.float64).reshape(x.shape[0], *self.input_shape)
+        if self.divide is not None:
+            x = x / self.divide
+        if self.standardise:
+            x = (x - self.mean) / self.std
+        return x.to(torch.float32)
+
+    def forward(self, x) -> torch.Tensor:
+        return self.net(self.preprocess(x))
+
+
+def load(directory: str, map_location: str = "cpu", raw_input: bool = True) -> nn.Module:
+    """Load an exported model: ``spec.json`` and ``weights.pt`` in ``directory``.
+
+    With ``raw_input`` (the default) and a ``preprocessing.json`` there, the model takes the raw
+    arrays of the training data (:class:`RawInput`); otherwise the bare network, which takes
+    already preprocessed float32 inputs of shape (batch, in_channels, *input_size)."""
     import os
 
     with open(os.path.join(directory, "spec.json")) as f:
@@ -177,4 +257,10 @@ def load(directory: str, map_location: str = "cpu") -> ChainNet:
     state = torch.load(os.path.join(directory, "weights.pt"), map_location=map_location, weights_only=True)
     model.load_state_dict(state)
     model.eval()
+    prep_path = os.path.join(directory, "preprocessing.json")
+    if raw_input and os.path.exists(prep_path):
+        with open(prep_path) as f:
+            prep = json.load(f)
+        if prep is not None:
+            return RawInput(model, prep).eval()
     return model
