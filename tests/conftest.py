@@ -37,3 +37,15 @@ def mnist1d_npz(tmp_path, mnist1d_slice) -> str:
     path = tmp_path / "slice.npz"
     np.savez(path, x_train=d.x_train[:, 0], y_train=d.y_train, x_test=d.x_test[:, 0], y_test=d.y_test)
     return str(path)
+
+
+@pytest.fixture()
+def ray_offline(monkeypatch):
+    """For tests that start Ray: its processes reach nothing beyond loopback. Ray's dashboard
+    process asks the cloud metadata service (169.254.169.254, metadata.google.internal) which
+    cloud it runs on, whatever the settings; through a proxy on a closed loopback port those
+    requests fail at once, and no DNS lookup is made. Ray's own traffic is to loopback (no_proxy)."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost,::1")

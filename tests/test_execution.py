@@ -186,6 +186,7 @@ def test_stale_children_give_the_gradient_of_the_current_policy():
     assert torch.allclose(exact, weighted, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures("ray_offline")
 def test_search_on_a_real_local_ray_instance(tmp_path):
     pytest.importorskip("ray")
     config = synthetic_config(budget=8, workers=4, seconds=0.2, executor="ray", cpus_per_trial=0.5)

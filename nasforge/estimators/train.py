@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
+from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.metrics import (classification_report, count_flops, count_flops_with_pooling, count_params,
                                   measure_latency, measure_peak_memory, model_size_bytes)
@@ -114,10 +114,32 @@ class TrainRecipe:
             raise ValueError(f"ema must be a decay in [0, 1) (0 is off), got {self.ema}")
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+def resolve_device(device: Any) -> torch.device:
+    """The torch device of the ``training.device`` setting, checked where the driver builds the
+    estimator: a device this machine lacks would otherwise fail every trial, one by one, while the
+    search itself ended "successfully"."""
+    valid = "auto (CUDA when present, else the CPU), cpu, cuda or cuda:N"
+    if not isinstance(device, str):
+        raise ConfigError(f"training.device must be one of {valid}; got {device!r}")
+    name = device.strip().lower()
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name[5:]
+        if index and not index.isdigit():
+            raise ConfigError(f"training.device {device!r}: a CUDA device is cuda or cuda:N (N = 0, 1, ...)")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"training.device {device!r}: cuda requested but torch.cuda.is_available() is False "
+                              "(no CUDA device, or a CPU-only torch); use --device cpu or auto")
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"training.device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                              f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        return torch.device(name)
+    if name == "mps":
+        raise ConfigError(f"training.device 'mps': Apple GPUs are not supported by nasforge; use {valid}")
+    raise ConfigError(f"training.device {device!r} is not a device nasforge can train on; use {valid}")
 
 
 def _optimizer(model: nn.Module, recipe: TrainRecipe, foreach: bool = True) -> torch.optim.Optimizer:

@@ -11,6 +11,14 @@ cores: two workers each with two threads on a 2-core machine would slow both dow
 replaced after ``recycle_after`` trials (200 by default): a worker's resident memory was
 measured to creep up by a few MiB per hundred trials of real training (caches inside the
 libraries, not the search's objects), and a fresh process bounds it for any search length.
+
+Workers are fresh interpreters (``python -c`` with a bootstrap that imports nasforge only, see
+``_BOOT``), not ``multiprocessing`` spawn children: spawn re-runs the user's main script in each
+child, so the README's example saved as a script without an ``if __name__ == "__main__"`` guard
+started a search inside every worker and failed. A worker needs nasforge and the plugin modules
+named in the config, never the user's script. The driver's ``sys.path`` and multiprocessing
+authkey are handed over first, as spawn does. Where file descriptors cannot be passed to a child
+(Windows), workers fall back to multiprocessing spawn, and a script there needs the guard.
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait as wait_any
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .base import (EXECUTORS, LOST, MEMORY, TIMEOUT, EstimatorRecipe, Executor, Outcome, Task, cpu_count,
                    evaluate_task, limits_text)
@@ -51,9 +62,95 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str, parent: int) -> None:
+# A worker's first lines: nothing but the standard library is imported before the driver's
+# sys.path is in place (so nasforge and plugins resolve as in the driver); the user's main
+# module is never imported. argv: the connection's file descriptor and the driver's PID.
+_BOOT = """import sys
+from multiprocessing.connection import Connection
+conn = Connection(int(sys.argv[1]))
+sys.path[:], authkey = conn.recv()
+import multiprocessing
+multiprocessing.current_process().authkey = authkey
+from nasforge.execution.local import worker_entry
+worker_entry(conn, int(sys.argv[2]))
+"""
+
+
+def worker_entry(conn: Connection, parent: int) -> None:
+    """Run in a worker started from ``_BOOT``: arm the parent-death hook, then take the recipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the driver's to handle; it stops us
     _die_with_parent(parent)
+    os.set_inheritable(conn.fileno(), False)  # a program this worker runs must not keep the driver's line open
+    recipe, threads, name = conn.recv()
+    _serve(conn, recipe, threads, name)
+
+
+class _ChildProcess:
+    """A worker started by ``subprocess``, with the part of ``multiprocessing.Process``'s interface
+    the pool uses. ``sentinel`` (a Linux pidfd) becomes readable when the process ends, even if a
+    grandchild still holds the worker's end of the connection; elsewhere the connection's EOF and
+    the periodic checks notice a death."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.pid = popen.pid
+        self.sentinel: Optional[int] = None
+        try:
+            self.sentinel = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            pass
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def exitcode(self) -> Optional[int]:
+        return self.popen.poll()  # negative: killed by that signal, as with multiprocessing
+
+    def kill(self) -> None:
+        try:
+            self.popen.kill()
+        except OSError:
+            pass
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
+
+
+def _start_worker(recipe: EstimatorRecipe, threads: int, name: str) -> Tuple[Any, Connection]:
+    """A fresh interpreter running ``_BOOT``, joined to the driver by a socket pair."""
+    ours, theirs = socket.socketpair()
+    try:
+        popen = subprocess.Popen([sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid())],
+                                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+    finally:
+        theirs.close()
+    conn = Connection(ours.detach())
+    try:
+        conn.send((list(sys.path), bytes(multiprocessing.current_process().authkey)))
+        conn.send((recipe, threads, name))
+    except (BrokenPipeError, OSError):
+        pass  # it died at once; the pool notices its exit
+    return _ChildProcess(popen), conn
+
+
+def _worker_main(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str, parent: int) -> None:
+    """A multiprocessing spawn worker (where ``_BOOT`` cannot be used)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the driver's to handle; it stops us
+    _die_with_parent(parent)
+    _serve(conn, recipe, threads, name)
+
+
+def _serve(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str) -> None:
+    """Build the estimator once, then evaluate the tasks the driver sends until it sends None."""
     import torch
 
     torch.set_num_threads(threads)
@@ -143,6 +240,9 @@ class LocalExecutor(Executor):
     def _spawn(self) -> _Worker:
         self.spawned += 1
         name = f"local-{self.spawned}"
+        if os.name == "posix":
+            process, ours = _start_worker(self.recipe, self.threads, name)
+            return _Worker(name, process, ours)
         ours, theirs = self.context.Pipe()
         process = self.context.Process(target=_worker_main, name=f"nasforge-{name}", daemon=True,
                                        args=(theirs, self.recipe, self.threads, name, os.getpid()))
@@ -150,13 +250,20 @@ class LocalExecutor(Executor):
         theirs.close()
         return _Worker(name, process, ours)
 
+    @staticmethod
+    def _release(worker: _Worker) -> None:
+        """Close what the driver holds for a worker that has exited (or been killed and joined)."""
+        worker.conn.close()
+        if not worker.process.is_alive():
+            worker.process.close()
+
     def _replace(self, worker: _Worker) -> None:
         if worker not in self.pool:  # already replaced (a result and its worker's death seen together)
             return
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=10)
-        worker.conn.close()
+        self._release(worker)
         self.pool[self.pool.index(worker)] = self._spawn()
 
     def start(self, recipe: EstimatorRecipe, estimator=None) -> None:
@@ -254,7 +361,8 @@ class LocalExecutor(Executor):
             handles: Dict[Any, _Worker] = {}
             for w in self.pool:
                 handles[w.conn] = w
-                handles[w.process.sentinel] = w
+                if w.process.sentinel is not None:
+                    handles[w.process.sentinel] = w
             for ready in wait_any(list(handles), timeout=step):
                 worker = handles[ready]
                 if ready is worker.conn and worker.process.is_alive():
@@ -277,5 +385,5 @@ class LocalExecutor(Executor):
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join(timeout=10)
-            w.conn.close()
+            self._release(w)
         self.pool = []

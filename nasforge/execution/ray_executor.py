@@ -1,8 +1,8 @@
 """The Ray executor: each evaluation is a Ray task with declared resources, for a cluster.
 
 ``address`` joins an existing cluster (``ray start --head`` on one node, ``ray start
---address=...`` on the others); without it a local Ray instance is started on this machine,
-listening on loopback only.
+--address=...`` on the others); without it a private Ray instance is started on this machine,
+listening on loopback only (see ``_loopback_only``) and sending no usage reports.
 Results come back to the driver, which alone writes the store. Each Ray worker process builds
 the estimator once per search (cached by the recipe's key) and keeps it for later tasks.
 
@@ -13,8 +13,11 @@ an optional dependency (``pip install nasforge[ray]``), imported only when this 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
+import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -44,6 +47,70 @@ def import_ray():
     return ray
 
 
+# Ray's switch for a single-machine instance (its default on macOS and Windows): the node address
+# stays loopback, and Ray's servers then bind to loopback. Read by ray._private.ray_constants.
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray's telemetry (a report to usage-stats.ray.io from its dashboard process): off for our instance.
+_USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``, how Ray's dual-stack
+    sockets show a 127.0.0.1 bind)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0].strip("[]"))
+    except ValueError:
+        return host == "localhost"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+@contextlib.contextmanager
+def _loopback_only():
+    """Keep a Ray instance started inside this block on loopback.
+
+    On Linux Ray turns ``_node_ip_address="127.0.0.1"`` into the machine's external address
+    (``services.resolve_ip_for_localhost``), and its GCS, raylet and workers then listen on every
+    interface. With clusters disabled (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) the node address
+    stays 127.0.0.1 and every server binds there (measured: tests/test_ray_loopback.py). Ray reads
+    that variable when it is first imported, so an already imported Ray gets the same value set
+    on its constant; the child processes Ray starts inherit the environment. Both are restored
+    afterwards, so nothing outlives the start.
+    """
+    saved = {key: os.environ.get(key) for key in (_SINGLE_MACHINE_ENV, _USAGE_STATS_ENV)}
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    if saved[_USAGE_STATS_ENV] is None:  # a user's explicit choice stands
+        os.environ[_USAGE_STATS_ENV] = "0"
+    from ray._private import ray_constants
+
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def start_private_ray(num_cpus: float):
+    """Start a Ray instance for this process alone, bound to loopback; refuse (after stopping
+    it) if Ray chose another address, rather than run a search exposed on the network."""
+    ray = import_ray()
+    with _loopback_only():
+        context = ray.init(num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
+                           log_to_driver=False, _node_ip_address="127.0.0.1")
+    node_ip = context.address_info.get("node_ip_address", "")
+    if not is_loopback(node_ip):
+        ray.shutdown()
+        raise RuntimeError(f"Ray started its local instance on {node_ip}, not on loopback; refusing to "
+                           "run trials on a network-visible instance (start one yourself and pass --address)")
+    return context
+
+
 @EXECUTORS.register("ray")
 class RayExecutor(Executor):
     name = "ray"
@@ -68,9 +135,7 @@ class RayExecutor(Executor):
             if self.address:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             else:
-                ray.init(num_cpus=max(self.workers, 1) * max(self.cpus_per_trial, 1.0),
-                         include_dashboard=False, log_to_driver=False,
-                         _node_ip_address="127.0.0.1")  # a private instance: loopback only
+                start_private_ray(max(self.workers, 1) * max(self.cpus_per_trial, 1.0))
             self.ours = True
         if self.memory_limit_mb is not None:
             self.options = {"memory": int(self.memory_limit_mb * 1024 * 1024)}
