@@ -8,10 +8,12 @@ resumed search checks that it continues the same search.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 SECTIONS = ("space", "strategy", "training", "reward", "execution")
 # how a search runs, not what it searches: a resumed search may change these
@@ -24,6 +26,9 @@ RETRAIN_LABEL_SMOOTHING = 0.1
 # ... of the search's top children, chosen by that recipe on the validation split
 # (nasforge/final_selection.py; measured in docs/benchmarks.md)
 RERANK_CANDIDATES = 3
+# the built-in datasets (nasforge/data/datasets.py DATASETS), named here so that `--help` lists them
+# without importing numpy; tests/test_cli_help.py checks that the two agree
+BUILTIN_DATASETS = ("digits", "mnist1d", "mnist5k")
 
 
 class ConfigError(ValueError):
@@ -64,19 +69,19 @@ class SearchConfig:
         return config
 
     def update(self, data: Dict[str, Any], source: str = "config") -> None:
-        """Merge ``data`` (possibly partial) into this config, checking names and types."""
+        """Merge ``data`` (possibly partial) into this config, checking top-level names and types.
+
+        A section's keys and types depend on the component it names, which a plugin may provide,
+        so they are checked by :meth:`check` (after the plugins are imported)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+        hints = _top_level_types()
         for key, value in data.items():
             if key in TOP_LEVEL:
-                expected = type(getattr(self, key))
-                if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
-                    raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
-                if expected is str and not isinstance(value, str):
-                    raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
-                if expected is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-                    raise ConfigError(f"{source}: {key} must be a list of module names, got {value!r}")
-                setattr(self, key, value)
+                problem = type_problem(value, hints[key])
+                if problem:
+                    raise ConfigError(f"{source}: {key} must be {problem}, got {value!r}")
+                setattr(self, key, list(value) if key == "plugins" else value)
             elif key in SECTIONS:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{source}: [{key}] must be a table of settings, got {value!r}")
@@ -88,18 +93,33 @@ class SearchConfig:
                     section.clear()  # nor those of another estimator
                 section.update(value)
             else:
-                valid = ", ".join(TOP_LEVEL + SECTIONS)
-                raise ConfigError(f"{source}: unknown setting {key!r}; valid keys: {valid}")
+                raise ConfigError(f"{source}: unknown setting {key!r}{_did_you_mean(key, TOP_LEVEL + SECTIONS)}; "
+                                  f"valid keys: {', '.join(TOP_LEVEL + SECTIONS)}")
 
     def check(self) -> None:
+        """Everything that can be checked without data: ranges of the top-level settings, then
+        every section's keys and value types against the component it configures (see
+        :func:`section_schema`). Runs before any store or experiment folder exists."""
         import_plugins(self.plugins)
+        hints = _top_level_types()
+        for key in TOP_LEVEL:
+            problem = type_problem(getattr(self, key), hints[key])
+            if problem:
+                raise ConfigError(f"{key} must be {problem}, got {getattr(self, key)!r}")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1 trial, got {self.budget}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.max_consecutive_failures < 1:
             raise ConfigError(f"max_consecutive_failures must be at least 1, got {self.max_consecutive_failures}")
+        for key in SECTIONS:
+            if not isinstance(getattr(self, key), dict):
+                raise ConfigError(f"[{key}] must be a table of settings, got {getattr(self, key)!r}")
         for key in ("space", "strategy", "execution"):
             if not isinstance(getattr(self, key).get("name"), str):
-                raise ConfigError(f"[{key}] needs a name")
+                raise ConfigError(f"[{key}] needs a name (a string)")
+        for key in SECTIONS:
+            check_section(key, getattr(self, key), section_schema(key, self))
 
 
 def import_plugins(modules: List[str]) -> None:
@@ -166,3 +186,207 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+# ---- the settings schema ------------------------------------------------------------------------
+# A section's valid keys and their types are read from the constructor of the component it
+# configures (its signature and type hints), so the schema cannot drift from the code. Besides:
+SEARCH_READS: Dict[str, Dict[str, Any]] = {  # keys the search itself reads, not the component
+    "training": {"estimator": str},  # which estimator (search.build_estimator pops it)
+    "execution": {"retries": int},  # reruns of a lost trial (search.retries_allowed)
+}
+SEARCH_SUPPLIES = {"training": ("dataset",)}  # the top-level `dataset`, handed over by the search
+AUTO_EXECUTORS = ("inline", "local")  # what execution.name = "auto" becomes (search.build_executor)
+# what Scorer.from_config reads besides the fields of Objective (nasforge/objectives/rewards.py)
+REWARD_EXTRAS: Dict[str, Any] = {
+    "constraints": List[str], "constraint_mode": str, "weights": Dict[str, float],
+    "directions": Dict[str, str], "infeasible_reward": Optional[float], "excess_weight": float,
+}
+
+
+@dataclass
+class SectionSchema:
+    """The keys a section takes (name -> type) for the component ``owner`` (e.g. "estimator 'train'").
+    ``open``: the component also takes keys no signature names (``**settings`` it keeps as they
+    are); then unknown keys cannot be refused, only the known ones type-checked."""
+
+    keys: Dict[str, Any]
+    owner: str
+    open: bool = False
+
+
+def constructor_settings(factory: Callable) -> Tuple[Dict[str, Any], bool]:
+    """(name -> type, open): the keyword settings ``factory`` takes.
+
+    A class's ``__init__`` is read along its bases while it passes ``**kwargs`` on
+    (``super().__init__(**settings)``), or, when the class names one in ``keyword_settings``, the
+    callable its ``**kwargs`` go to (``TrainEstimator``: ``TrainRecipe``). ``**kwargs`` that reach
+    the registry's base class only store or ignore them: the named keys are all there are, unless
+    no constructor names any (then ``open``: anything goes, unchecked); so are a factory function's."""
+    keys: Dict[str, Any] = {}
+    owners = [c for c in factory.__mro__ if c is not object] if isinstance(factory, type) else [factory]
+    for owner in owners:
+        init = owner.__dict__.get("__init__") if isinstance(factory, type) else owner
+        if init is None:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):  # a builtin without a signature
+            return keys, True
+        if isinstance(factory, type):
+            parameters = parameters[1:]  # self
+        hints = _hints(init)
+        for p in parameters:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                keys.setdefault(p.name, hints.get(p.name, Any))
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return keys, False
+        if not isinstance(factory, type):
+            return keys, True  # a factory function: where its **kwargs go cannot be read
+        target = owner.__dict__.get("keyword_settings")
+        if target is not None:
+            more, more_open = constructor_settings(target)
+            for name, kind in more.items():
+                keys.setdefault(name, kind)
+            return keys, more_open
+    return keys, not keys
+
+
+def _hints(function: Callable) -> Dict[str, Any]:
+    """Resolved annotations; one that cannot be resolved counts as Any (the component checks it)."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001 - a forward reference we cannot resolve: check what we can
+        out: Dict[str, Any] = {}
+        namespace = getattr(function, "__globals__", {})
+        for name, text in getattr(function, "__annotations__", {}).items():
+            try:
+                out[name] = eval(text, namespace) if isinstance(text, str) else text  # noqa: S307
+            except Exception:  # noqa: BLE001
+                out[name] = Any
+        return out
+
+
+def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
+    """What ``[section]`` of ``config`` may hold, read from the component it names."""
+    if section == "reward":
+        from .objectives.rewards import Objective
+
+        keys, _ = constructor_settings(Objective)
+        return SectionSchema({**keys, **REWARD_EXTRAS}, "the reward")
+    if section == "execution":
+        from .execution.base import EXECUTORS
+
+        name = config.execution["name"]
+        keys: Dict[str, Any] = {}
+        is_open = False
+        for executor in (AUTO_EXECUTORS if name == "auto" else (name,)):
+            more, more_open = constructor_settings(_get(EXECUTORS, executor, section))
+            keys.update({k: v for k, v in more.items() if k not in keys})
+            is_open = is_open or more_open
+        return SectionSchema({"name": str, **keys, **SEARCH_READS["execution"]}, f"executor {name!r}", is_open)
+    if section == "training":
+        from .registry import ESTIMATORS
+
+        name = config.training.get("estimator", "train")
+        if not isinstance(name, str):
+            raise ConfigError(f"[training] estimator must be a string (an estimator's name), got {name!r}")
+        keys, is_open = constructor_settings(_get(ESTIMATORS, name, section))
+        keys = {k: v for k, v in keys.items() if k not in SEARCH_SUPPLIES["training"]}
+        keys.update(SEARCH_READS["training"])
+        if _tabular_space(config):  # a table answers; only its simulated cost per query applies
+            from .benchmarks import TabularSpace
+
+            keys["seconds_per_query"] = typing.get_type_hints(TabularSpace)["seconds_per_query"]
+        return SectionSchema(keys, f"estimator {name!r}", is_open)
+    from .registry import SPACES, STRATEGIES
+
+    registry = SPACES if section == "space" else STRATEGIES
+    name = getattr(config, section)["name"]
+    keys, is_open = constructor_settings(_get(registry, name, section))
+    return SectionSchema({"name": str, **keys}, f"{section} {name!r}", is_open)
+
+
+def _get(registry, name: str, section: str) -> Callable:
+    from .registry import UnknownNameError
+
+    try:
+        return registry.get(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+
+
+def _tabular_space(config: "SearchConfig") -> bool:
+    from .benchmarks import TabularSpace
+    from .registry import SPACES
+
+    factory = _get(SPACES, config.space["name"], "space")
+    return isinstance(factory, type) and issubclass(factory, TabularSpace)
+
+
+def check_section(section: str, values: Dict[str, Any], schema: SectionSchema) -> None:
+    """Refuse a key the component does not take, or a value of the wrong type, naming the key,
+    the expected type and the valid keys."""
+    for key, value in values.items():
+        if key not in schema.keys:
+            if schema.open:
+                continue
+            valid = sorted(schema.keys)
+            raise ConfigError(f"[{section}] unknown setting {key!r}{_did_you_mean(key, valid)}; "
+                              f"valid keys for {schema.owner}: {', '.join(valid)}")
+        problem = type_problem(value, schema.keys[key])
+        if problem:
+            raise ConfigError(f"[{section}] {key} must be {problem}, got {value!r}")
+
+
+def _did_you_mean(key: str, valid) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_NOUNS = {bool: ("true or false", "true/false values"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), str: ("a string", "strings"), type(None): ("none", "nones")}
+
+
+def type_problem(value: Any, kind: Any) -> Optional[str]:
+    """None when ``value`` (as read from TOML, YAML, JSON or a flag) fits the type hint ``kind``;
+    otherwise what was expected, in words ("a number", "an integer or none", "a list of strings").
+    A type this does not know passes: its component checks it."""
+    ok, expected = _fits(value, kind)
+    return None if ok else expected
+
+
+def _fits(value: Any, kind: Any) -> Tuple[bool, str]:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any or kind is inspect.Parameter.empty:
+        return True, "anything"
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        results = [_fits(value, arg) for arg in args]
+        return any(ok for ok, _ in results), " or ".join(text for _, text in results)
+    if origin is typing.Literal:
+        return value in args, "one of " + ", ".join(repr(a) for a in args)
+    if kind in _NOUNS:
+        accepted = (int, float) if kind is float else kind  # an integer is a number; true is not one
+        ok = isinstance(value, accepted) and (kind is bool or not isinstance(value, bool))
+        return ok, _NOUNS[kind][0]
+    container = origin or kind
+    if isinstance(container, type) and issubclass(container, dict) or container in (typing.Mapping,) or \
+            getattr(container, "__name__", "") in ("Mapping", "MutableMapping"):
+        return isinstance(value, dict), "a table of settings"
+    if container in (list, tuple, set, frozenset) or getattr(container, "__name__", "") in (
+            "Sequence", "MutableSequence", "Iterable", "Collection"):
+        items = [a for a in args if a is not Ellipsis]
+        item = items[0] if len(set(items)) == 1 else Any
+        text = "a list" + (f" of {_NOUNS[item][1]}" if item in _NOUNS else "")
+        return isinstance(value, (list, tuple)) and all(_fits(v, item)[0] for v in value), text
+    if kind is Path:
+        return isinstance(value, (str, Path)), "a path (a string)"
+    if isinstance(kind, type):
+        return isinstance(value, kind), f"a {kind.__name__}"
+    return True, "anything"
+
+
+def _top_level_types() -> Dict[str, Any]:
+    return typing.get_type_hints(SearchConfig)

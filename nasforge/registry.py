@@ -7,6 +7,9 @@ Each registry declares its built-in entries as ``name -> module``: the names are
 importing anything (so ``nasforge --help`` lists them without loading torch), and a module is
 imported the first time one of its names is asked for. Plugins register with the decorator as
 before. ``tests/test_registries.py`` checks that the declaration matches what the modules register.
+
+The registries themselves live here, at the bottom, and ``spaces/base.py`` etc. re-export them:
+importing any of those packages imports torch, and the command line's help must not.
 """
 
 from __future__ import annotations
@@ -60,3 +63,30 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._items or name in self.builtins
+
+
+# ---- the registries (re-exported by spaces/base.py, strategies/base.py, estimators/base.py,
+# predictors/base.py; executors stay in execution/base.py, which is light) ----------------------
+SPACES: Registry = Registry("search space", {
+    "chain-cnn": "nasforge.spaces.chain_cnn",
+    "nb201-cifar10": "nasforge.benchmarks.nb201",
+    **{f"nbgraph-{d}": "nasforge.benchmarks.nbgraph" for d in (
+        "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")},
+    "own-table": "nasforge.benchmarks.own_table", "mnist1d-chain": "nasforge.benchmarks.own_table",
+    "mnist1d-chain-nearest": "nasforge.benchmarks.own_table",
+})
+STRATEGIES: Registry = Registry("strategy", {
+    "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
+    "ppo": "nasforge.strategies.ppo", "evolution": "nasforge.strategies.evolution",
+    "local-search": "nasforge.strategies.local_search", "bananas": "nasforge.strategies.bananas",
+    "tpe": "nasforge.strategies.tpe", "predictor-filter": "nasforge.strategies.predictor_filter",
+    "enumerate": "nasforge.strategies.enumerate_space",
+})
+ESTIMATORS: Registry = Registry("estimator", {
+    "train": "nasforge.estimators.train", "train-and-test": "nasforge.estimators.train_and_test",
+    "shared-weights": "nasforge.estimators.weight_sharing", "zero-cost": "nasforge.estimators.zero_cost",
+    "synthetic": "nasforge.estimators.synthetic", "tabular": "nasforge.benchmarks",
+})
+PREDICTORS: Registry = Registry("predictor", {
+    "gp": "nasforge.predictors.gp", "mlp-ensemble": "nasforge.predictors.mlp", "gbt": "nasforge.predictors.trees",
+})

@@ -32,7 +32,8 @@ def _numbers(text: str, kind: type, flag: str) -> List[Any]:
 
 
 def parse_settings(items: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
-    """``--set reinforce.learning_rate=0.005`` -> {"reinforce": {"learning_rate": 0.005}}."""
+    """``--set reinforce.learning_rate=0.005`` -> {"reinforce": {"learning_rate": 0.005}}
+    (``strategy.KEY``, for every strategy run, stays under "strategy": see :func:`plan_from_args`)."""
     settings: Dict[str, Dict[str, Any]] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -53,12 +54,21 @@ def plan_from_args(args: argparse.Namespace):
             raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
         seeds = list(range(args.seeds))
     budget = None if args.budget_seconds is not None else (args.budget if args.budget is not None else 300)
+    strategies = _names(args.strategies) or compared_strategies()
+    settings = parse_settings(args.set)
+    shared = settings.pop("strategy", None)  # --set strategy.KEY=VALUE: as on `search`, for every strategy run
+    if shared:
+        from ..benchmarking.runner import resolve_strategies
+
+        strategies = resolve_strategies(strategies)
+        for name in strategies:
+            settings[name] = {**shared, **settings.get(name, {})}
     plan = BenchmarkPlan(
-        strategies=_names(args.strategies) or compared_strategies(),
+        strategies=strategies,
         benchmarks=_names(args.benchmarks) or ["nb201-cifar10"],
         seeds=seeds, budget=budget, budget_seconds=args.budget_seconds,
         checkpoints=_numbers(args.checkpoints, float, "--checkpoints") if args.checkpoints else None,
-        settings=parse_settings(args.set), failure_penalty=args.failure_penalty,
+        settings=settings, failure_penalty=args.failure_penalty,
     )
     plan.check()
     return plan
@@ -104,16 +114,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``benchmark`` to the ``nasforge`` command's subparsers."""
+    from ..registry import STRATEGIES
+
     p = subparsers.add_parser(
         "benchmark", help="compare search strategies on tabular benchmarks",
         description="Run strategies x tabular benchmarks x seeds (table lookups, no training) and report "
                     "the test metric of the best-by-validation architecture and its regret against the best "
                     "test metric in the table, at a few budgets. Reward: val_acc, identity transform.")
     p.add_argument("--strategies", nargs="+", metavar="NAME",
-                   help=f"strategy names, comma- or space-separated, or all (default: every registered search "
-                        f"strategy except {NOT_COMPARED_HELP})")
+                   help=f"strategy names, comma- or space-separated: {', '.join(STRATEGIES.names())}, or all "
+                        f"(default: every strategy except {NOT_COMPARED_HELP})")
     p.add_argument("--benchmarks", nargs="+", metavar="NAME",
-                   help="nb201-cifar10 (default), nbgraph-<dataset>, nbgraph-all or all")
+                   help="tabular spaces (see `nasforge search --help`): nb201-cifar10 (default), "
+                        "nbgraph-<dataset>, nbgraph-all or all")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per strategy and benchmark (10)")
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="explicit seeds instead of --seeds")
@@ -127,7 +140,9 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes (default: the number of CPUs; 1 runs in this process)")
     p.add_argument("--out", help="output folder (default runs/benchmark-<time>)")
     p.add_argument("--set", action="append", metavar="STRATEGY.KEY=VALUE",
-                   help="a strategy setting, e.g. --set reinforce.learning_rate=0.005 (repeatable)")
+                   help="a setting of one strategy run, named before the dot: --set reinforce.learning_rate=0.005; "
+                        "or, as on `search`, strategy.KEY=VALUE for every strategy run (each must take KEY; "
+                        "a strategy's own setting wins). VALUE is read as JSON, else as a string (repeatable)")
     p.add_argument("--format", choices=("csv", "json", "both"), default="both",
                    help="run files to write: runs.csv + summary.csv, runs.json, or both (default); "
                         "anytime.png always")

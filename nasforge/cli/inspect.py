@@ -39,6 +39,13 @@ def _pick_trial(store, trial_number: Optional[int], direction: str, final: bool 
     raise ConfigError(f"no completed trial number {trial_number}")
 
 
+def _chain_cnn_summary(space) -> bool:
+    """Whether the table's architectures are chain-cnn shorthand (own tables wrap a chain-cnn space)."""
+    from ..spaces.chain_cnn import ChainCNNSpace
+
+    return isinstance(getattr(space, "base", space), ChainCNNSpace)
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     from ..final_selection import final_choice
 
@@ -57,6 +64,8 @@ def cmd_best(args: argparse.Namespace) -> int:
             return 0
         console = make_console()
         console.print(_trial_table(f"{experiment}: best {len(best)}", best, space))
+        if _chain_cnn_summary(space):
+            console.print(CHAIN_CNN_LEGEND, style="dim")
         top = best[0]
         console.print(f"best: trial {top.number}, validation accuracy {_pct(top.objective)}%")
         if chosen.id != top.id:
@@ -73,11 +82,35 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+# the states a stored trial can be in (store.STATES; named here so that --help does not import the
+# store; tests/test_cli_help.py checks that the two agree)
+TRIAL_STATES = ("WAITING", "RUNNING", "COMPLETE", "FAILED", "PRUNED")
+# how to read the one-line architectures of chain-cnn (spaces/chain_cnn.py summary()) in the tables
+CHAIN_CNN_LEGEND = (
+    "legend: C7x24/2 = conv, kernel 7 (2-D: C3x5x24), 24 filters, stride 2 (/1 not shown); M3, A3 = max, avg "
+    "pool, kernel 3 (2-D: M3x5); I = identity; <0+1 = reads layers 0 and 1, <in = reads the input (no < : the layer "
+    "before); | avg or flatten = readout; fc64 = hidden dense layer of 64 units, then the classifier")
+
+
+def _state(text: str) -> str:
+    """``--state failed`` as well as ``FAILED``."""
+    state = text.upper()
+    if state not in TRIAL_STATES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a trial state; choose one of {', '.join(TRIAL_STATES)}")
+    return state
+
+
 def add_trials_parser(subparsers) -> None:
     """Add ``trials``."""
-    t = subparsers.add_parser("trials", help="list the stored trials")
+    t = subparsers.add_parser(
+        "trials", help="list the stored trials",
+        description="List an experiment's trials in the order they started: number (.attempt for a retry), "
+                    "state, the search's metric, reward, size, time, architecture and, for failed trials, the "
+                    "error. Reads the store, never writes it, so it can run while the search does.",
+        epilog=CHAIN_CNN_LEGEND)
     t.add_argument("--experiment", help="experiment directory (default: the latest search)")
-    t.add_argument("--state", choices=("RUNNING", "COMPLETE", "FAILED", "PRUNED", "WAITING"))
+    t.add_argument("--state", type=_state, metavar="STATE",
+                   help=f"only trials in this state, in any case: {', '.join(TRIAL_STATES)}")
     t.add_argument("--limit", type=int, help="show only the last N")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_trials)
@@ -85,7 +118,12 @@ def add_trials_parser(subparsers) -> None:
 
 def add_best_parser(subparsers) -> None:
     """Add ``best``."""
-    b = subparsers.add_parser("best", help="show the best architecture (tokens and layers)")
+    b = subparsers.add_parser(
+        "best", help="show the best architecture (tokens and layers)",
+        description="The experiment's best completed trials by the search's objective, then the tokens and "
+                    "layers of the best one (or of the final selection, once `nasforge retrain` made one) and "
+                    "its retrained test accuracy, if any.",
+        epilog=CHAIN_CNN_LEGEND)
     b.add_argument("--experiment", help="experiment directory (default: the latest search)")
     b.add_argument("--top", type=int, default=5, help="how many to list (5)")
     b.add_argument("--json", action="store_true", help="machine-readable output")

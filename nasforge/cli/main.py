@@ -21,15 +21,47 @@ from .retrain import add_retrain_parser
 from .search import add_search_parser
 from .tabulate import add_tabulate_parser
 
+
+# what a command does, for commands whose module gives its parser no description of its own
+DESCRIPTIONS = {
+    "retrain": "Choose the final architecture and measure it: the search's top --rerank trials are trained "
+               "with the final recipe and re-ranked on the validation split (skipped with --trial), then the "
+               "chosen one is trained from scratch on training + validation data and tested on the test "
+               "split, for each seed. The model is saved with the experiment for `nasforge export`.",
+    "export": "Write the model `nasforge retrain` trained as a standalone PyTorch module with its weights and "
+              "as an ONNX file, each checked on write; run `nasforge retrain` first.",
+}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text between words only: registry names such as local-search stay whole."""
+
+    def _split_lines(self, text, width):
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        return textwrap.fill(self._whitespace_matcher.sub(" ", text).strip(), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nasforge",
+        prog="nasforge", formatter_class=_HelpFormatter,
         description="Neural architecture search with an RL controller (Zoph & Le, 2017) and friends.")
     parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_search_parser, add_trials_parser, add_best_parser, add_retrain_parser, add_export_parser,
                 add_pareto_parser, add_benchmark_parser, add_tabulate_parser):
         add(sub)
+    for name, command in sub.choices.items():
+        command.formatter_class = _HelpFormatter
+        if not command.description:
+            command.description = DESCRIPTIONS.get(name) or next(
+                (a.help for a in sub._choices_actions if a.dest == name), None)
     return parser
 
 

@@ -31,6 +31,8 @@ def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
         if value is not None:
             section, key = target.split(".")
             sections[section][key] = value
+    if getattr(args, "metric", None) is not None and getattr(args, "objective", None) is None:
+        args = argparse.Namespace(**{**vars(args), "objective": args.metric})  # --metric: an alias of --objective
     sections["reward"].update(reward_overrides(args, given.get("reward")))
     for item in args.set or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
@@ -45,6 +47,8 @@ def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
             merged = dict(given.get(section) or {})
             if "name" in values and values["name"] != merged.get("name"):
                 merged = {}  # a new space or strategy: the file's settings for another one do not apply
+            if "estimator" in values and values["estimator"] != merged.get("estimator", "train"):
+                merged = {}  # nor the file's settings for another estimator
             merged.update(values)
             given[section] = merged
     request_measurements(given)  # a child measures latency etc. only when the reward names them
@@ -62,7 +66,7 @@ FLAG_TARGETS = {
     "shift": "training.shift", "label_smoothing": "training.label_smoothing", "mixup": "training.mixup",
     "ema": "training.ema",
     "val_fraction": "training.val_fraction", "score_epochs": "training.score_epochs",
-    "max_params": "training.max_params", "device": "training.device", "metric": "reward.metric",
+    "max_params": "training.max_params", "device": "training.device", "estimator": "training.estimator",
     "reward_transform": "reward.transform", "failure_penalty": "reward.failure_penalty",
     "executor": "execution.name", "workers": "execution.workers", "threads_per_worker": "execution.threads_per_worker",
     "trial_timeout": "execution.trial_timeout", "memory_limit": "execution.memory_limit_mb",
@@ -164,25 +168,46 @@ class _ProgressDisplay:
             self.progress.console.print(msg)
 
 
+def names_text(names, default=None) -> str:
+    """``a, b (default), c``: a registry's names for a help text, so the help cannot go stale."""
+    return ", ".join(f"{n} (default)" if n == default else n for n in names)
+
 
 def add_search_parser(subparsers) -> None:
-    """Add ``search`` to the ``nasforge`` command's subparsers."""
-    s = subparsers.add_parser("search", help="run (or resume) a search",
-                       description="Search architectures. Settings come from defaults, then --config, then flags.")
-    s.add_argument("--config", help="YAML or TOML file with settings (sections: space, strategy, training, reward)")
+    """Add ``search`` to the ``nasforge`` command's subparsers. Every list of names comes from its
+    registry (nasforge/registry.py: names without importing torch), every default from
+    SearchConfig's, so the help cannot go stale (tests/test_cli_help.py)."""
+    from ..config import BUILTIN_DATASETS, SECTIONS, TOP_LEVEL
+    from ..execution.base import EXECUTORS
+    from ..registry import ESTIMATORS, PREDICTORS, SPACES, STRATEGIES
+
+    d = SearchConfig()
+    s = subparsers.add_parser(
+        "search", help="run (or resume) a search",
+        description="Search architectures. Settings come from defaults, then --config, then flags. Each "
+                    "section's keys are the settings of the component it names (the space, strategy, "
+                    "estimator or executor class); a wrong key or type is refused before anything runs, "
+                    "with the valid keys.")
+    s.add_argument("--config", help=f"YAML or TOML file with settings: top-level {', '.join(TOP_LEVEL)}; "
+                                    f"sections [{'], ['.join(SECTIONS)}]")
     s.add_argument("--experiment", help="directory for this search's store (default: runs/<time>-<dataset>-<strategy>)")
     s.add_argument("--resume", action="store_true", help="continue the experiment (default: the latest one)")
     s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
     g = s.add_argument_group("search")
-    g.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
-    g.add_argument("--budget", type=int, help="number of trials (default 300)")
-    g.add_argument("--seed", type=int, help="seed of the whole search (default 0)")
-    g.add_argument("--max-consecutive-failures", type=int, help="stop after this many failed trials in a row (20)")
+    g.add_argument("--dataset", metavar="NAME|FILE", help=f"built-in: {names_text(BUILTIN_DATASETS, d.dataset)}; "
+                                                          "or a path to your .npz file")
+    g.add_argument("--budget", type=int, help=f"number of trials (default {d.budget})")
+    g.add_argument("--seed", type=int, help=f"seed of the whole search, a non-negative integer (default {d.seed})")
+    g.add_argument("--max-consecutive-failures", type=int,
+                   help=f"stop after this many failed trials in a row ({d.max_consecutive_failures})")
     g = s.add_argument_group("space")
-    g.add_argument("--space", help="search space (default chain-cnn)")
-    g.add_argument("--layers", type=int, help="chain-cnn: number of layers (default 6)")
-    g = s.add_argument_group("strategy")
-    g.add_argument("--strategy", help="reinforce (default) or random")
+    g.add_argument("--space", metavar="NAME", help=f"search space: {names_text(SPACES.names(), d.space['name'])}")
+    g.add_argument("--layers", type=int, help=f"chain-cnn: number of layers (default {d.space['num_layers']} for "
+                                              "search; `nasforge tabulate` defaults to 4)")
+    g = s.add_argument_group("strategy", "--controller-* and the two flags after them set reinforce's (and ppo's) "
+                                         "settings; other strategies take theirs with --set strategy.KEY=VALUE")
+    g.add_argument("--strategy", metavar="NAME",
+                   help=f"search strategy: {names_text(STRATEGIES.names(), d.strategy['name'])}")
     g.add_argument("--controller-lr", type=float, help="controller Adam learning rate (0.0006)")
     g.add_argument("--controller-hidden", type=int, help="LSTM hidden units (35)")
     g.add_argument("--controller-layers", type=int, help="LSTM layers (2)")
@@ -190,8 +215,12 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--controller-init", type=float, help="uniform initialisation range (0.08)")
     g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
     g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
-    g = s.add_argument_group("child training")
-    g.add_argument("--epochs", type=int, help="epochs per child (8)")
+    g = s.add_argument_group("child training", "settings of the train estimator (tabular spaces look their "
+                                               "metrics up and ignore them)")
+    g.add_argument("--estimator", metavar="NAME", help=f"how a child is scored: "
+                                                       f"{names_text(ESTIMATORS.names(), 'train')} (tabular spaces "
+                                                       "always use tabular)")
+    g.add_argument("--epochs", type=int, help=f"epochs per child ({d.training['epochs']})")
     g.add_argument("--batch-size", type=int, help="minibatch size (64)")
     g.add_argument("--optimizer", help="adamw (default), adam or sgd")
     g.add_argument("--lr", type=float, help="child learning rate (0.003)")
@@ -206,19 +235,28 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
     g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
     g = s.add_argument_group("execution")
-    g.add_argument("--executor", help="auto (default: inline for tabular benchmarks, local otherwise), inline, "
-                                      "local (process pool) or ray")
+    g.add_argument("--executor", metavar="NAME",
+                   help=f"how trials run: {names_text(['auto'] + EXECUTORS.names(), d.execution['name'])}; auto "
+                        "is inline (in this process) for tabular benchmarks and shared weights with one worker, "
+                        "local (a pool of worker processes) otherwise; ray runs on a Ray cluster")
     g.add_argument("--workers", type=int, help="trials evaluated at once (1)")
     g.add_argument("--threads-per-worker", type=int, help="torch threads per local worker (cores // workers)")
     g.add_argument("--trial-timeout", type=float, help="seconds a trial may run before it fails (no limit)")
     g.add_argument("--memory-limit", type=float, help="MiB a local worker may use before its trial fails (no limit)")
     g.add_argument("--retries", type=int, help="times a trial whose worker died is run again (1)")
     g.add_argument("--address", help="ray: address of an existing cluster (default: start Ray on this machine)")
-    g = s.add_argument_group("reward")
-    g.add_argument("--metric", help="metric the search optimises (val_acc)")
-    g.add_argument("--reward-transform", help="cube (default, as in the paper), square or identity")
+    g = s.add_argument_group("reward", "what the search optimises: one metric (--objective), its direction, "
+                                       "and optional limits on others")
+    g.add_argument("--metric", metavar="METRIC", help=f"the same as --objective (an alias; default "
+                                                      f"{d.reward['metric']})")
+    g.add_argument("--reward-transform", help="how the objective becomes the strategy's reward: cube (default, "
+                                              "as in the paper), square or identity")
     g.add_argument("--failure-penalty", type=float, help="reward given for a failed child (0)")
     add_objective_flags(g)
     s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="any other setting, e.g. --set strategy.dedup=false (repeatable)")
+                   help=f"any setting of a section ({', '.join(SECTIONS)}): KEY is a setting of the component "
+                        "the section names, e.g. --set strategy.dedup=false or --set training.weight_decay=0; "
+                        "VALUE is read as JSON (numbers, true/false, null, lists) or else as a string; a wrong "
+                        "key is refused with the valid ones (repeatable). Predictors (for --strategy "
+                        f"predictor-filter, --set strategy.predictor=NAME): {names_text(PREDICTORS.names())}")
     s.set_defaults(func=cmd_search)

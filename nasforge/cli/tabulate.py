@@ -219,6 +219,9 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
 
 
 def add_tabulate_parser(subparsers) -> None:
+    from ..config import BUILTIN_DATASETS
+    from .search import names_text
+
     t = subparsers.add_parser(
         "tabulate", help="train a sample (or all) of a space and write a tabular benchmark file",
         description="Train architectures of a space with one fixed recipe (resumable), then write their "
@@ -231,9 +234,11 @@ def add_tabulate_parser(subparsers) -> None:
     what.add_argument("--all", action="store_true",
                       help=f"train every architecture (spaces of at most {ENUMERATE_LIMIT:,} token sequences)")
     t.add_argument("--resume", action="store_true", help="continue the experiment (a larger --sample extends it)")
-    t.add_argument("--dataset", help="mnist1d (default), mnist5k, digits, or a path to your .npz file")
-    t.add_argument("--space", help="trainable search space (default chain-cnn)")
-    t.add_argument("--layers", type=int, help="chain-cnn: number of layers (default 4)")
+    t.add_argument("--dataset", metavar="NAME|FILE",
+                   help=f"built-in: {names_text(BUILTIN_DATASETS, 'mnist1d')}; or a path to your .npz file")
+    t.add_argument("--space", metavar="NAME", help="a trainable search space (default chain-cnn)")
+    t.add_argument("--layers", type=int, help="chain-cnn: number of layers (default 4 here, as in the shipped "
+                                              "mnist1d-chain table; `nasforge search` defaults to 6)")
     t.add_argument("--seed", type=int, help="seed of the sample and of each child's training (default 0)")
     t.add_argument("--epochs", type=int, help="epochs per architecture (default 8)")
     t.add_argument("--batch-size", type=int, help="minibatch size (64)")
@@ -241,6 +246,7 @@ def add_tabulate_parser(subparsers) -> None:
     t.add_argument("--val-fraction", type=float, help="share of the training data held out for val_acc (0.2)")
     t.add_argument("--device", help="auto (default), cpu or cuda")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="other space.* or training.* settings, e.g. --set training.weight_decay=0 (repeatable)")
+                   help="other settings of the space or of the training (SECTION is space or training, as on "
+                        "`search`), e.g. --set training.weight_decay=0 (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no line per architecture")
     t.set_defaults(func=cmd_tabulate)

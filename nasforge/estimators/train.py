@@ -235,6 +235,7 @@ class TrainEstimator(Estimator):
     """Trains each child on the training split; reward metric from the validation split."""
 
     name = "train"
+    keyword_settings = TrainRecipe  # where **recipe goes: the settings schema (config.py) reads its fields
 
     def __init__(self, dataset: str = "mnist1d", val_fraction: float = 0.2, split_seed: int = 0,
                  score_epochs: int = 5, max_params: int = 5_000_000, device: str = "auto",

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from scipy import stats
 
+from .. import registry
 from ..registry import Registry
 
 
@@ -87,9 +88,7 @@ class Predictor(ABC):
         ...
 
 
-PREDICTORS: Registry[Predictor] = Registry("predictor", {
-    "gp": "nasforge.predictors.gp", "mlp-ensemble": "nasforge.predictors.mlp", "gbt": "nasforge.predictors.trees",
-})
+PREDICTORS: Registry[Predictor] = registry.PREDICTORS  # declared in registry.py, light enough for --help
 
 
 def create_predictor(name: str, **settings: Any) -> Predictor:

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import registry
 from ..registry import Registry
 
 Tokens = Tuple[int, ...]
@@ -163,14 +164,7 @@ class SearchSpace(ABC):
         raise NotImplementedError(f"space {self.name!r} cannot build a trainable network")
 
 
-SPACES: Registry[SearchSpace] = Registry("search space", {
-    "chain-cnn": "nasforge.spaces.chain_cnn",
-    "nb201-cifar10": "nasforge.benchmarks.nb201",
-    **{f"nbgraph-{d}": "nasforge.benchmarks.nbgraph" for d in (
-        "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")},
-    "own-table": "nasforge.benchmarks.own_table", "mnist1d-chain": "nasforge.benchmarks.own_table",
-    "mnist1d-chain-nearest": "nasforge.benchmarks.own_table",
-})
+SPACES: Registry[SearchSpace] = registry.SPACES  # declared in registry.py, light enough for --help
 
 
 def create_space(name: str, **settings) -> SearchSpace:

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .. import registry
 from ..registry import Registry
 from ..spaces.base import SearchSpace, Tokens
 
@@ -53,13 +54,7 @@ class Strategy(ABC):
         self.rng.bit_generator.state = state["rng"]
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy", {
-    "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
-    "ppo": "nasforge.strategies.ppo", "evolution": "nasforge.strategies.evolution",
-    "local-search": "nasforge.strategies.local_search", "bananas": "nasforge.strategies.bananas",
-    "tpe": "nasforge.strategies.tpe", "predictor-filter": "nasforge.strategies.predictor_filter",
-    "enumerate": "nasforge.strategies.enumerate_space",
-})
+STRATEGIES: Registry[Strategy] = registry.STRATEGIES  # declared in registry.py, light enough for --help
 
 
 def create_strategy(name: str, **settings: Any) -> Strategy:
