@@ -21,7 +21,7 @@ from .runner import QUERIES, BenchmarkPlan, BenchmarkResult, at_checkpoint, curv
 
 RUN_COLUMNS = ("benchmark", "strategy", "seed", "unit", "checkpoint", "queries", "simulated_seconds", "failures",
                "best_val", "best_test", "regret", "max_test", "oracle_test", "best_query", "best_tokens",
-               "settings", "error")
+               "settings", "error", "first_failure")
 Y_TICKS = (0, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # regret in points
 Y_TICKS_FINE = (0, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100)
 SUMMARY_COLUMNS = ("benchmark", "strategy", "unit", "checkpoint", "runs", "test_mean", "test_std", "regret_mean",
@@ -61,7 +61,7 @@ def run_rows(result: BenchmarkResult) -> List[Dict[str, Any]]:
         ref = result.references[run["benchmark"]]
         base = {"benchmark": run["benchmark"], "strategy": run["strategy"], "seed": run["seed"], "unit": unit,
                 "max_test": ref["max_test"], "oracle_test": ref["oracle_test"], "settings": run["settings"],
-                "error": run["error"]}
+                "error": run["error"], "first_failure": run.get("first_failure")}
         if run["error"]:
             rows.append(base)
             continue
@@ -118,6 +118,7 @@ def write_json(result: BenchmarkResult, path: Path, command: Optional[str] = Non
                   "architecture found so far (first found on validation ties)",
         "references": result.references,
         "summary": summary_rows(result),
+        "query_failures": result.query_failures(),
         **(extra or {}),
         "runs": result.runs,
     }
@@ -147,11 +148,28 @@ def _pm(mean: float, std: float, scale: float = 100.0) -> str:
     return f"{scale * mean:.2f} ± {scale * std:.2f}" if math.isfinite(std) else f"{scale * mean:.2f}"
 
 
+def failure_warnings(result: BenchmarkResult) -> List[str]:
+    """One line per benchmark x strategy whose queries failed: the count and the first message.
+
+    Failed queries are rewarded with the failure penalty and count against the budget, so a run
+    can end with nothing found; the numbers beside it would otherwise read as a result."""
+    lines = []
+    for f in result.query_failures():
+        runs = f"{f['runs']} run{'s' if f['runs'] != 1 else ''}"
+        what = ("none was answered, so it found nothing" if f["all_failed"]
+                else f"{100 * f['failed'] / f['queries']:.2g}% of its budget spent on them")
+        lines.append(f"{f['strategy']} on {f['benchmark']}: {f['failed']} of {f['queries']} queries failed "
+                     f"({runs}); {what}. First failure: {f['first_failure']}")
+    return lines
+
+
 def print_report(result: BenchmarkResult, console) -> None:
-    """The table of mean ± std over seeds (percentage points), then what the tables are."""
+    """The table of mean ± std over seeds (percentage points), then what the tables are; then a
+    warning for every benchmark x strategy whose queries failed."""
     from rich.table import Table
 
     plan = result.plan
+    failures = {(f["benchmark"], f["strategy"]): f for f in result.query_failures()}
     checkpoints = plan.resolved_checkpoints()
     unit = "q" if plan.unit == QUERIES else "s"
     table = Table(title=f"best-by-validation test metric and regret (points; mean ± std over "
@@ -161,13 +179,21 @@ def print_report(result: BenchmarkResult, console) -> None:
     for c in checkpoints:
         table.add_column(f"test @{c}{unit}", justify="right")
         table.add_column(f"regret @{c}{unit}", justify="right")
+    if failures:
+        table.add_column("failed queries", justify="right")
     rows = {(r["benchmark"], r["strategy"], r["checkpoint"]): r for r in result.summary()}
     for b in plan.benchmarks:
         for s in plan.strategies:
+            failed = failures.get((b, s))
             cells = []
             for c in checkpoints:
                 r = rows[(b, s, c)]
-                cells += [_pm(r["test_mean"], r["test_std"]), _pm(r["regret_mean"], r["regret_std"])]
+                if failed and failed["all_failed"]:
+                    cells += ["[red]all failed[/]"] * 2
+                else:
+                    cells += [_pm(r["test_mean"], r["test_std"]), _pm(r["regret_mean"], r["regret_std"])]
+            if failures:
+                cells.append(f"[red]{failed['failed']} of {failed['queries']}[/]" if failed else "0")
             table.add_row(b, s, *cells)
         table.add_section()
     console.print(table)
@@ -191,6 +217,8 @@ def print_report(result: BenchmarkResult, console) -> None:
                           highlight=False)
     for run in result.errors():
         console.print(f"[red]run failed[/]: {run['benchmark']} {run['strategy']} seed {run['seed']}: {run['error']}")
+    for line in failure_warnings(result):
+        console.print(f"[bold red]warning[/]: {line}", highlight=False, soft_wrap=True)  # one line to grep
 
 
 def plot_curves(result: BenchmarkResult, path: Path,
@@ -200,6 +228,17 @@ def plot_curves(result: BenchmarkResult, path: Path,
     ``extra``: per benchmark, an additional dotted line ``{"x": [...], "y": [...], "label": ...}``
     (for example the analytic expectation of random search), y in fractions.
     """
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(result, extra)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curve_figure(result: BenchmarkResult, extra: Optional[Dict[str, Dict[str, Any]]] = None):
+    """The figure :func:`plot_curves` saves. A strategy with no answered query has no line, so it
+    is not in the legend; its panel says how many of its queries failed instead (as for any
+    strategy whose queries failed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,13 +260,21 @@ def plot_curves(result: BenchmarkResult, path: Path,
     legend_h = 0.28 * math.ceil(n_labels / ncol) + 0.15  # inches below the panels
     height = 3.4 * rows + legend_h + 0.45
     fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 6.5), height), squeeze=False)
+    failures = {(f["benchmark"], f["strategy"]): f for f in result.query_failures()}
     for ax, b in zip(axes.flat, plan.benchmarks):
         ref = result.references[b]
+        notes = []
         for s in plan.strategies:
             runs = result.ok_runs(b, s)
+            failed = failures.get((b, s))
+            if failed:
+                notes.append(f"{s}: {failed['failed']} of {failed['queries']} queries failed"
+                             + (", no line" if failed["all_failed"] else ""))
             if not runs:
                 continue
             m = 100 * curve_matrix(runs, grid, plan.unit)
+            if not np.isfinite(m).any():
+                continue  # nothing answered: a legend entry would name a line that is not there
             count = np.isfinite(m).sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(count > 0, np.nansum(m, axis=0) / np.maximum(count, 1), np.nan)
@@ -240,6 +287,10 @@ def plot_curves(result: BenchmarkResult, path: Path,
             ax.plot(e["x"], 100 * np.asarray(e["y"]), ":", color="black", lw=1.2, label=e["label"])
         if floors[b] > 0:
             ax.axhline(floors[b], color="grey", ls="--", lw=0.8, label="oracle (best val row)")
+        if notes:
+            ax.text(0.98, 0.98, "\n".join(notes), transform=ax.transAxes, ha="right", va="top", fontsize=7,
+                    color="firebrick", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+        ax.set_xlim(grid[0], grid[-1])  # also when no line is drawn (log scale needs positive limits)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1, linscale=0.5)  # log above 0.1 points, so 0 stays visible
         top = ax.get_ylim()[1]
@@ -264,12 +315,12 @@ def plot_curves(result: BenchmarkResult, path: Path,
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     handles, labels = list(legend.values()), list(legend)
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
     fig.suptitle(f"regret of the best-by-validation architecture: mean ± std error, {len(plan.seeds)} seeds",
                  fontsize=11)
     fig.tight_layout(rect=(0, legend_h / height, 1, 1 - 0.35 / height))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def save(result: BenchmarkResult, out: Path, formats: str = "both", command: Optional[str] = None,

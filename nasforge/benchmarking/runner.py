@@ -303,6 +303,7 @@ def _search(spec: RunSpec) -> Dict[str, Any]:
     improvements: List[Dict[str, Any]] = []
     points: List[List[float]] = []  # the recorded metrics of every successful query
     infeasible = 0  # queries over a limit
+    first_failure: Optional[str] = None  # why the first failed query failed: a user must see it
     spent = 0.0
     while (len(seconds) < spec.budget) if spec.budget is not None else (spent < spec.budget_seconds):
         query = len(seconds) + 1
@@ -318,9 +319,11 @@ def _search(spec: RunSpec) -> Dict[str, Any]:
             infeasible += not meets
             if spec.record:
                 points.append([float(metrics[m]) for m in spec.record])
-        except (TrialFailed, InvalidArchitectureError, KeyError, ValueError, TypeError):
+        except (TrialFailed, InvalidArchitectureError, KeyError, ValueError, TypeError) as exc:
             value, reward, cost, feasible = None, scorer.failure_penalty, space.seconds_per_query, False
             failed.append(query)
+            if first_failure is None:
+                first_failure = f"query {query}: {type(exc).__name__}: {exc}"
         strategy.tell(proposal.tokens, reward, {**proposal.info, "metrics": metrics, "feasible": feasible})
         if value is not None and value > best_val:
             best_val, best_test = value, float(metrics["test_acc"])
@@ -333,7 +336,7 @@ def _search(spec: RunSpec) -> Dict[str, Any]:
         curve_test.append(best_test)
         seconds.append(spent)
     regret = [ref["max_test"] - t for t in curve_test]
-    return {"queries": len(seconds), "failures": len(failed), "failed_queries": failed,
+    return {"queries": len(seconds), "failures": len(failed), "failed_queries": failed, "first_failure": first_failure,
             "simulated_seconds": spent, "improvements": improvements, "infeasible": infeasible,
             "record": list(spec.record), "points": points,
             "curve": {"best_val": curve_val, "best_test": curve_test, "regret": regret, "seconds": seconds}}
@@ -404,6 +407,27 @@ class BenchmarkResult:
 
     def errors(self) -> List[Dict[str, Any]]:
         return [r for r in self.runs if r["error"]]
+
+    def query_failures(self) -> List[Dict[str, Any]]:
+        """Per benchmark x strategy with failed queries: how many of how many, over how many runs,
+        and the first failure's message (runs that raised are ``errors``, not counted here)."""
+        out = []
+        for b in self.plan.benchmarks:
+            for s in self.plan.strategies:
+                runs = self.ok_runs(b, s)
+                failed = sum(r["failures"] for r in runs)
+                if not failed:
+                    continue
+                queries = sum(r["queries"] for r in runs)
+                first = next((f"seed {r['seed']}, {r['first_failure']}" for r in runs if r.get("first_failure")),
+                             None)
+                out.append({"benchmark": b, "strategy": s, "runs": len(runs), "failed": failed,
+                            "queries": queries, "all_failed": failed == queries, "first_failure": first})
+        return out
+
+    def all_failed(self) -> List[Dict[str, Any]]:
+        """The benchmark x strategy pairs none of whose queries was answered: they found nothing."""
+        return [f for f in self.query_failures() if f["all_failed"]]
 
     def summary(self) -> List[Dict[str, Any]]:
         """Mean, std and standard error over seeds per benchmark x strategy x checkpoint."""

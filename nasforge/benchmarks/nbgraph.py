@@ -331,6 +331,14 @@ class NBGraphSpace(TabularSpace):
         return {**table.columns, "key": table.keys, "tokens": table.tokens}
 
     # ---- keep sampling and mutation inside the benchmark ------------------------------------------
+    def allowed_next(self, prefix: Sequence[int]) -> Optional[Tuple[int, ...]]:
+        """What the decision after ``prefix`` may be (None: anything): op_4 may not be skip after
+        three skip layers. Controllers mask their choices with it, so that they, like sample and
+        mutate, never propose the all-skip network the table lacks (and are never charged for it)."""
+        if len(prefix) == 6 and all(prefix[i] == self._skip for i in (0, 2, 4)):
+            return tuple(v for v in range(len(self.op_names)) if v != self._skip)
+        return None
+
     def sample(self, rng: np.random.Generator) -> Tokens:
         while True:
             tokens = tuple(int(rng.integers(d.size)) for d in self._decisions)

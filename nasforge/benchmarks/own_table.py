@@ -9,9 +9,12 @@ real space. A table made from a sample holds only some of the space's architectu
   nearest rows. Random search, evolution, local search and BANANAS therefore stay in the table.
 * ``lookup`` of an architecture that is not in the table raises InvalidArchitectureError
   (``match = "exact"``, the default), which the tabular estimator turns into a failed trial.
-  Strategies that write tokens themselves (the RL controllers, TPE) hit the table only by chance
-  in a large space; ``match = "nearest"`` answers them with the nearest row instead (a
-  nearest-neighbour surrogate, reported as ``table_distance`` > 0): ``mnist1d-chain-nearest``.
+  The RL controllers write tokens themselves, one decision at a time; ``allowed_next`` (a trie of
+  the rows' canonical tokens) masks each of their choices, so they too propose table rows only.
+  TPE and enumerate cannot be steered so and hit the table only by chance in a large space (their
+  queries fail, and ``nasforge benchmark`` says so); ``match = "nearest"`` answers any
+  architecture with the nearest row instead (a nearest-neighbour surrogate, reported as
+  ``table_distance`` > 0): ``mnist1d-chain-nearest``.
 
 ``own-table`` reads any table file (``space.table = "path"``); ``mnist1d-chain`` is the table
 shipped in ``nasforge/benchmarks/data`` (docs/benchmarks-mnist1d-table.md says how it was made).
@@ -84,6 +87,18 @@ class _Table:
                 self.metrics[column] = np.asarray(values, dtype=np.float64)
         for column in REQUIRED[1:]:
             assert column in self.metrics  # read_table checked the columns
+        self._next: Optional[Dict[Tokens, Tuple[int, ...]]] = None
+
+    def next_values(self) -> Dict[Tokens, Tuple[int, ...]]:
+        """Prefix of a row's canonical tokens -> the values that follow it in some row (a trie of
+        the table, built once on first use)."""
+        if self._next is None:
+            follow: Dict[Tokens, set] = {}
+            for row in self.tokens.tolist():
+                for i, value in enumerate(row):
+                    follow.setdefault(tuple(row[:i]), set()).add(value)
+            self._next = {prefix: tuple(sorted(values)) for prefix, values in follow.items()}
+        return self._next
 
 
 @lru_cache(maxsize=8)
@@ -128,6 +143,8 @@ class OwnTableSpace(TabularSpace):
             raise TableFileError(f"benchmark table {table} was measured on {header['dataset'].get('name')}, "
                                  f"not on {dataset}")
         self.base = self.table.base
+        if match != "exact":  # every architecture is answered: controllers need no mask (nor its cost)
+            self.allowed_next = None  # type: ignore[assignment]
         self.seconds_per_query = float(self.table.metrics["train_seconds"].mean())
         self.notes = self._notes()
 
@@ -186,6 +203,12 @@ class OwnTableSpace(TabularSpace):
         order = [int(i) for i in np.lexsort((np.arange(len(d)), d)) if d[i] > 0]
         return [tuple(int(t) for t in self.table.tokens[i]) for i in order[: self.neighbour_count]]
 
+    def allowed_next(self, prefix: Sequence[int]) -> Optional[Tuple[int, ...]]:
+        """The values that continue ``prefix`` towards a row's canonical tokens, so a controller
+        masked with it samples table rows only (None: anything, for a prefix that has already left
+        the table). With ``match = "nearest"`` the attribute is None: any proposal is answered."""
+        return self.table.next_values().get(tuple(int(t) for t in prefix))
+
     # ---- the table --------------------------------------------------------------------------------
     def row_of(self, tokens: Sequence[int]) -> Tuple[int, int]:
         """(row, distance): the row of ``tokens``, or with ``match = "nearest"`` the nearest row."""
@@ -197,7 +220,8 @@ class OwnTableSpace(TabularSpace):
             raise InvalidArchitectureError(
                 f"{self.summary(tokens)} is not in the table {Path(self.table_path).name} "
                 f"({len(self.table.tokens)} architectures of {self.table.header['space']['name']} were measured); "
-                "propose architectures with the space's sample/mutate/neighbours, or use match = \"nearest\"")
+                "propose architectures with the space's sample/mutate/neighbours (a controller: mask with "
+                "allowed_next), or use match = \"nearest\"")
         d = self._distances(canonical)
         row = int(np.argmin(d))
         return row, int(d[row])
@@ -230,7 +254,7 @@ class MNIST1DChainSpace(OwnTableSpace):
 
 @SPACES.register("mnist1d-chain-nearest")
 class MNIST1DChainNearestSpace(MNIST1DChainSpace):
-    """``mnist1d-chain`` answering any chain-cnn architecture with its nearest row (for RL controllers)."""
+    """``mnist1d-chain`` answering any chain-cnn architecture with its nearest row (for TPE, enumerate)."""
 
     name = "mnist1d-chain-nearest"
     default_match = "nearest"

@@ -109,7 +109,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     report.print_report(result, console)
     console.print(f"{len(result.runs)} runs in {result.wall_s:.1f}s on {result.workers} worker(s); wrote "
                   + ", ".join(str(p) for p in written.values()))
-    return 1 if result.errors() else 0
+    # a strategy none of whose queries was answered found nothing: as much a failure as a run that raised
+    return 1 if result.errors() or result.all_failed() else 0
 
 
 def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:

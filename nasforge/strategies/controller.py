@@ -11,13 +11,25 @@ decides each connection. The input after an anchor step is the mean of the chose
 
 The same code samples (batched, with or without gradient) and scores given tokens (teacher
 forcing, batched, with gradient), so re-scoring gives exactly the probabilities sampled from.
+
+A space that cannot evaluate every combination of in-range tokens (NAS-Bench-Graph has no
+all-skip network; a table made from a sample holds only its rows) may define
+``allowed_next(prefix)``: the values the decision after ``prefix`` may take so that the tokens can
+still end in an architecture the space evaluates, or None for any (a space that restricts nothing
+may set the attribute itself to None: the controller then runs unmasked). The controller samples
+from its distribution renormalised over those values (a forced choice costs log 1 = 0), so it
+never spends a query on an architecture the space would refuse, and scoring applies the same
+masks, so re-scored probabilities stay the sampled ones. Tokens the mask excludes (told from
+outside, not sampled) are scored by the unmasked policy from the decision where they leave it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,11 +73,20 @@ def plan_steps(decisions: Sequence[Decision]) -> List[_Step]:
     return steps
 
 
+AllowedNext = Callable[[Tuple[int, ...]], Optional[Sequence[int]]]
+
+
+def allowed_next_of(space) -> Optional[AllowedNext]:
+    """The space's ``allowed_next`` hook, or None where it can evaluate every token sequence."""
+    return getattr(space, "allowed_next", None)
+
+
 class Controller(nn.Module):
     def __init__(self, decisions: Sequence[Decision], hidden_size: int = 35, num_layers: int = 2,
-                 init_range: float = 0.08):
+                 init_range: float = 0.08, allowed_next: Optional[AllowedNext] = None):
         super().__init__()
         self.decisions = list(decisions)
+        self.allowed_next = allowed_next
         self.steps = plan_steps(self.decisions)
         self.hidden_size = hidden_size
         self.cells = nn.ModuleList(
@@ -97,6 +118,33 @@ class Controller(nn.Module):
             x = h
         return x, new_state
 
+    def _mask(self, out: torch.Tensor, index: int, sampling: bool) -> Optional[torch.Tensor]:
+        """(batch, choices) bool: what decision ``index`` may take after each row's prefix; None
+        when every row may take anything (then the unmasked code runs, bit for bit as before)."""
+        size = self.decisions[index].size
+        given = out[:, index].tolist() if not sampling else None
+        mask = None
+        rows_of: dict = {}
+        for r, prefix in enumerate(out[:, :index].tolist()):
+            rows_of.setdefault(tuple(prefix), []).append(r)
+        for prefix, rows in rows_of.items():  # one call per distinct prefix
+            values = self.allowed_next(prefix)
+            if values is None:
+                continue
+            allowed = np.zeros(size, dtype=bool)
+            allowed[list(values)] = True
+            if not allowed.any():
+                raise ValueError(f"the space allows no value of {self.decisions[index].name!r} after {list(prefix)}")
+            if allowed.all():
+                continue
+            if given is not None:  # tokens from outside the mask: scored unmasked (see the module docstring)
+                rows = [r for r in rows if allowed[given[r]]]
+            if rows:
+                if mask is None:
+                    mask = np.ones((out.shape[0], size), dtype=bool)
+                mask[rows] = allowed
+        return None if mask is None else torch.from_numpy(mask)
+
     def run(self, tokens: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
             batch: int = 1) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample (``tokens`` None) or score given ``tokens`` of shape (batch, decisions).
@@ -120,6 +168,9 @@ class Controller(nn.Module):
                 index = step.indices[0]
                 key = str(index)
                 logits = self.heads[key](h)
+                mask = None if self.allowed_next is None else self._mask(out, index, sampling)
+                if mask is not None:  # renormalise over the allowed values
+                    logits = logits.masked_fill(~mask, -math.inf)
                 logp = torch.log_softmax(logits, dim=-1)
                 if sampling:  # ``choice`` stays its own tensor: ``out`` changes in place later
                     choice = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
@@ -127,7 +178,10 @@ class Controller(nn.Module):
                 else:
                     choice = out[:, index]
                 log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
-                entropy = entropy - (logp.exp() * logp).sum(dim=1)
+                if mask is None:
+                    entropy = entropy - (logp.exp() * logp).sum(dim=1)
+                else:  # excluded values add 0 (not 0 * -inf, which is NaN)
+                    entropy = entropy - (logp.exp() * logp.masked_fill(~mask, 0.0)).sum(dim=1)
                 x = self.embeddings[key](choice)
             else:
                 anchors[step.layer] = h
@@ -139,17 +193,43 @@ class Controller(nn.Module):
                 score = self.v(torch.tanh(self.w_prev(prev) + self.w_curr(h)[:, None, :])).squeeze(2)
                 p = torch.sigmoid(score)
                 cols = list(step.indices)
-                if sampling:
+                free = None  # (batch, k): 1 where a bit was drawn, 0 where the space forced it
+                if self.allowed_next is not None:
+                    free = self._anchor_bits(out, cols, p, sampling, generator)
+                elif sampling:
                     out[:, cols] = torch.bernoulli(p.detach(), generator=generator).long()
                 bits = out[:, cols].to(p.dtype)
                 log_p1 = torch.nn.functional.logsigmoid(score)
                 log_p0 = torch.nn.functional.logsigmoid(-score)
-                log_prob = log_prob + (bits * log_p1 + (1 - bits) * log_p0).sum(dim=1)
-                entropy = entropy - (p * log_p1 + (1 - p) * log_p0).sum(dim=1)
+                chosen = bits * log_p1 + (1 - bits) * log_p0
+                spread = p * log_p1 + (1 - p) * log_p0
+                if free is not None:
+                    chosen, spread = chosen * free, spread * free
+                log_prob = log_prob + chosen.sum(dim=1)
+                entropy = entropy - spread.sum(dim=1)
                 count = bits.sum(dim=1, keepdim=True)
                 mean_anchor = (bits[:, :, None] * prev).sum(dim=1) / count.clamp(min=1)
                 x = torch.where(count > 0, mean_anchor, self.no_input.expand(batch, -1))
         return out, log_prob, entropy
+
+    def _anchor_bits(self, out: torch.Tensor, cols: List[int], p: torch.Tensor, sampling: bool,
+                      generator: Optional[torch.Generator]) -> torch.Tensor:
+        """Skip bits within what the space allows: drawn together as without a mask (the draws are
+        independent, so the random stream stays the same), then visited in order, and a bit with
+        one allowed value after the bits before it is set to it (probability 1). Returns which
+        bits were free."""
+        if sampling:
+            out[:, cols] = torch.bernoulli(p.detach(), generator=generator).long()
+        free = torch.ones_like(p)
+        for j, col in enumerate(cols):
+            mask = self._mask(out, col, sampling)
+            if mask is None:
+                continue
+            forced = mask.sum(dim=1) == 1
+            if sampling:
+                out[:, col] = torch.where(forced, mask[:, 1].long(), out[:, col])
+            free[:, j] = (~forced).to(p.dtype)
+        return free
 
     @torch.no_grad()
     def sample(self, generator: Optional[torch.Generator] = None) -> Tuple[Tuple[int, ...], float, float]:

@@ -26,7 +26,7 @@ import torch
 
 from ..spaces.base import InvalidArchitectureError, Tokens
 from .base import STRATEGIES, Proposal, Strategy
-from .controller import Controller
+from .controller import Controller, allowed_next_of
 from .reinforce import load_policy_state, moving_average, policy_state
 
 
@@ -82,7 +82,8 @@ class PPO(Strategy):
         super().setup(space, seed)
         s = self._settings
         init = torch.Generator().manual_seed(self.seed)
-        self.controller = Controller(space.decisions, s["hidden_size"], s["num_layers"], s["init_range"])
+        self.controller = Controller(space.decisions, s["hidden_size"], s["num_layers"], s["init_range"],
+                                     allowed_next_of(space))
         with torch.no_grad():  # re-initialise from our own generator: no global RNG
             for p in self.controller.parameters():
                 p.copy_(torch.rand(p.shape, generator=init) * 2 * s["init_range"] - s["init_range"])

@@ -33,7 +33,7 @@ import torch
 
 from ..spaces.base import InvalidArchitectureError, Tokens
 from .base import STRATEGIES, Proposal, Strategy
-from .controller import Controller
+from .controller import Controller, allowed_next_of
 
 
 MAX_IMPORTANCE = 10.0
@@ -135,7 +135,8 @@ class Reinforce(Strategy):
         super().setup(space, seed)
         s = self._settings
         torch.manual_seed(self.seed)  # parameter initialisation only
-        self.controller = Controller(space.decisions, s["hidden_size"], s["num_layers"], s["init_range"])
+        self.controller = Controller(space.decisions, s["hidden_size"], s["num_layers"], s["init_range"],
+                                     allowed_next_of(space))
         # foreach: one kernel per step over the many small tensors; the same numbers as the
         # per-tensor loop (checked bit for bit), a fifth of the ask+tell overhead less
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.learning_rate, foreach=True)
