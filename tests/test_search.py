@@ -124,7 +124,7 @@ def test_search_on_2d_images(tmp_path):
     result = run_search(config, tmp_path / "exp", data=data)
     assert result.completed == 2
     with Store(store_path(tmp_path / "exp"), create=False) as s:
-        assert s.config()["space"].get("dims") is None  # inferred, not stored as a user setting
+        assert s.config()["space"]["dims"] == 2  # read off the data, and stored: the store alone rebuilds the space
         assert len(s.trials()[0].tokens) == 5 + 6 + 3  # 2-D layers have kernel_h and kernel_w (1-D: 12)
 
 

@@ -10,7 +10,7 @@ once per process, with a restricted unpickler. ``docs/benchmarks-data.md`` descr
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, FrozenSet, Sequence
 
 import numpy as np
 
@@ -67,6 +67,10 @@ class TabularEstimator(Estimator):
         if seconds is not None and not float(seconds) >= 0:
             raise ValueError(f"seconds_per_query must be non-negative, got {seconds}")
         super().setup(space)
+
+    def produces(self) -> FrozenSet[str]:
+        columns = set(self.space.all_metrics()) - {"tokens", "key"}
+        return frozenset(columns | {"simulated_seconds"})
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         try:

@@ -7,7 +7,7 @@ An estimator never knows which strategy asked. Accuracies are fractions in [0, 1
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict
+from typing import Any, Dict, FrozenSet, Optional
 
 from .. import registry
 from ..registry import Registry
@@ -37,6 +37,12 @@ class Estimator(ABC):
     @abstractmethod
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         """Metrics of one architecture; raise TrialFailed for a bad architecture."""
+
+    def produces(self) -> Optional[FrozenSet[str]]:
+        """The names of the metrics :meth:`evaluate` returns (after :meth:`setup`), so that a
+        search refuses an objective it could never compute before any trial runs. None: not
+        known in advance (an estimator that does not say is not checked)."""
+        return None
 
 
 ESTIMATORS: Registry[Estimator] = registry.ESTIMATORS  # declared in registry.py, light enough for --help

@@ -10,7 +10,7 @@ still have something to learn.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict
+from typing import Any, Dict, FrozenSet
 
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator
@@ -29,6 +29,9 @@ class SyntheticEstimator(Estimator):
     def setup(self, space: SearchSpace, data: Any = None) -> None:
         super().setup(space, data)
         self.sizes = [len(d.choices) for d in space.decisions]
+
+    def produces(self) -> FrozenSet[str]:
+        return frozenset({"val_acc", "test_acc", "simulated_seconds"})
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         if self.seconds:

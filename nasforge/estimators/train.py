@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -312,6 +312,13 @@ class TrainEstimator(Estimator):
             "train_seconds": time.perf_counter() - start,
             "epochs": len(history),
         }
+
+    def produces(self) -> FrozenSet[str]:
+        measured = set(self.probe.measure)
+        if measured & set(LATENCY_METRICS):
+            measured |= set(LATENCY_METRICS) | {"latency_threads", "latency_batch_size"}
+        return frozenset({"val_acc", "val_acc_last", "val_acc_history", "params", "flops", "train_seconds",
+                          "epochs"} | measured)
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         rungs: Dict[int, List[float]] = {int(k): v for k, v in (self.context.get("rungs") or {}).items()}

@@ -10,7 +10,7 @@ the last epoch the same weights are scored on the test split and timed at batch 
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, FrozenSet
 
 import torch
 
@@ -45,6 +45,9 @@ class TrainAndTestEstimator(TrainEstimator):
         self._settings.update(latency_repeats=latency_repeats, latency_warmup=latency_warmup)
         self.latency_repeats = latency_repeats
         self.latency_warmup = latency_warmup
+
+    def produces(self) -> FrozenSet[str]:
+        return super().produces() | {"test_acc", "latency_ms"}
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         model, metrics = self.trained(tokens, seed)

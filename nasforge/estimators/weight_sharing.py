@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 import torch
 from torch import nn
@@ -169,6 +169,10 @@ class SharedWeightsEstimator(Estimator):
             model = self.space.build(tokens, self.data.input_shape, self.data.num_classes)
             self._metrics_cache[tokens] = (count_params(model), count_flops(model, self.data.input_shape))
         return self._metrics_cache[tokens]
+
+    def produces(self) -> FrozenSet[str]:
+        return frozenset({"val_acc", "params", "flops", "train_seconds", "train_loss", "shared_steps",
+                          "warmup_steps", "supernet_steps", "epochs"})
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         if self.data is None:

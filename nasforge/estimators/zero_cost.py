@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -288,6 +288,10 @@ class ZeroCostEstimator(Estimator):
              torch.as_tensor(y_train[rows[i:i + self.batch_size]], device=self.device).long())
             for i in range(0, need, self.batch_size)
         ]
+
+    def produces(self) -> FrozenSet[str]:
+        names = {f"proxy_{p}" for p in self.proxies} | {"params", "proxy_seconds", "proxy_seconds_each"}
+        return frozenset(names | ({"flops"} if "flops" in self.proxies else set()))
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         torch.manual_seed(seed)

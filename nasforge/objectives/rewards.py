@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set
 
 from .metrics import METRICS
 
@@ -318,6 +318,17 @@ class Scorer:
                 raise ValueError("infeasible reward and excess weight must be finite numbers")
         if self.excess_weight < 0:
             raise ValueError(f"excess_weight must be non-negative, got {self.excess_weight}")
+
+    def metric_names(self) -> Optional[Set[str]]:
+        """Every metric the score reads; None when a callable objective reads unknown ones."""
+        objective = self.objective
+        if isinstance(objective, Objective):
+            names = {objective.metric}
+        elif isinstance(objective, WeightedSum):
+            names = set(objective.weights)
+        else:
+            return None
+        return names | {c.metric for c in self.constraints} | {t.constraint.metric for t in self.terms}
 
     def _factors(self) -> List[MnasNetTerm]:
         factors = list(self.terms)

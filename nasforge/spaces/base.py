@@ -11,7 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,6 +48,11 @@ class SearchSpace(ABC):
     """Base class: subclasses define ``decisions`` and may override the hooks below."""
 
     name: str = "space"
+    #: Optional hook ``allowed_next(prefix) -> values``: the values the decision after ``prefix``
+    #: may take so that the tokens stay evaluable (a sparse table, a network the table lacks).
+    #: None, the default, where every valid token sequence can be evaluated. Controllers that
+    #: write tokens one decision at a time sample only from these values.
+    allowed_next: Optional[Callable[[Sequence[int]], Optional[Tuple[int, ...]]]] = None
 
     @property
     @abstractmethod

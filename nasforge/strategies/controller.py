@@ -78,7 +78,7 @@ AllowedNext = Callable[[Tuple[int, ...]], Optional[Sequence[int]]]
 
 def allowed_next_of(space) -> Optional[AllowedNext]:
     """The space's ``allowed_next`` hook, or None where it can evaluate every token sequence."""
-    return getattr(space, "allowed_next", None)
+    return space.allowed_next
 
 
 class Controller(nn.Module):
