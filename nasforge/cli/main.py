@@ -14,12 +14,15 @@ from typing import List, Optional
 from .. import __version__
 from .benchmark import add_benchmark_parser
 from .common import user_errors
+from .dashboard import add_dashboard_parser
 from .export import add_export_parser
 from .inspect import add_best_parser, add_trials_parser
 from .pareto import add_pareto_parser
+from .report import add_report_parser
 from .retrain import add_retrain_parser
 from .search import add_search_parser
 from .tabulate import add_tabulate_parser
+from .track import add_track_parser
 
 
 # what a command does, for commands whose module gives its parser no description of its own
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_search_parser, add_trials_parser, add_best_parser, add_retrain_parser, add_export_parser,
-                add_pareto_parser, add_benchmark_parser, add_tabulate_parser):
+                add_pareto_parser, add_benchmark_parser, add_tabulate_parser, add_dashboard_parser, add_report_parser,
+                add_track_parser):
         add(sub)
     for name, command in sub.choices.items():
         command.formatter_class = _HelpFormatter

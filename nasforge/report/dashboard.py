@@ -1,0 +1,190 @@
+"""``nasforge dashboard``'s server: the standard library's threading HTTP server on loopback.
+
+It only reads. Each poll of ``/api/version`` asks every store one aggregate query (a few
+milliseconds; no lock taken, so a search never waits for it). Only when that answer changes does
+``/api/data`` re-read the trials; the costlier parts (the controller's policy over its stored
+states, decision importance) are redone at most every ``heavy_every`` seconds, and a stored policy
+already evaluated is never evaluated again. The process lowers its own priority, so on a busy
+machine the search it watches comes first.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .html import live_page, plotly_js_path
+
+
+class Followed:
+    """One experiment as the dashboard follows it: its last answer and what it has cached."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.cache: Dict[str, Any] = {}
+        self.seen: Optional[tuple] = None  # fingerprint at the last version check
+        self.data: Optional[Dict[str, Any]] = None
+        self.data_fp: Optional[tuple] = None
+        self.heavy: Dict[str, Any] = {}
+        self.heavy_fp: Optional[tuple] = None
+        self.heavy_at = 0.0
+        self.error: Optional[str] = None
+
+    def fingerprint(self):
+        from .views import NothingToShow, fingerprint, open_readonly
+        from ..store import StoreError
+
+        try:
+            with open_readonly(self.path) as store:
+                self.error = None
+                return fingerprint(store)
+        except (NothingToShow, StoreError) as exc:
+            self.error = str(exc)
+            return ("error", self.error)
+
+
+class Dashboard:
+    """What the handler asks: the version token and the data of every followed experiment."""
+
+    def __init__(self, experiments: Sequence[Path], heavy_every: float = 10.0):
+        self.followed = [Followed(p) for p in experiments]
+        self.heavy_every = heavy_every
+        self.lock = threading.Lock()
+        self._body: Optional[bytes] = None
+        self._body_token: Optional[str] = None
+
+    def version(self) -> str:
+        with self.lock:
+            parts = []
+            now = time.time()
+            for f in self.followed:
+                fp = f.fingerprint()
+                f.seen = fp
+                if f.error:
+                    parts.append(repr(fp))
+                    continue
+                heavy = "fresh" if f.heavy_fp == fp else ("due" if now - f.heavy_at >= self.heavy_every else "stale")
+                parts.append(f"{fp}:{heavy}:{f.data_fp == fp}")
+            return str(abs(hash("|".join(parts))))
+
+    def body(self) -> bytes:
+        token = self.version()
+        with self.lock:
+            if self._body is not None and token == self._body_token:
+                return self._body
+            payload = [self._one(f) for f in self.followed]
+            self._body = json.dumps({"experiments": payload}, separators=(",", ":"), allow_nan=False).encode()
+            self._body_token = token
+            return self._body
+
+    def _one(self, f: Followed) -> Dict[str, Any]:
+        from .views import NothingToShow, experiment_data
+        from ..store import StoreError
+
+        if f.error:
+            return {"name": f.path.name, "path": str(f.path), "error": f.error}
+        now = time.time()
+        # the first answer is the quick one (the trials at once); the policy and importance follow
+        heavy = f.data is not None and f.heavy_fp != f.seen and now - f.heavy_at >= self.heavy_every
+        if f.data is not None and f.data_fp == f.seen and not heavy:
+            return f.data
+        try:
+            data = experiment_data(f.path, heavy=heavy, cache=f.cache)
+        except (NothingToShow, StoreError, ValueError) as exc:
+            return {"name": f.path.name, "path": str(f.path), "error": str(exc)}
+        if heavy:
+            f.heavy = {k: data[k] for k in ("learning", "importance")}
+            f.heavy_fp, f.heavy_at = f.seen, now
+        data.update(f.heavy)
+        f.data, f.data_fp = data, f.seen
+        return data
+
+
+def _handler(dashboard: Dashboard, page: bytes, plotly_path: Path):
+    plotly_bytes = plotly_path.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - quiet: a poll every two seconds is no news
+            pass
+
+        def _send(self, status: int, body: bytes, kind: str, cache: bool = False) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "max-age=86400" if cache else "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            route = self.path.split("?")[0]
+            try:
+                if route in ("/", "/index.html"):
+                    self._send(200, page, "text/html; charset=utf-8")
+                elif route == "/plotly.min.js":
+                    self._send(200, plotly_bytes, "application/javascript", cache=True)
+                elif route == "/api/version":
+                    self._send(200, dashboard.version().encode(), "text/plain")
+                elif route == "/api/data":
+                    self._send(200, dashboard.body(), "application/json")
+                else:
+                    self._send(404, b"not found", "text/plain")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the browser went away mid-answer
+
+    return Handler
+
+
+def make_server(experiments: Sequence[Path], host: str = "127.0.0.1", port: int = 8765,
+                interval: float = 2.0, heavy_every: float = 10.0) -> ThreadingHTTPServer:
+    """A server ready to ``serve_forever``; a port in use is a ValueError that says what to do."""
+    dashboard = Dashboard(experiments, heavy_every)
+    title = "nasforge: " + ", ".join(Path(p).name or str(p) for p in experiments)
+    page = live_page(title, int(interval * 1000)).encode()
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(dashboard, page, plotly_js_path()))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} on {host} is already in use (another dashboard?); pass --port N for "
+                             "another one, or --port 0 for any free port") from None
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, OSError) and "resolve" in str(exc):
+            raise ValueError(f"cannot listen on {host}: no such address on this machine") from None
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.daemon_threads = True
+    server.dashboard = dashboard  # type: ignore[attr-defined]
+    return server
+
+
+def lower_priority(step: int = 10) -> None:
+    """A viewer should never slow down what it views."""
+    try:
+        os.nice(step)
+    except (AttributeError, OSError):
+        pass
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}/"
+
+
+def serve(experiments: List[Path], host: str, port: int, interval: float, heavy_every: float,
+          announce) -> None:
+    server = make_server(experiments, host, port, interval, heavy_every)
+    lower_priority()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    announce(url_of(server))
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()

@@ -1,0 +1,237 @@
+"""The dashboard's and report's views, computed from real (tabular, seconds-long) searches, and the
+commands' answers to bad input: a clear message and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nasforge import SearchConfig, run_search
+from nasforge.cli.main import main
+from nasforge.report import views
+from nasforge.report.archdraw import chain_layers, draw
+from nasforge.spaces.chain_cnn import ChainCNNSpace
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _search(folder: Path, strategy: dict, budget: int = 16) -> Path:
+    config = SearchConfig(budget=budget, seed=1)
+    config.space = {"name": "mnist1d-chain"}
+    config.strategy = strategy
+    run_search(config, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reinforce_run(tmp_path_factory) -> Path:
+    return _search(tmp_path_factory.mktemp("views") / "rl", {"name": "reinforce", "batch_size": 4,
+                                                             "learning_rate": 0.05})
+
+
+@pytest.fixture(scope="module")
+def evolution_run(tmp_path_factory) -> Path:
+    return _search(tmp_path_factory.mktemp("views") / "evo", {"name": "evolution", "population_size": 5,
+                                                              "sample_size": 2}, budget=12)
+
+
+def test_views_of_a_reinforce_search(reinforce_run):
+    data = views.experiment_data(reinforce_run)
+    assert data["counts"]["COMPLETE"] == 16 and len(data["trials"]) == 16
+    assert data["settings"]["metric"] == "val_acc" and data["settings"]["direction"] == "maximize"
+    objectives = [t["objective"] for t in data["trials"]]
+    assert data["best_so_far"] == [max(objectives[:k + 1]) for k in range(16)]
+    # the policy: one entry per controller update (16 trials, m = 4: 4 updates), each decision's
+    # choice frequencies a distribution; a learning rate of 0.05 moves it away from the first one
+    learning = data["learning"]
+    assert learning["kind"] == "policy"
+    assert [u["update"] for u in learning["updates"]] == [1, 2, 3, 4]
+    assert [u["trial"] for u in learning["updates"]] == [3, 7, 11, 15]
+    for u in learning["updates"]:
+        assert len(u["probabilities"]) == 25
+        assert all(abs(sum(p) - 1) < 1e-9 for p in u["probabilities"])
+        assert u["entropy"] > 0 and u["baseline"] is not None
+    first, last = learning["updates"][0]["probabilities"], learning["updates"][-1]["probabilities"]
+    assert max(abs(a - b) for pa, pb in zip(first, last) for a, b in zip(pa, pb)) > 0.02
+    # importance: every decision once, shares summing to 1
+    imp = data["importance"]
+    assert sorted(imp["decisions"]) == sorted(d.name for d in ChainCNNSpace(num_layers=4).decisions)
+    assert abs(sum(imp["values"]) - 1) < 1e-6 and imp["trials"] == 16
+    # Pareto: val_acc against params is there, its front is non-dominated
+    pair = data["pareto"]["pairs"]["val_acc|params"]
+    by_number = {t["number"]: t for t in data["trials"]}
+    for n in pair["front"]:
+        a = by_number[n]
+        assert not any(t["objective"] >= a["objective"] and t["metrics"]["params"] <= a["metrics"]["params"]
+                       and (t["objective"], t["metrics"]["params"]) != (a["objective"], a["metrics"]["params"])
+                       for t in data["trials"])
+    hv = [v for _, v in pair["hv"]]
+    assert hv == sorted(hv) and hv[-1] > 0  # the hypervolume of a growing set never shrinks
+    assert set(data["drawings"]) == {t["arch"] for t in data["trials"]}
+    json.dumps(data, allow_nan=False)  # what the page receives
+
+
+def test_population_view_replays_aging_evolution(evolution_run):
+    data = views.experiment_data(evolution_run)
+    series = data["learning"]["series"]
+    assert data["learning"]["kind"] == "population" and data["learning"]["population_size"] == 5
+    assert [p["mean_age"] for p in series[:6]] == [0, 0.5, 1, 1.5, 2, 2]  # ages 0..4 once full
+    assert all(1 <= p["distinct"] <= 5 and 0 <= p["diversity"] <= 1 for p in series)
+
+
+def test_importance_says_why_it_is_missing():
+    rows = [{"state": "COMPLETE", "objective": 0.5, "tokens": [0, 1]} for _ in range(3)]
+    assert "needs at least 8 completed trials (3 so far)" in views.importance(ChainCNNSpace(1), rows)["reason"]
+    same = [{"state": "COMPLETE", "objective": 0.5, "tokens": [k % 2, 1]} for k in range(10)]
+    assert "same objective" in views.importance(ChainCNNSpace(1), same)["reason"]
+
+
+def test_chain_drawing_shows_layers_skips_and_head():
+    space = ChainCNNSpace(num_layers=3)
+    values = {"L0.op": "conv", "L0.kernel": 5, "L0.filters": 36, "L0.stride": 2,
+              "L1.from_L0": 0, "L1.op": "maxpool", "L1.kernel": 3, "L1.filters": 24, "L1.stride": 1,
+              "L2.from_L0": 1, "L2.from_L1": 0, "L2.op": "identity", "L2.kernel": 1, "L2.filters": 24,
+              "L2.stride": 1, "readout": "avg", "head.depth": 2, "head.width": 128}
+    tokens = space.decode(values)
+    arch = chain_layers(space, tokens)
+    assert [layer["inputs"] for layer in arch["layers"]] == [[], [], [0]]
+    assert arch["to_readout"] == [1, 2]  # L1 is read by no later layer; L2 is the last
+    svg = draw(space, tokens)
+    for text in ("L0: conv 5, 36 filters, stride 2", "L1: maxpool 3", "L2: identity", "readout: global average pool",
+                 "fc 128 + ReLU", "fc to classes", "skip: input feeds L1", "skip: L0 feeds L2",
+                 "L1 is read by no later layer"):
+        assert text in svg, text
+    assert svg.count("fc 128 + ReLU") == 2
+
+
+# ---- nasforge report ------------------------------------------------------------------------------
+
+
+def test_report_is_one_self_contained_file(reinforce_run, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", "--experiment", str(reinforce_run), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert re.search(r"wrote .*r\.html \(\d+\.\d\d MB, 16 trials", said.replace("\n", ""))
+    html = out.read_text()
+    assert "<script src=" not in html and "http://" not in html.split('id="plotly-gz"')[0]
+    assert out.stat().st_size < 5e6
+    payload = re.search(r'<script id="data-gz" type="application/octet-stream">([^<]+)</script>', html).group(1)
+    import base64
+    import gzip
+
+    data = json.loads(gzip.decompress(base64.b64decode(payload)))
+    assert len(data["experiments"][0]["trials"]) == 16
+
+
+def _fails(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_report_bad_input(tmp_path, capsys):
+    assert "no experiment folder" in _fails(["report", "--experiment", str(tmp_path / "nope")], capsys)
+    (tmp_path / "empty").mkdir()
+    assert "holds no store yet" in _fails(["report", "--experiment", str(tmp_path / "empty")], capsys)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "trials.sqlite").write_bytes(b"this is not a database" * 100)
+    assert "is not a nasforge store, or its header is damaged" in _fails(
+        ["report", "--experiment", str(corrupt)], capsys)
+
+
+def test_report_of_an_experiment_with_no_trials(tmp_path, capsys):
+    from nasforge.store import Store
+
+    folder = tmp_path / "fresh"
+    with Store(folder / "trials.sqlite") as store:
+        store.set_config({"space": {"name": "mnist1d-chain"}, "strategy": {"name": "random"}, "budget": 5})
+    err = _fails(["report", "--experiment", str(folder)], capsys)
+    assert f"nothing to report: experiment {folder} has no trials yet" in err
+
+
+def test_report_refuses_a_folder_as_out(reinforce_run, tmp_path, capsys):
+    assert "is a folder" in _fails(["report", "--experiment", str(reinforce_run), "--out", str(tmp_path)], capsys)
+
+
+# ---- nasforge dashboard ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_port_in_use(reinforce_run, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = _fails(["dashboard", "--experiment", str(reinforce_run), "--port", str(port)], capsys)
+    assert f"port {port} on 127.0.0.1 is already in use" in err and "--port 0" in err
+
+
+def test_dashboard_serves_loopback_reads_only_and_follows_a_writer(tmp_path):
+    from nasforge.report.dashboard import make_server
+
+    folder = _search(tmp_path / "live", {"name": "random"}, budget=4)
+    server = make_server([folder, tmp_path / "not-yet"], port=0, heavy_every=0.0)
+    assert server.server_address[0] == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        page = urllib.request.urlopen(base).read().decode()
+        assert '<script src="plotly.min.js">' in page and '"mode":"live"' in page
+        assert len(urllib.request.urlopen(base + "plotly.min.js").read()) > 1_000_000
+        v1 = urllib.request.urlopen(base + "api/version").read()
+        data = json.loads(urllib.request.urlopen(base + "api/data").read())
+        assert [len(e.get("trials", [])) for e in data["experiments"]] == [4, 0]
+        assert "learning" not in data["experiments"][0]  # the first answer is the quick one
+        urllib.request.urlopen(base + "api/version")
+        data = json.loads(urllib.request.urlopen(base + "api/data").read())
+        assert data["experiments"][0]["learning"] is None and "importance" in data["experiments"][0]
+        assert "holds no store yet" in data["experiments"][1]["error"] or "no experiment folder" in \
+            data["experiments"][1]["error"]
+        # a writer continues the search while the dashboard is open: it is never refused or kept
+        # waiting (no lock held), and the next version and data show the new trials
+        config = SearchConfig(budget=7, seed=1)
+        config.space = {"name": "mnist1d-chain"}
+        config.strategy = {"name": "random"}
+        run_search(config, folder, resume=True)
+        assert urllib.request.urlopen(base + "api/version").read() != v1
+        data = json.loads(urllib.request.urlopen(base + "api/data").read())
+        assert len(data["experiments"][0]["trials"]) == 7
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + "nothing-here")
+        assert missing.value.code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dashboard_command_starts_and_says_where(reinforce_run, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "nasforge", "dashboard", "--experiment", str(reinforce_run),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"nasforge dashboard: http://127.0.0.1:{port}/" in line
+        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/data", timeout=180).read())
+        assert len(body["experiments"][0]["trials"]) == 16
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
