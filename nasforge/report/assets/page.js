@@ -41,6 +41,7 @@
     const div = document.getElementById(id);
     if (!div) return;
     div.dataset.rendered = "0";
+    if (typeof lay.title === "string") lay.title = {text: lay.title};  // plotly.js 3 takes no bare string
     Plotly.react(div, traces, layout(lay), {displaylogo: false, responsive: true}).then(() => {
       div.dataset.rendered = "1";
     });
@@ -343,7 +344,7 @@
     plot("chart-diversity", [{type: "scatter", mode: "lines", name: "diversity", x: xs, y: s.map((p) => p.diversity), line: {color: "#009E73"}},
                              {type: "scatter", mode: "lines", name: "distinct architectures", x: xs, y: s.map((p) => p.distinct), yaxis: "y2", line: {color: "#CC79A7"}}],
       {title: "population diversity", xaxis: {title: {text: "trial"}}, yaxis: {title: {text: "share of decisions"}, range: [0, 1]},
-       yaxis2: {title: {text: "distinct"}, overlaying: "y", side: "right"}});
+       yaxis2: {title: {text: "distinct"}, overlaying: "y", side: "right"}, margin: {l: 60, r: 60, t: 40, b: 50}});
   }
 
   // ---- decision importance -------------------------------------------------------------------
