@@ -1,0 +1,68 @@
+"""Running the real ``nasforge`` command the way a user does, for the end-to-end tests
+(test_user_paths.py, test_readme.py): a subprocess of this interpreter, ``python -m nasforge``,
+in the user's own folder, with the user's environment (less the debugging switch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+#: Environment variables that change what a user would see: removed for every run.
+_NOT_A_USERS = ("NASFORGE_DEBUG",)
+
+
+def user_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_A_USERS}
+    env.update(extra or {})
+    return env
+
+
+def nasforge(args: Sequence[str], cwd: Path, timeout: float = 280,
+             env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """``nasforge ARGS`` in ``cwd``; never raises on a non-zero exit (the tests assert on it)."""
+    return subprocess.run([sys.executable, "-m", "nasforge", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=user_env(env))
+
+
+def python(args: Sequence[str], cwd: Path, timeout: float = 280, isolated: bool = False,
+           env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``cwd`` (``-I``: isolated from PYTHONPATH, the user site and the script's folder)."""
+    flags = ["-I"] if isolated else []
+    return subprocess.run([sys.executable, *flags, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=user_env(env))
+
+
+def shown(run: subprocess.CompletedProcess, limit: int = 2500) -> str:
+    """What a failed assertion should show: the command, its exit status and the tail of its output."""
+    cmd = " ".join(str(a) for a in run.args[1:]) if isinstance(run.args, (list, tuple)) else str(run.args)
+    out = (run.stdout or "")[-limit:]
+    err = (run.stderr or "")[-limit:]
+    return f"\n$ {cmd}\nexit status {run.returncode}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}"
+
+
+def error_line(run: subprocess.CompletedProcess) -> str:
+    """The one line a user reads on failure: ``nasforge X: error: ...``, else the last line of stderr."""
+    lines = [l for l in (run.stderr or "").splitlines() if l.strip()]
+    for line in lines:
+        if re.match(r"nasforge \w+: error:", line):
+            return line.strip()
+    return lines[-1].strip() if lines else f"exit status {run.returncode}, nothing on stderr"
+
+
+def ok(run: subprocess.CompletedProcess) -> None:
+    """Assert exit status 0, showing the user's error line first."""
+    assert run.returncode == 0, f"{error_line(run)}{shown(run)}"
+
+
+def json_out(run: subprocess.CompletedProcess) -> Any:
+    ok(run)
+    try:
+        return json.loads(run.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"--json output is not JSON ({exc}){shown(run)}") from None
