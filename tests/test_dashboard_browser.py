@@ -151,6 +151,9 @@ def test_dashboard_follows_a_running_search(browser, tmp_path):
             charts = _rendered(browser, view)
             assert charts, f"no chart in the {view} view"
             _shoot(browser, shots, view)
+        browser.execute_script("NF_show('final')")
+        assert "No retrain or final selection yet" in browser.find_element("id", "view-final").text
+        _shoot(browser, shots, "final")
         assert _rendered(browser, "pareto") == ["chart-pareto", "chart-hv"]
         assert _rendered(browser, "learning") == ["chart-policy", "chart-policy-map", "chart-entropy",
                                                   "chart-baseline"]

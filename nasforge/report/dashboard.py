@@ -2,8 +2,8 @@
 
 It only reads. Each poll of ``/api/version`` asks every store one aggregate query (a few
 milliseconds; no lock taken, so a search never waits for it). Only when that answer changes does
-``/api/data`` re-read the trials; the costlier parts (the controller's policy over its stored
-states, decision importance) are redone at most every ``heavy_every`` seconds, and a stored policy
+``/api/data`` re-read the trials; the costlier parts (Pareto fronts and hypervolume, the
+controller's policy over its stored states, decision importance) are redone at most every ``heavy_every`` seconds, and a stored policy
 already evaluated is never evaluated again. The process lowers its own priority, so on a busy
 machine the search it watches comes first.
 """
@@ -99,7 +99,7 @@ class Dashboard:
         except (NothingToShow, StoreError, ValueError) as exc:
             return {"name": f.path.name, "path": str(f.path), "error": str(exc)}
         if heavy:
-            f.heavy = {k: data[k] for k in ("learning", "importance")}
+            f.heavy = {k: data[k] for k in ("pareto", "learning", "importance")}
             f.heavy_fp, f.heavy_at = f.seen, now
         data.update(f.heavy)
         f.data, f.data_fp = data, f.seen
@@ -168,6 +168,18 @@ def lower_priority(step: int = 10) -> None:
         pass
 
 
+def warm_up() -> None:
+    """Pay the imports (torch, scikit-learn: seconds of CPU) before the page is announced, not
+    while a search that has just started is running beside the first poll."""
+    import sklearn.ensemble  # noqa: F401 - importance
+    import torch
+
+    from ..search import read_config  # noqa: F401 - the store, the config
+    from ..strategies.controller import Controller  # noqa: F401 - the policy view
+
+    torch.set_num_threads(1)
+
+
 def url_of(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/"
@@ -177,12 +189,7 @@ def serve(experiments: List[Path], host: str, port: int, interval: float, heavy_
           announce) -> None:
     server = make_server(experiments, host, port, interval, heavy_every)
     lower_priority()
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    warm_up()
     announce(url_of(server))
     try:
         server.serve_forever(poll_interval=0.5)

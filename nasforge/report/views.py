@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 POLICY_SAMPLES = 200  # architectures drawn from each stored policy to estimate its choice frequencies
 MAX_POLICY_STATES = 24  # at most this many stored policies are evaluated (evenly spaced, always the last)
 MAX_PARETO_METRICS = 6
-HV_POINTS = 100  # hypervolume is computed at most this many times along the search
+HV_POINTS = 40  # hypervolume is computed at most this many times along the search
 
 
 class NothingToShow(ValueError):
@@ -190,8 +190,8 @@ def final_results(store, experiment: Path, rows: Sequence[Dict[str, Any]]) -> Di
 
 def experiment_data(experiment: Path, heavy: bool = True, drawings: bool = True,
                     cache: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Everything the views show for one experiment. ``heavy``: also the policy or population view
-    and the decision importance; ``cache`` (a dict the caller keeps) saves re-computing the policy
+    """Everything the views show for one experiment. ``heavy``: also the Pareto fronts, the policy
+    or population view and the decision importance (what a live page refreshes less often); ``cache`` (a dict the caller keeps) saves re-computing the policy
     of a stored controller state already seen and the drawings of architectures already drawn."""
     import sqlite3
 
@@ -227,7 +227,6 @@ def _experiment_data(experiment: Path, heavy: bool, drawings: bool, cache: Optio
                        ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "WAITING")},
             "last_change": max([t.finished or t.started or 0 for t in trials], default=None),
             "best_so_far": best_so_far(rows, settings["direction"]),
-            "pareto": pareto_views(rows, names, settings["metric"], settings["direction"]),
             "final": final_results(store, experiment, rows),
         }
         if drawings:
@@ -235,6 +234,7 @@ def _experiment_data(experiment: Path, heavy: bool, drawings: bool, cache: Optio
             data["drawings"] = {h: d["svg"] for h, d in drawn.items()}
             data["descriptions"] = {h: d["lines"] for h, d in drawn.items()}
         if heavy:
+            data["pareto"] = pareto_views(rows, names, settings["metric"], settings["direction"])
             data["learning"] = learning_view(store, config, space, rows, cache)
             data["importance"] = importance(space, rows)
     return data
@@ -287,16 +287,17 @@ def _stored_states(store, limit: int) -> List[Tuple[int, Optional[int], Dict[str
     return out
 
 
-def _strategy(config: Dict[str, Any], space):
+def _strategy(config: Dict[str, Any], space, setup: bool = True):
     from ..strategies import create_strategy
 
     settings = {k: v for k, v in config["strategy"].items() if k != "name"}
     strategy = create_strategy(config["strategy"]["name"], **settings)
-    strategy.setup(space, config.get("seed", 0))
+    if setup:
+        strategy.setup(space, config.get("seed", 0))
     return strategy
 
 
-def policy_of(strategy, space, samples: int = POLICY_SAMPLES) -> Dict[str, Any]:
+def policy_of(controller, space, samples: int = POLICY_SAMPLES) -> Dict[str, Any]:
     """Per decision, how often the policy picks each choice (estimated from ``samples`` draws with a
     fixed generator, so the numbers do not flicker between refreshes), and the policy's entropy (the
     mean over the draws of the controller's own per-draw entropy, in nats)."""
@@ -304,7 +305,7 @@ def policy_of(strategy, space, samples: int = POLICY_SAMPLES) -> Dict[str, Any]:
 
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        tokens, _, entropies = strategy.controller.run(generator=generator, batch=samples)
+        tokens, _, entropies = controller.run(generator=generator, batch=samples)
     tokens = tokens.numpy()
     freqs = []
     for k, d in enumerate(space.decisions):
@@ -313,35 +314,56 @@ def policy_of(strategy, space, samples: int = POLICY_SAMPLES) -> Dict[str, Any]:
     return {"probabilities": freqs, "entropy": float(entropies.mean())}
 
 
+CONTROLLER_SETTINGS = ("hidden_size", "num_layers", "init_range")
+
+
 def learning_view(store, config: Dict[str, Any], space, rows, cache: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The controller's policy over updates for controller strategies (REINFORCE, PPO), the
     population's age and diversity for regularized evolution, None for the others."""
     name = config["strategy"]["name"]
     if name == "evolution":
         return population_view(config, space, rows)
-    strategy = _strategy(config, space)
-    if not hasattr(strategy, "controller"):
+    settings = _strategy(config, space, setup=False).settings()
+    if not all(k in settings for k in CONTROLLER_SETTINGS):
         return None
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small batches: more threads only contend, with a search above all
     try:
-        return _policy_view(store, strategy, space, rows, cache, name)
+        return _policy_view(store, config, settings, space, rows, cache)
     finally:
         torch.set_num_threads(threads)
 
 
-def _policy_view(store, strategy, space, rows, cache, name) -> Dict[str, Any]:
-    seen = (cache if cache is not None else {}).setdefault(("policy", name), {})
+def _controller_weights(state: Dict[str, Any]) -> Dict[str, Any]:
+    """The controller's weights in a stored state (``reinforce.policy_state``'s ``policy`` bytes,
+    or the ``controller`` entry of states saved before those)."""
+    import io
+
+    import torch
+
+    if isinstance(state.get("policy"), (bytes, bytearray)):
+        return torch.load(io.BytesIO(state["policy"]), weights_only=True)["controller"]
+    return state["controller"]
+
+
+def _policy_view(store, config, settings, space, rows, cache) -> Dict[str, Any]:
+    """The controller is rebuilt from the strategy's settings and each stored state's weights only
+    (no optimiser: building one imports much of torch for nothing here)."""
+    from ..strategies.controller import Controller, allowed_next_of
+
+    controller = Controller(space.decisions, settings["hidden_size"], settings["num_layers"], settings["init_range"],
+                            allowed_next_of(space))
+    seen = (cache if cache is not None else {}).setdefault(("policy", config["strategy"]["name"]), {})
     number_of = {r["id"]: r["number"] for r in rows}
     updates = []
     for state_id, trial_id, state in _stored_states(store, MAX_POLICY_STATES):
         key = (state_id, state.get("updates"))
         if key not in seen:
-            strategy.load_state_dict(state)
+            controller.load_state_dict(_controller_weights(state))
             seen[key] = {"update": int(state.get("updates", 0)), "trial": number_of.get(trial_id),
-                         "baseline": _number(state.get("baseline")), **policy_of(strategy, space)}
+                         "baseline": _number(state.get("baseline")), **policy_of(controller, space)}
         updates.append(seen[key])
     deduped: Dict[int, Dict[str, Any]] = {}
     for u in updates:  # the newest state repeats the last update's policy between updates
@@ -349,7 +371,7 @@ def _policy_view(store, strategy, space, rows, cache, name) -> Dict[str, Any]:
     return {"kind": "policy", "decisions": [{"name": d.name, "choices": [str(c) for c in d.choices]}
                                             for d in space.decisions],
             "updates": list(deduped.values()), "samples": POLICY_SAMPLES,
-            "batch_size": getattr(strategy, "batch_size", None)}
+            "batch_size": settings.get("batch_size")}
 
 
 def population_view(config: Dict[str, Any], space, rows) -> Dict[str, Any]:
@@ -359,8 +381,7 @@ def population_view(config: Dict[str, Any], space, rows) -> Dict[str, Any]:
     pairwise share of decisions on which two members differ; distinct architectures)."""
     import numpy as np
 
-    strategy = _strategy(config, space)
-    size = int(strategy.population_size)
+    size = int(_strategy(config, space, setup=False).settings()["population_size"])
     told = sorted((r for r in rows if r["state"] != "RUNNING" and r["end"] is not None), key=lambda r: r["end"])
     population: List[Tuple[int, Dict[str, Any]]] = []
     series = []

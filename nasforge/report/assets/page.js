@@ -110,7 +110,7 @@
 
   // ---- trials table -------------------------------------------------------------------------
   function tableMetrics(e) {
-    const known = e.pareto.metrics.filter((m) => m !== e.settings.metric);
+    const known = (e.pareto ? e.pareto.metrics : []).filter((m) => m !== e.settings.metric);
     const others = e.metric_names.filter((m) => !known.includes(m) && m !== e.settings.metric);
     return known.concat(others).slice(0, 8);
   }
@@ -224,6 +224,7 @@
   // ---- Pareto front of two metrics, hypervolume over trials ----------------------------------
   function renderPareto(section, e) {
     section.innerHTML = "";
+    if (!e.pareto) { section.append(el("div", {class: "empty"}, "The Pareto fronts are being computed; they appear in a moment.")); return; }
     const ms = e.pareto.metrics;
     if (ms.length < 2) {
       section.append(el("div", {class: "empty"}, "A Pareto front needs two metrics with a known direction in the completed trials."));
@@ -286,7 +287,7 @@
     drawing.innerHTML = (e.drawings && e.drawings[t.arch]) || "<p>no drawing</p>";
     const lines = (e.descriptions && e.descriptions[t.arch]) || [];
     const facts = [`trial ${t.number}, ${t.state.toLowerCase()}`, `${e.settings.metric}: ${fmt(e.settings.metric, t.objective)}`,
-      ...Object.entries(t.metrics).slice(0, 10).map(([k, v]) => `${k}: ${fmt(k, v)}`), t.error ? "error: " + t.error : "",
+      ...Object.entries(t.metrics).filter(([k]) => k !== e.settings.metric).slice(0, 10).map(([k, v]) => `${k}: ${fmt(k, v)}`), t.error ? "error: " + t.error : "",
       "", t.summary, "", ...lines].filter((x, i, a) => x !== "" || a[i - 1] !== "");
     section.append(el("div", {class: "arch-panel"}, drawing, el("pre", {}, facts.join("\n"))));
   }
