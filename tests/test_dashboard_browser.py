@@ -194,3 +194,11 @@ def test_report_renders_offline_from_a_file(browser, tmp_path):
     finally:
         browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+
+def test_without_a_browser_the_skip_names_what_to_install(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _browser_or_skip()
+    assert "apt-get install chromium chromium-driver" in str(skipped.value)
+    assert "/nonexistent/chromium missing" in str(skipped.value)

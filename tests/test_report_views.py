@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -235,3 +233,28 @@ def test_dashboard_command_starts_and_says_where(reinforce_run, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_report_of_a_store_being_written(tmp_path, capsys):
+    """A writer holding its transaction open (a search between two commits) neither blocks the
+    report nor leaks into it; a trial stored as RUNNING is shown as running, and said."""
+    folder = _search(tmp_path / "busy", {"name": "random"}, budget=5)
+    writer = sqlite3.connect(folder / "trials.sqlite", isolation_level=None)
+    try:
+        writer.execute("UPDATE trials SET state = 'RUNNING', finished = NULL WHERE number = 4")
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, held while the report runs
+        writer.execute("DELETE FROM trials")  # uncommitted: a reader never sees it
+        out = tmp_path / "busy.html"
+        assert main(["report", "--experiment", str(folder), "--out", str(out)]) == 0
+        said = capsys.readouterr().out.replace("\n", "")
+        assert "5 trials" in said and "1 trial(s) were still running" in said
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_report_of_a_store_whose_creation_was_cut_short(tmp_path, capsys):
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "trials.sqlite").write_bytes(b"")
+    err = _fails(["report", "--experiment", str(tmp_path / "cut")], capsys)
+    assert "holds no experiment: its creation was cut short" in err
