@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -258,3 +259,16 @@ def test_report_of_a_store_whose_creation_was_cut_short(tmp_path, capsys):
     (tmp_path / "cut" / "trials.sqlite").write_bytes(b"")
     err = _fails(["report", "--experiment", str(tmp_path / "cut")], capsys)
     assert "holds no experiment: its creation was cut short" in err
+
+
+def test_a_view_that_cannot_be_computed_says_why_and_the_rest_shows(reinforce_run, tmp_path):
+    """A stored controller state whose part was damaged: the policy view names the problem, the
+    trials and the other views are still there."""
+    folder = tmp_path / "damaged"
+    shutil.copytree(reinforce_run, folder)
+    with sqlite3.connect(folder / "trials.sqlite") as db:
+        db.execute("UPDATE blobs SET data = X'00'")
+    data = views.experiment_data(folder)
+    assert data["learning"]["kind"] == "error"
+    assert "missing or damaged part" in data["learning"]["reason"]
+    assert len(data["trials"]) == 16 and data["importance"]["trials"] == 16

@@ -84,3 +84,12 @@ def test_track_refuses_bad_input(tmp_path, capsys):
     assert main(["track", "--log-to", "mlflow", "--experiment", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "holds no store yet" in err and "Traceback" not in err
+
+
+def test_follow_stops_by_itself_once_the_search_is_done(experiment, tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="TensorBoard is not installed: pip install -e '.[tensorboard]'")
+    logdir = tmp_path / "tb-follow"
+    assert main(["track", "--log-to", "tensorboard", "--experiment", str(experiment), "--to", str(logdir),
+                 "--follow", "--interval", "0.1"]) == 0
+    assert "tensorboard: 6 new trial(s) logged, 6 in the experiment" in capsys.readouterr().out
+    assert any(logdir.iterdir())

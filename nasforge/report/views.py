@@ -235,9 +235,18 @@ def _experiment_data(experiment: Path, heavy: bool, drawings: bool, cache: Optio
             data["descriptions"] = {h: d["lines"] for h, d in drawn.items()}
         if heavy:
             data["pareto"] = pareto_views(rows, names, settings["metric"], settings["direction"])
-            data["learning"] = learning_view(store, config, space, rows, cache)
-            data["importance"] = importance(space, rows)
+            data["learning"] = _or_reason(learning_view, store, config, space, rows, cache)
+            data["importance"] = _or_reason(importance, space, rows)
     return data
+
+
+def _or_reason(view, *args) -> Optional[Dict[str, Any]]:
+    """One view that cannot be computed (a damaged stored state, a strategy from a plugin that is
+    not installed here) says why in its place; the other views still show."""
+    try:
+        return view(*args)
+    except Exception as exc:  # noqa: BLE001 - shown to the user in the view, not raised
+        return {"kind": "error", "reason": f"cannot be shown: {type(exc).__name__}: {exc}"}
 
 
 def architecture_drawings(space, rows: Sequence[Dict[str, Any]], drawn: Dict[str, Any]) -> Dict[str, Any]:

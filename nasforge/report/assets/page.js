@@ -300,6 +300,7 @@
       section.append(el("div", {class: "empty"}, `The ${e.settings.strategy} strategy keeps no policy or population to show.`));
       return;
     }
+    if (L.kind === "error") { section.append(el("div", {class: "empty"}, "This view " + L.reason)); return; }
     if (L.kind === "population") { renderPopulation(section, e, L); return; }
     const U = L.updates;
     if (!U.length) { section.append(el("div", {class: "empty"}, "No controller state stored yet.")); return; }
