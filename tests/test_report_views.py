@@ -272,3 +272,23 @@ def test_a_view_that_cannot_be_computed_says_why_and_the_rest_shows(reinforce_ru
     assert data["learning"]["kind"] == "error"
     assert "missing or damaged part" in data["learning"]["reason"]
     assert len(data["trials"]) == 16 and data["importance"]["trials"] == 16
+
+
+def test_final_view_shows_retrain_selection_and_export(reinforce_run, tmp_path):
+    from nasforge.store import Store
+
+    folder = tmp_path / "final"
+    shutil.copytree(reinforce_run, folder)
+    with Store(folder / "trials.sqlite") as store:
+        trial = store.best(1)[0]
+        store.add_evaluation(trial.id, "rerank", {"val_acc": 0.91, "note": "final recipe"})
+        store.add_evaluation(trial.id, "final-choice", {"rerank": 3})
+        store.add_evaluation(trial.id, "retrain", {"test_acc": 0.95, "seed": 0, "history": [1, 2]})
+    (folder / "export").mkdir()
+    (folder / "export" / "model.onnx").write_bytes(b"x" * 123)
+    final = views.experiment_data(folder, heavy=False)["final"]
+    assert [(e["kind"], e["trial"]) for e in final["evaluations"]] == [
+        ("rerank", trial.number), ("final-choice", trial.number), ("retrain", trial.number)]
+    assert final["evaluations"][2]["metrics"] == {"test_acc": 0.95, "seed": 0}  # lists left out
+    assert final["evaluations"][0]["notes"] == {"note": "final recipe"}
+    assert final["export"] == [{"path": "export/model.onnx", "bytes": 123}]
