@@ -146,8 +146,13 @@ def make_server(experiments: Sequence[Path], host: str = "127.0.0.1", port: int 
     dashboard = Dashboard(experiments, heavy_every)
     title = "nasforge: " + ", ".join(Path(p).name or str(p) for p in experiments)
     page = live_page(title, int(interval * 1000)).encode()
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address such as ::1
+        import socket
+
+        server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
     try:
-        server = ThreadingHTTPServer((host, port), _handler(dashboard, page, plotly_js_path()))
+        server = server_class((host, port), _handler(dashboard, page, plotly_js_path()))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ValueError(f"port {port} on {host} is already in use (another dashboard?); pass --port N for "
@@ -182,7 +187,7 @@ def warm_up() -> None:
 
 def url_of(server: ThreadingHTTPServer) -> str:
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}/"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def serve(experiments: List[Path], host: str, port: int, interval: float, heavy_every: float,

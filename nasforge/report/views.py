@@ -2,8 +2,9 @@
 
 Everything here only reads: the store is opened read-only (a search writing it is never waited
 for nor locked), and nothing is written next to it. The result is plain JSON-able data; the page
-(``page.js``) draws it with plotly. Parts that cost more than a query (the controller's policy over
-updates, decision importance) are separate functions so the live dashboard can cache them.
+(``page.js``) draws it with plotly. The parts that cost more than reading the trials (Pareto fronts
+with hypervolume, the controller's policy over updates, decision importance) are computed only
+when asked (``heavy``), so that the live dashboard can refresh them less often and cache them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def fingerprint(store) -> Tuple:
     return tuple(row[:5]) + (hash(row[5]),)
 
 
-# ---- the cheap part: settings, trials, progress, workers, Pareto ----------------------------------------
+# ---- settings, trials, progress, workers; Pareto fronts --------------------------------------------------
 
 
 def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
