@@ -7,7 +7,8 @@ Chromium shows its page, polling every 2 s (the default), from before the search
 ends; for a "without" run neither exists. Runs alternate A B B A A B ... so that a drift in the
 machine's load falls on both. Each run records the search's wall time and its own CPU time (the
 search process only: what the dashboard takes from it shows up in wall time, on a machine with
-idle cores only through contention). The result is the median ratio with/without over pairs.
+idle cores only through contention), and the CPU seconds the dashboard process and the browser
+spent meanwhile. The result is the median ratio with/without over pairs.
 
     .venv/bin/python benchmarks/dashboard_overhead.py --pairs 5
 """
@@ -50,6 +51,36 @@ def browser():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds so far of these processes (Linux /proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def descendants(pid: int) -> list:
+    """``pid`` and every process below it (the browser's renderer, GPU and utility processes)."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +115,12 @@ def main() -> None:
                     driver.get(f"http://127.0.0.1:{port}/")
                     time.sleep(3)  # the page is up and polling
                 load = os.getloadavg()[0]
+                watched = descendants(driver.service.process.pid) + ([dashboard.pid] if dashboard else [])
+                before = {pid: cpu_seconds([pid]) for pid in watched}
                 result = search(folder, args.trials)
+                browser_pids = [p for p in watched if not dashboard or p != dashboard.pid]
+                result["browser_cpu_s"] = sum(cpu_seconds([p]) - before[p] for p in browser_pids)
+                result["dashboard_cpu_s"] = cpu_seconds([dashboard.pid]) - before[dashboard.pid] if dashboard else 0.0
                 polls = driver.execute_script("return window.NF_STATE ? (NF_STATE.loads || 0) : null") \
                     if with_dashboard else None
                 if dashboard is not None:
@@ -108,6 +144,9 @@ def main() -> None:
         "median_wall_with_s": statistics.median(r["wall_s"] for r in with_),
         "median_cpu_without_s": statistics.median(r["cpu_s"] for r in without),
         "median_cpu_with_s": statistics.median(r["cpu_s"] for r in with_),
+        "median_dashboard_cpu_s": statistics.median(r["dashboard_cpu_s"] for r in with_),
+        "median_browser_cpu_s_with": statistics.median(r["browser_cpu_s"] for r in with_),
+        "median_browser_cpu_s_without": statistics.median(r["browser_cpu_s"] for r in without),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M"), "trials": args.trials,
         "interval_s": args.interval, "pairs": len(pairs),

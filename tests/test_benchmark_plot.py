@@ -60,3 +60,21 @@ def test_benchmark_view_for_the_report(bench, tmp_path, capsys):
     json.dumps(data, allow_nan=False)
     with pytest.raises(ValueError, match="no runs.json there"):
         benchmark_data(tmp_path)
+
+
+def test_report_of_a_comparison_alone(bench, tmp_path, monkeypatch, capsys):
+    import base64
+    import gzip
+    import re
+
+    from nasforge.cli.main import main
+
+    monkeypatch.chdir(tmp_path)  # no runs/latest here: the report holds the comparison only
+    out = tmp_path / "b.html"
+    assert main(["report", "--benchmark", str(bench), "--out", str(out)]) == 0
+    assert "0 trials, a benchmark comparison" in capsys.readouterr().out.replace("\n", "")
+    payload = re.search(r'id="data-gz" type="application/octet-stream">([^<]+)<', out.read_text()).group(1)
+    data = json.loads(gzip.decompress(base64.b64decode(payload)))
+    assert data["experiments"] == [] and len(data["benchmark"]["panels"]) == 2
+    assert main(["report", "--benchmark", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "no runs.json there" in capsys.readouterr().err

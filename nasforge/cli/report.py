@@ -25,12 +25,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     console = make_console()
     plotly_js_path()  # a missing plotly is said before any work
-    experiments = experiments_of(args.experiment)
+    if args.benchmark and not args.experiment:  # a comparison alone, or with the latest search if there is one
+        try:
+            experiments = experiments_of(None)
+        except ConfigError:
+            experiments = []
+    else:
+        experiments = experiments_of(args.experiment)
     for experiment in experiments:
         if not experiment.is_dir():
             raise ConfigError(f"no experiment folder {experiment}" if not experiment.exists() else
                               f"--experiment {experiment} is a file, not an experiment folder")
-    out = Path(args.out) if args.out else experiments[0] / "report.html"
+    out = Path(args.out) if args.out else (experiments[0] if experiments else Path(args.benchmark)) / "report.html"
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
     if not out.parent.exists():
@@ -50,7 +56,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from ..report.benchmark_view import benchmark_data
 
         benchmark = benchmark_data(Path(args.benchmark))
-    html = report_page("nasforge report: " + ", ".join(d["name"] for d in data), data, benchmark)
+    names = [d["name"] for d in data] + ([f"benchmark {Path(args.benchmark).name}"] if benchmark else [])
+    html = report_page("nasforge report: " + ", ".join(names), data, benchmark)
     try:
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
@@ -58,7 +65,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     trials = sum(len(d["trials"]) for d in data)
     running = sum(d["counts"]["RUNNING"] for d in data)
     note = f"; {running} trial(s) were still running, the report shows the search as it was" if running else ""
-    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {trials} trials, "
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {trials} trials"
+                  f"{', a benchmark comparison' if benchmark else ''}, "
                   f"{time.perf_counter() - start:.1f} s){note}")
     return 0
 

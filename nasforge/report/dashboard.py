@@ -1,7 +1,7 @@
-"""``nasforge dashboard``'s server: the standard library's threading HTTP server on loopback.
+"""``nasforge dashboard``'s server: the standard library's HTTP server on loopback.
 
-It only reads. Each poll of ``/api/version`` asks every store one aggregate query (a few
-milliseconds; no lock taken, so a search never waits for it). Only when that answer changes does
+It only reads. Each store is opened read-only once and kept; each poll of ``/api/version`` asks it
+one aggregate query (well under a millisecond; no lock taken, so a search never waits for it). Only when that answer changes does
 ``/api/data`` re-read the trials; the costlier parts (Pareto fronts and hypervolume, the
 controller's policy over its stored states, decision importance) are redone at most every ``heavy_every`` seconds, and a stored policy
 already evaluated is never evaluated again. The process lowers its own priority, so on a busy
@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -35,16 +35,45 @@ class Followed:
         self.heavy_fp: Optional[tuple] = None
         self.heavy_at = 0.0
         self.error: Optional[str] = None
+        self.store = None
+        self.inode: Optional[int] = None
+
+    def open(self):
+        """The experiment's store, opened read-only once and kept (a poll then costs one query);
+        opened again when the file was replaced (a search that started over) or failed."""
+        from .views import open_readonly
+        from ..search import store_path
+
+        try:
+            inode = os.stat(store_path(self.path)).st_ino
+        except OSError:
+            inode = None
+        if self.store is not None and inode != self.inode:
+            self.close()
+        if self.store is None:
+            self.store = open_readonly(self.path)
+            self.inode = inode
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close()
+            finally:
+                self.store = None
 
     def fingerprint(self):
-        from .views import NothingToShow, fingerprint, open_readonly
+        import sqlite3
+
+        from .views import NothingToShow, fingerprint
         from ..store import StoreError
 
         try:
-            with open_readonly(self.path) as store:
-                self.error = None
-                return fingerprint(store)
-        except (NothingToShow, StoreError) as exc:
+            fp = fingerprint(self.open())
+            self.error = None
+            return fp
+        except (NothingToShow, StoreError, sqlite3.DatabaseError) as exc:
+            self.close()
             self.error = str(exc)
             return ("error", self.error)
 
@@ -95,8 +124,9 @@ class Dashboard:
         if f.data is not None and f.data_fp == f.seen and not heavy:
             return f.data
         try:
-            data = experiment_data(f.path, heavy=heavy, cache=f.cache)
+            data = experiment_data(f.path, heavy=heavy, cache=f.cache, store=f.open())
         except (NothingToShow, StoreError, ValueError) as exc:
+            f.close()
             return {"name": f.path.name, "path": str(f.path), "error": str(exc)}
         if heavy:
             f.heavy = {k: data[k] for k in ("pareto", "learning", "importance")}
@@ -141,16 +171,18 @@ def _handler(dashboard: Dashboard, page: bytes, plotly_path: Path):
 
 
 def make_server(experiments: Sequence[Path], host: str = "127.0.0.1", port: int = 8765,
-                interval: float = 2.0, heavy_every: float = 10.0) -> ThreadingHTTPServer:
+                interval: float = 2.0, heavy_every: float = 10.0) -> HTTPServer:
     """A server ready to ``serve_forever``; a port in use is a ValueError that says what to do."""
     dashboard = Dashboard(experiments, heavy_every)
     title = "nasforge: " + ", ".join(Path(p).name or str(p) for p in experiments)
     page = live_page(title, int(interval * 1000)).encode()
-    server_class = ThreadingHTTPServer
+    # one thread answers every request: each store's connection is kept open between polls, and
+    # SQLite connections belong to the thread that made them (answers take milliseconds)
+    server_class = HTTPServer
     if ":" in host:  # an IPv6 address such as ::1
         import socket
 
-        server_class = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        server_class = type("HTTPServer6", (HTTPServer,), {"address_family": socket.AF_INET6})
     try:
         server = server_class((host, port), _handler(dashboard, page, plotly_js_path()))
     except OSError as exc:
@@ -160,7 +192,6 @@ def make_server(experiments: Sequence[Path], host: str = "127.0.0.1", port: int 
         if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, OSError) and "resolve" in str(exc):
             raise ValueError(f"cannot listen on {host}: no such address on this machine") from None
         raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    server.daemon_threads = True
     server.dashboard = dashboard  # type: ignore[attr-defined]
     return server
 
@@ -185,7 +216,7 @@ def warm_up() -> None:
     torch.set_num_threads(1)
 
 
-def url_of(server: ThreadingHTTPServer) -> str:
+def url_of(server: HTTPServer) -> str:
     host, port = server.server_address[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 

@@ -190,54 +190,74 @@ def final_results(store, experiment: Path, rows: Sequence[Dict[str, Any]]) -> Di
 
 
 def experiment_data(experiment: Path, heavy: bool = True, drawings: bool = True,
-                    cache: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                    cache: Optional[Dict[str, Any]] = None, store=None) -> Dict[str, Any]:
     """Everything the views show for one experiment. ``heavy``: also the Pareto fronts, the policy
-    or population view and the decision importance (what a live page refreshes less often); ``cache`` (a dict the caller keeps) saves re-computing the policy
-    of a stored controller state already seen and the drawings of architectures already drawn."""
+    or population view and the decision importance (what a live page refreshes less often).
+    ``cache`` (a dict the caller keeps) saves reading the settings and building the space again,
+    re-computing the policy of a stored controller state already seen and re-drawing architectures;
+    ``store``: an open read-only store to use (and leave open) instead of opening one."""
     import sqlite3
 
     from ..store import StoreError
 
     experiment = Path(experiment)
     try:
-        return _experiment_data(experiment, heavy, drawings, cache)
+        if store is not None:
+            return _experiment_data(experiment, store, heavy, drawings, cache)
+        with open_readonly(experiment) as opened:
+            return _experiment_data(experiment, opened, heavy, drawings, cache)
     except sqlite3.DatabaseError as exc:  # read outside the store's own methods (kept states)
         raise StoreError(f"{experiment}: its store cannot be read ({exc}); if it is damaged, restore it from a "
                          "backup or salvage it with `sqlite3 trials.sqlite .recover`") from None
 
 
-def _experiment_data(experiment: Path, heavy: bool, drawings: bool, cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    with open_readonly(experiment) as store:
-        from ..search import read_config
-        from ..spaces.base import space_of_section
+def _settings_and_space(store, cache: Optional[Dict[str, Any]]):
+    """The stored config (complete, migrated) and the space it names; cached while the stored
+    config text stays the same."""
+    from ..search import read_config
+    from ..spaces.base import space_of_section
 
-        config = read_config(store)
-        if config is None:
-            raise NothingToShow(f"{experiment}: the search has created its store but not yet written its "
-                                "settings; try again in a moment")
-        space = space_of_section(config["space"])
-        trials = store.trials()
-        now = time.time()
-        start = min((t.started for t in trials if t.started is not None), default=now)
-        rows, names, _ = _trial_rows(trials, space, start, now)
-        settings = _settings(config)
-        data: Dict[str, Any] = {
-            "name": experiment.name or str(experiment), "path": str(experiment), "settings": settings,
-            "metric_names": names, "trials": rows, "decisions": [d.name for d in space.decisions], "generated": now, "started": start,
-            "counts": {s: sum(1 for r in rows if r["state"] == s) for s in
-                       ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "WAITING")},
-            "last_change": max([t.finished or t.started or 0 for t in trials], default=None),
-            "best_so_far": best_so_far(rows, settings["direction"]),
-            "final": final_results(store, experiment, rows),
-        }
-        if drawings:
-            drawn = architecture_drawings(space, rows, (cache if cache is not None else {}).setdefault("drawings", {}))
-            data["drawings"] = {h: d["svg"] for h, d in drawn.items()}
-            data["descriptions"] = {h: d["lines"] for h, d in drawn.items()}
-        if heavy:
-            data["pareto"] = pareto_views(rows, names, settings["metric"], settings["direction"])
-            data["learning"] = _or_reason(learning_view, store, config, space, rows, cache)
-            data["importance"] = _or_reason(importance, space, rows)
+    raw = store.get_meta("config")
+    known = (cache or {}).get("config")
+    if known is not None and known[0] == raw:
+        return known[1], known[2]
+    config = read_config(store)
+    if config is None:
+        return None, None
+    space = space_of_section(config["space"])
+    if cache is not None:
+        cache["config"] = (raw, config, space)
+    return config, space
+
+
+def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
+                     cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    config, space = _settings_and_space(store, cache)
+    if config is None:
+        raise NothingToShow(f"{experiment}: the search has created its store but not yet written its "
+                            "settings; try again in a moment")
+    trials = store.trials()
+    now = time.time()
+    start = min((t.started for t in trials if t.started is not None), default=now)
+    rows, names, _ = _trial_rows(trials, space, start, now)
+    settings = _settings(config)
+    data: Dict[str, Any] = {
+        "name": experiment.name or str(experiment), "path": str(experiment), "settings": settings,
+        "metric_names": names, "trials": rows, "decisions": [d.name for d in space.decisions], "generated": now, "started": start,
+        "counts": {s: sum(1 for r in rows if r["state"] == s) for s in
+                   ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "WAITING")},
+        "last_change": max([t.finished or t.started or 0 for t in trials], default=None),
+        "best_so_far": best_so_far(rows, settings["direction"]),
+        "final": final_results(store, experiment, rows),
+    }
+    if drawings:
+        drawn = architecture_drawings(space, rows, {} if cache is None else cache.setdefault("drawings", {}))
+        data["drawings"] = {h: d["svg"] for h, d in drawn.items()}
+        data["descriptions"] = {h: d["lines"] for h, d in drawn.items()}
+    if heavy:
+        data["pareto"] = pareto_views(rows, names, settings["metric"], settings["direction"])
+        data["learning"] = _or_reason(learning_view, store, config, space, rows, cache)
+        data["importance"] = _or_reason(importance, space, rows)
     return data
 
 

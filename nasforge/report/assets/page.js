@@ -68,7 +68,7 @@
     }
     const e = exp();
     const status = $("#status");
-    if (!e) { status.textContent = BOOT.mode === "live" ? "waiting for data" : ""; return; }
+    if (!e) { status.textContent = BOOT.mode === "live" ? "waiting for data" : (S.benchmark ? "benchmark comparison" : ""); return; }
     if (e.error) { status.textContent = e.name + ": " + e.error; return; }
     const c = e.counts, finished = c.COMPLETE + c.FAILED + c.PRUNED;
     const learning = e.learning && e.learning.kind === "population" ? "Population" : "Policy";
@@ -417,6 +417,7 @@
     S.experiments = experiments;
     S.loads = (S.loads || 0) + 1;
     if (S.current >= experiments.length) S.current = 0;
+    if (!experiments.length && S.benchmark) S.view = "benchmark";  // a report of a comparison alone
     header();
     markAllStale();
     show(S.view);
