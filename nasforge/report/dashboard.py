@@ -1,11 +1,12 @@
 """``nasforge dashboard``'s server: the standard library's HTTP server on loopback.
 
-It only reads. Each store is opened read-only once and kept; each poll of ``/api/version`` asks it
-one aggregate query (well under a millisecond; no lock taken, so a search never waits for it). Only when that answer changes does
-``/api/data`` re-read the trials; the costlier parts (Pareto fronts and hypervolume, the
-controller's policy over its stored states, decision importance) are redone at most every ``heavy_every`` seconds, and a stored policy
-already evaluated is never evaluated again. The process lowers its own priority, so on a busy
-machine the search it watches comes first.
+It only reads. Each store is opened read-only once and kept; each poll of ``/api/version`` asks
+it one aggregate query (well under a millisecond; no lock taken, so a search never waits for it).
+Only when that answer changes does ``/api/data`` re-read the trials. The costlier parts (Pareto
+fronts and hypervolume, the controller's policy over its stored states, decision importance) are
+redone at most every ``heavy_every`` seconds while the store changes, at once when it has been
+quiet for a few seconds, and a stored policy already evaluated is never evaluated again. The
+process lowers its own priority, so on a busy machine the search it watches comes first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from .html import live_page, plotly_js_path
 
 
+QUIET_S = 3.0  # a store unchanged this long is not being searched right now
+
+
 class Followed:
     """One experiment as the dashboard follows it: its last answer and what it has cached."""
 
@@ -33,7 +37,8 @@ class Followed:
         self.data_fp: Optional[tuple] = None
         self.heavy: Dict[str, Any] = {}
         self.heavy_fp: Optional[tuple] = None
-        self.heavy_at = 0.0
+        self.heavy_at = time.time()  # the costly views wait, while the store changes, heavy_every s
+        self.changed_at = 0.0  # when the fingerprint last changed
         self.error: Optional[str] = None
         self.store = None
         self.inode: Optional[int] = None
@@ -54,6 +59,12 @@ class Followed:
             self.store = open_readonly(self.path)
             self.inode = inode
         return self.store
+
+    def heavy_due(self, now: float, every: float) -> bool:
+        """The costly views are stale and may be redone: ``every`` seconds after they last were,
+        or at once when the store has been quiet for a few seconds (a finished or paused search),
+        so that a running search shares its machine with them as little as possible."""
+        return self.heavy_fp != self.seen and (now - self.heavy_at >= every or now - self.changed_at >= QUIET_S)
 
     def close(self) -> None:
         if self.store is not None:
@@ -94,11 +105,13 @@ class Dashboard:
             now = time.time()
             for f in self.followed:
                 fp = f.fingerprint()
+                if fp != f.seen:
+                    f.changed_at = now
                 f.seen = fp
                 if f.error:
                     parts.append(repr(fp))
                     continue
-                heavy = "fresh" if f.heavy_fp == fp else ("due" if now - f.heavy_at >= self.heavy_every else "stale")
+                heavy = "fresh" if f.heavy_fp == fp else ("due" if f.heavy_due(now, self.heavy_every) else "stale")
                 parts.append(f"{fp}:{heavy}:{f.data_fp == fp}")
             return str(abs(hash("|".join(parts))))
 
@@ -120,7 +133,7 @@ class Dashboard:
             return {"name": f.path.name, "path": str(f.path), "error": f.error}
         now = time.time()
         # the first answer is the quick one (the trials at once); the policy and importance follow
-        heavy = f.data is not None and f.heavy_fp != f.seen and now - f.heavy_at >= self.heavy_every
+        heavy = f.data is not None and f.heavy_due(now, self.heavy_every)
         if f.data is not None and f.data_fp == f.seen and not heavy:
             return f.data
         try:
