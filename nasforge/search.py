@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import signal
+import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -32,7 +35,8 @@ from .execution import EstimatorRecipe, Executor, Outcome, Task, create_executor
 from .execution.base import OK, RETRYABLE
 from .objectives.rewards import Evaluation, Scorer
 from .spaces.base import InvalidArchitectureError, SearchSpace, create_space
-from .store import Store, TrialRecord
+from .experiment_lock import LOCK_FILE, ExperimentLock, locked_error, running_writer
+from .store import EmptyStoreError, Store, TrialRecord
 from .strategies.base import Strategy, create_strategy
 
 STORE_FILE = "trials.sqlite"
@@ -43,9 +47,33 @@ class SearchStopped(RuntimeError):
     """The search stopped itself (for example after too many consecutive failures)."""
 
 
+class SearchTerminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``docker stop``) stops a search the way Ctrl+C does: running trials are
+    marked for a retry and the workers stopped. The CLI exits 143 for it, 130 for Ctrl+C."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Only the main thread can install handlers, and a handler someone else installed is theirs."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up finish
+        raise SearchTerminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @dataclass
 class Progress:
-    """What a progress display needs after each trial."""
+    """What a progress display needs after each trial, and when one starts."""
 
     done: int
     budget: int
@@ -53,6 +81,8 @@ class Progress:
     best: Optional[TrialRecord]
     elapsed: float
     eta: Optional[float]
+    running: Dict[int, float] = field(default_factory=dict)  # trial number -> when it started (time.time())
+    metric: str = "val_acc"  # what the objective is: labels say it, not "val acc"
 
 
 @dataclass
@@ -63,6 +93,7 @@ class SearchResult:
     failed: int = 0
     elapsed: float = 0.0
     pruned: int = 0
+    space: Optional[SearchSpace] = None  # as built for this search: what reads its tokens
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -71,6 +102,31 @@ def trial_seed(seed: int, number: int) -> int:
 
 def store_path(experiment: str | Path) -> Path:
     return Path(experiment) / STORE_FILE
+
+
+def _discard_unused(store: Store, experiment: Path, new_folder: bool) -> None:
+    """A run that created its store and failed before recording any trial (a worker that cannot
+    start, Ctrl+C while workers load) leaves nothing behind: the store, and the experiment folder
+    when the run created it, are removed while the run still holds the experiment's lock, so the
+    next search starts clean instead of silently reusing an empty experiment."""
+    try:
+        if store.numbers_used():
+            return
+    except Exception:  # noqa: BLE001 - a store we cannot read is not removed
+        return
+    store.close()
+    path = store_path(experiment)
+    for leftover in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            return
+    if new_folder:
+        try:
+            (experiment / LOCK_FILE).unlink(missing_ok=True)  # still held, on its open descriptor, until released
+            experiment.rmdir()  # only if empty: anything else in it is not ours to remove
+        except OSError:
+            pass
 
 
 @dataclass
@@ -171,13 +227,14 @@ def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     if not is_tabular(config.space["name"]) and config.training.get("estimator", "train") == "train":
         from .objectives.measurements import request_measurements
 
-        given = {"reward": config.reward, "training": dict(config.training)}
+        given = {"reward": config.reward, "training": dict(config.training), "strategy": config.strategy}
         request_measurements(given)  # a child measures latency etc. only when the reward names them
         config.training = given["training"]
     if not is_tabular(config.space["name"]) and data is None:
         data = load_dataset(config.dataset)
     space = build_space(config, data)
     estimator = build_estimator(config, data, space)
+    _check_metrics(objective, estimator, config.strategy)
     strategy_settings = {k: v for k, v in config.strategy.items() if k != "name"}
     try:
         strategy = create_strategy(config.strategy["name"], **strategy_settings)
@@ -189,11 +246,84 @@ def build_parts(config: SearchConfig, data: Optional[Dataset] = None) -> Parts:
     return Parts(config, data, space, estimator, strategy, objective, executor)
 
 
-def _stored_config(config: SearchConfig, data: Optional[Dataset]) -> Dict[str, Any]:
+def _check_metrics(objective: Scorer, estimator: Estimator, strategy: Dict[str, Any]) -> None:
+    """Refuse an objective, a constraint or a strategy objective naming a metric the estimator
+    never produces (every trial would fail, or be ranked by nothing)."""
+    from .objectives.measurements import strategy_objectives
+
+    produced = estimator.produces()
+    if produced is None:
+        return
+    for section, needed in (("[reward]", objective.metric_names()),
+                            ("[strategy] objectives", set(strategy_objectives(strategy)))):
+        missing = sorted((needed or set()) - produced)
+        if missing:
+            raise ConfigError(f"{section} names {', '.join(map(repr, missing))}, which the {estimator.name} "
+                              f"estimator does not produce here; it produces: {', '.join(sorted(produced))}")
+
+
+def _stored_config(config: SearchConfig, parts: Parts) -> Dict[str, Any]:
+    """Everything needed to rebuild the space, the estimator and the data without guessing: the
+    settings as given, completed with what was derived while building (the space's own settings,
+    such as chain-cnn's ``dims``, read off the data), and the data's fingerprint."""
     stored = config.to_dict()
-    if data is not None:
-        stored["data_fingerprint"] = data.fingerprint()
+    stored["space"] = {**config.space, **parts.space.config()}
+    if parts.data is not None:
+        stored["data_fingerprint"] = parts.data.fingerprint()
     return stored
+
+
+def dataset_reference(name: str) -> str:
+    """A data file by its absolute path, so that the experiment can be read from any folder; a
+    built-in dataset by its name."""
+    from .data.datasets import DATASETS
+
+    if name in DATASETS or not Path(name).expanduser().is_file():
+        return name
+    return str(Path(name).expanduser().resolve())
+
+
+def _chain_cnn_dims(stored: Dict[str, Any], tokens_length: Optional[int]) -> Optional[int]:
+    """The ``dims`` a chain-cnn search used, read off the length of its stored tokens (the two
+    spaces of one depth differ in length)."""
+    if tokens_length is None:
+        return None
+    settings = {k: v for k, v in stored["space"].items() if k not in ("name", "dims")}
+    for dims in (1, 2):
+        try:
+            if len(create_space("chain-cnn", **settings, dims=dims).decisions) == tokens_length:
+                return dims
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def migrate_config(stored: Dict[str, Any], tokens_length: Optional[int]) -> Dict[str, Any]:
+    """A stored config completed the way today's search stores it. Stores written before the
+    stored config was complete lack chain-cnn's ``dims`` (derived from the data): it is read off
+    the stored tokens, or 1 (the default then) when there are none."""
+    stored = dict(stored)
+    space = dict(stored.get("space") or {})
+    if space.get("name") == "chain-cnn" and "dims" not in space:
+        space["dims"] = _chain_cnn_dims({**stored, "space": space}, tokens_length) or 1
+        stored["space"] = space
+    return stored
+
+
+def _same_data(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
+    """``["dataset"]`` when the data is the same by its fingerprint, wherever the file now lies
+    (data is identified by content, so moved data can be pointed to)."""
+    fingerprint = stored.get("data_fingerprint")
+    return ["dataset"] if fingerprint is not None and fingerprint == wanted.get("data_fingerprint") else []
+
+
+def read_config(store: Store) -> Optional[Dict[str, Any]]:
+    """The complete config of the search in ``store`` (migrated in memory when the store is old)."""
+    stored = store.config()
+    if stored is None:
+        return None
+    trials = store.trials()
+    return migrate_config(stored, len(trials[0].tokens) if trials else None)
 
 
 def _with_defaults(stored: Dict[str, Any]) -> Dict[str, Any]:
@@ -215,29 +345,64 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
     """Run (or resume) a search; returns the best trials. The store is ``experiment/trials.sqlite``."""
     experiment = Path(experiment)
     path = store_path(experiment)
-    if path.exists() and not resume:
-        with Store(path, create=False) as existing:
-            if existing.trials():
-                raise ConfigError(
-                    f"experiment {experiment} already holds trials; resume it with --resume, "
-                    "or choose another --experiment directory")
+    config = SearchConfig.from_dict(config.to_dict())  # the caller's object is left as it was
+    config.dataset = dataset_reference(config.dataset)
+    with _sigterm_as_interrupt():
+        _check_start(experiment, path, resume)
+        given = data
+        parts = build_parts(config, data)  # every component is checked before the store is touched
+        wanted = _stored_config(config, parts)
+        new_folder = not experiment.exists()
+        with ExperimentLock(experiment):  # one writer per experiment, from here until the store is closed
+            _check_start(experiment, path, resume)  # again: another writer may have run meanwhile
+            new_store = not path.exists()
+            store = Store(path)
+            try:
+                stored = read_config(store)
+                if resume and stored is not None:
+                    diff = differences(_with_defaults(stored), wanted, ignore=RUN_ONLY + _same_data(stored, wanted))
+                    if diff:
+                        raise ConfigError("cannot resume with different settings: " + "; ".join(diff))
+                if resume:
+                    store.latest_strategy_state()  # a damaged checkpoint is refused before anything is written
+                if resume and config.budget < store.numbers_used():
+                    raise ConfigError(
+                        f"the budget ({config.budget}) is below the {store.numbers_used()} trials this experiment "
+                        f"has already used; resume with a budget of at least {store.numbers_used()}")
+                store.set_config(wanted)
+                recipe = EstimatorRecipe({k: v for k, v in wanted.items() if k != "data_fingerprint"}, given)
+                return _Loop(parts, store, experiment, on_progress).run(resume, recipe)
+            except BaseException:
+                if new_store:
+                    _discard_unused(store, experiment, new_folder)
+                raise
+            finally:
+                store.close()
+
+
+def _check_start(experiment: Path, path: Path, resume: bool) -> None:
+    """Refuse a new search over trials, or a resume with nothing to resume (reads only). A store
+    without tables (a creation cut short) counts as none."""
+    try:
+        if path.exists() and not resume:
+            with Store(path, readonly=True) as existing:
+                if existing.numbers_used():
+                    holder = running_writer(experiment)
+                    if holder:  # a search is writing it now: say which, as the lock would
+                        raise locked_error(experiment, holder)
+                    raise ConfigError(
+                        f"experiment {experiment} already holds trials; resume it with --resume, "
+                        "or choose another --experiment directory")
+    except EmptyStoreError:
+        pass
     if resume and not path.exists():
         raise ConfigError(f"nothing to resume: no store at {path}")
-    given = data
-    parts = build_parts(config, data)  # every component is checked before the store is touched
-    wanted = _stored_config(config, parts.data)
-    store = Store(path)
-    try:
-        stored = store.config()
-        if resume and stored is not None:
-            diff = differences(_with_defaults(stored), wanted, ignore=RUN_ONLY)
-            if diff:
-                raise ConfigError("cannot resume with different settings: " + "; ".join(diff))
-        store.set_config(wanted)
-        recipe = EstimatorRecipe(config.to_dict(), given)
-        return _Loop(parts, store, experiment, on_progress).run(resume, recipe)
-    finally:
-        store.close()
+    if resume:
+        try:
+            Store(path, readonly=True).close()
+        except EmptyStoreError:
+            raise ConfigError(f"nothing to resume: {path} holds no experiment (its creation was cut short); "
+                              "start the search again without --resume") from None
 
 
 @dataclass
@@ -248,6 +413,7 @@ class _Running:
     arch_hash: str
     seed: int
     info: Dict[str, Any]
+    started: float = field(default_factory=time.time)
 
 
 class _Loop:
@@ -295,8 +461,9 @@ class _Loop:
                 for outcome in self.executor.wait():
                     self.finish(outcome)
             reason = None
-        except KeyboardInterrupt:
-            reason = "interrupted by the user (Ctrl+C)"
+        except KeyboardInterrupt as exc:
+            reason = "interrupted: the search received SIGTERM" if isinstance(exc, SearchTerminated) \
+                else "interrupted by the user (Ctrl+C)"
             raise
         except SearchStopped as exc:
             reason = f"the search stopped: {exc}"
@@ -313,6 +480,7 @@ class _Loop:
             sum(t.state == "FAILED" for t in trials),
             time.perf_counter() - self.start,
             sum(t.state == "PRUNED" for t in trials),
+            self.parts.space,
         )
 
     def fill(self) -> None:
@@ -347,6 +515,7 @@ class _Loop:
 
     def submit(self, trial_id: int, run: _Running) -> None:
         self.running[trial_id] = run
+        self.report(None)  # a display shows the trial now running
         context = {}
         if self.pruning is not None:  # the values this child's rungs compare with, as of now
             context["rungs"] = rung_values(self.histories, self.pruning, run.number, self.max_epochs)
@@ -420,4 +589,7 @@ class _Loop:
         mean = float(np.mean(self.run_times)) if self.run_times else None
         slots = max(self.executor.slots, 1)
         eta = None if mean is None else mean * max(self.config.budget - done, 0) / slots
-        self.on_progress(Progress(done, self.config.budget, last, best[0] if best else None, elapsed, eta))
+        running = {run.number: run.started for run in self.running.values()}
+        metric = getattr(self.objective.objective, "metric", "objective")
+        self.on_progress(Progress(done, self.config.budget, last, best[0] if best else None, elapsed, eta,
+                                  running, metric))

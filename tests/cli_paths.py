@@ -19,6 +19,11 @@ _NOT_A_USERS = ("NASFORGE_DEBUG",)
 
 def user_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _NOT_A_USERS}
+    # A local Ray instance's dashboard asks the cloud metadata service where it runs, whatever its
+    # settings (see tests/conftest.py: ray_offline): through a closed loopback proxy those requests
+    # fail at once, so the tests reach nothing beyond loopback. nasforge itself never downloads.
+    env.update({name: "http://127.0.0.1:9" for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")})
+    env.update({name: "127.0.0.1,localhost,::1" for name in ("no_proxy", "NO_PROXY")})
     env.update(extra or {})
     return env
 

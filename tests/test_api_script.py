@@ -2,18 +2,23 @@
 ``if __name__ == "__main__"`` guard, and fed to the interpreter as a notebook would (no file).
 
 Workers of the local executor used to be multiprocessing spawn children, which re-run the user's
-main script: the example started a search inside each worker and failed.
+main script: the example started a search inside each worker and failed. And the failed start
+left an empty experiment folder behind that the next run silently reused.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from nasforge import SearchConfig, run_search
+from nasforge.execution.local import WorkerSetupError
 from nasforge.search import store_path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -50,3 +55,42 @@ def test_the_readme_api_example_runs_as_written(tmp_path, mnist1d_npz, how):
     objective, tokens = done.stdout.strip().splitlines()[-1].split(" ", 1)
     assert 0.0 <= float(objective) <= 1.0 and tokens.startswith("[")
     assert store_path(tmp_path / "runs" / "api-example").is_file()
+
+
+FAILS_IN_WORKERS = textwrap.dedent("""\
+    # Loads in the driver, refuses to load in any other process: a worker that cannot start.
+    import os
+    if os.environ.get("NASFORGE_TEST_DRIVER_PID") != str(os.getpid()):
+        raise RuntimeError("this plugin refuses to load in a worker")
+""")
+
+
+def _failing_start_config(tmp_path, monkeypatch, mnist1d_npz) -> SearchConfig:
+    (tmp_path / "fails_in_workers.py").write_text(FAILS_IN_WORKERS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))  # workers get the driver's sys.path
+    monkeypatch.setenv("NASFORGE_TEST_DRIVER_PID", str(os.getpid()))
+    config = SearchConfig(dataset=mnist1d_npz, budget=2, seed=0, training={"epochs": 1},
+                          execution={"name": "local", "workers": 1})
+    config.plugins = ["fails_in_workers"]
+    return config
+
+
+def test_a_failed_start_leaves_no_experiment_behind(tmp_path, monkeypatch, mnist1d_npz):
+    config = _failing_start_config(tmp_path, monkeypatch, mnist1d_npz)
+    experiment = tmp_path / "runs" / "failed"
+    with pytest.raises(WorkerSetupError, match="refuses to load in a worker"):
+        run_search(config, experiment)
+    assert not experiment.exists()
+    assert (tmp_path / "runs").is_dir()  # only what the run created is removed
+
+
+def test_a_failed_start_in_a_folder_the_user_made_keeps_the_folder_not_the_store(tmp_path, monkeypatch,
+                                                                                   mnist1d_npz):
+    config = _failing_start_config(tmp_path, monkeypatch, mnist1d_npz)
+    experiment = tmp_path / "mine"
+    experiment.mkdir()
+    (experiment / "notes.txt").write_text("the user's", encoding="utf-8")
+    with pytest.raises(WorkerSetupError):
+        run_search(config, experiment)
+    assert (experiment / "notes.txt").read_text(encoding="utf-8") == "the user's"
+    assert not [p.name for p in experiment.iterdir() if p.name.startswith("trials.sqlite")]

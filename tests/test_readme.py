@@ -83,7 +83,7 @@ COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
     ("bash run.sh benchmark --strategies random,evolution,reinforce --seeds 20",
      Command(("--seeds", "2"), "60 runs take over a minute on two cores; 6 runs walk the same code",
              expect=[r"\b6 runs in\b"])),
-    ("bash run.sh pareto --metrics val_acc,params --plot front.png", Command(writes=["front.png"])),
+    ("bash run.sh pareto --metrics val_acc,ptq_acc --plot front.png", Command(writes=["front.png"])),
     # ---- parallel workers, limits and Ray
     ("bash run.sh search --workers 2", Command(TINY, TINY_WHY, expect=[r"\b2 completed\b"], slow=True)),
     ("bash run.sh search --trial-timeout 600 --memory-limit 4000 --retries 1",

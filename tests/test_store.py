@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from nasforge.store import SCHEMA_VERSION, Store, StoreError
+from nasforge.store import SCHEMA_VERSION, EmptyStoreError, Store, StoreError, _dump_state
 
 
 def test_trial_life_cycle_and_strategy_state(tmp_path):
@@ -156,3 +157,115 @@ def test_large_state_parts_are_stored_once_and_dropped_with_their_last_state(tmp
         assert blobs() == 2  # weights_b stays with its kept state
         assert s.count_strategy_states() == 2
         assert s.latest_strategy_state() == {"policy": weights_a, "step": 7}
+
+
+# ---- what SQLite does not promise by itself (issue 14) -------------------------------------------
+def _store_with_states(path):
+    with Store(path) as s:
+        for i in range(3):
+            tid = s.add_trial(i, [i], f"h{i}", 0, {}, strategy_state={"policy": bytes([i]) * 10_000, "step": i})
+            s.finish_trial(tid, "COMPLETE", {}, 0.5, 0.5)
+    return path
+
+
+def test_a_damaged_strategy_state_is_refused_not_loaded(tmp_path):
+    path = _store_with_states(tmp_path / "s.sqlite")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE strategy_states SET state = ? WHERE id = (SELECT MAX(id) FROM strategy_states)",
+                (_dump_state({"step": 99}),))  # a readable state, but not the one the checksum was taken of
+    con.commit()
+    with Store(path, create=False) as s, pytest.raises(StoreError, match="checksum does not match"):
+        s.latest_strategy_state()
+    con.execute("UPDATE strategy_states SET checksum = NULL")  # saved before checksums: loaded unchecked
+    con.commit()
+    with Store(path, create=False) as s:
+        assert s.latest_strategy_state()["step"] == 99
+    con.execute("UPDATE blobs SET data = ?", (b"x" * 10_000,))  # the weights, damaged
+    con.commit()
+    con.close()
+    with Store(path, create=False) as s, pytest.raises(StoreError, match="'policy' does not match its content hash"):
+        s.latest_strategy_state()
+
+
+def test_a_version_2_store_gains_the_unique_index_and_checksums_and_readers_leave_it_alone(tmp_path):
+    path = _store_with_states(tmp_path / "s.sqlite")
+    con = sqlite3.connect(path)
+    con.execute("DROP INDEX trials_number_attempt")
+    con.execute("ALTER TABLE strategy_states DROP COLUMN checksum")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.commit()
+    with Store(path, readonly=True) as reader:  # a reader reads version 2 as it is, and writes nothing
+        assert len(reader.trials()) == 3 and reader.latest_strategy_state()["step"] == 2
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    with Store(path, create=False) as s:
+        assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert s.latest_strategy_state()["step"] == 2  # its unchecked state still loads
+        with pytest.raises(StoreError, match="already stored"):
+            s.add_trial(1, [1], "h1", 0, {})
+    con.execute("DROP INDEX trials_number_attempt")  # as two writers left it before the lock existed
+    con.execute("INSERT INTO trials (number, attempt, state, tokens, arch_hash, seed) VALUES (1, 0, 'COMPLETE', "
+                "'[1]', 'h1', 0)")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="holds 1 trial numbers written twice"):
+        Store(path, create=False)
+    with Store(path, readonly=True) as reader:
+        assert len(reader.trials()) == 4
+
+
+def test_a_reader_never_writes_and_refuses_to(tmp_path):
+    path = _store_with_states(tmp_path / "s.sqlite")
+    before = path.read_bytes()
+    with Store(path, readonly=True) as s:
+        assert len(s.trials()) == 3
+        with pytest.raises(StoreError, match="read-only"):
+            s.add_trial(5, [5], "h5", 0, {})
+    assert path.read_bytes() == before
+    with pytest.raises(StoreError, match="no experiment store"):
+        Store(tmp_path / "absent.sqlite", readonly=True)
+    assert not (tmp_path / "absent.sqlite").exists()
+
+
+def test_a_store_without_tables_counts_as_absent_and_creation_leaves_no_partial(tmp_path):
+    path = tmp_path / "s.sqlite"
+    con = sqlite3.connect(path)  # what a creation cut short by an older nasforge left: a header, no tables
+    con.execute("PRAGMA journal_mode = WAL")
+    con.close()
+    with pytest.raises(EmptyStoreError, match="holds no experiment: its creation was cut short"):
+        Store(path, create=False)
+    with Store(path) as s:  # a writer simply builds it
+        assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
+    dead = tmp_path / "new.sqlite.new-999999999"  # a partial of a process that no longer exists
+    live = tmp_path / f"new.sqlite.new-{os.getppid()}"
+    dead.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    Store(tmp_path / "new.sqlite").close()
+    assert sorted(p.name for p in tmp_path.glob("new.sqlite*")) == ["new.sqlite", live.name]
+
+
+def test_damaged_pages_are_a_store_error_for_readers_and_writers(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        for i in range(300):
+            tid = s.add_trial(i, [i], f"arch-{i:04d}", 0, {"note": "x" * 200})
+            s.finish_trial(tid, "COMPLETE", {}, i / 300, i / 300)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"arch-0150")
+    page = at // 4096 * 4096
+    data[page:page + 4096] = bytes(range(256)) * 16
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="is damaged"):
+        Store(path, create=False)  # a writer checks every page first
+    with Store(path, readonly=True) as reader, pytest.raises(StoreError, match=r"s.sqlite is damaged \(database disk"):
+        reader.trials()
+
+
+def test_a_damaged_row_is_a_store_error_not_a_json_traceback(tmp_path):
+    path = _store_with_states(tmp_path / "s.sqlite")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE trials SET metrics = '{\"val_a\x01' WHERE number = 1")  # the page is fine, the text is not
+    con.commit()
+    con.close()
+    with Store(path, readonly=True) as reader, pytest.raises(StoreError, match="is damaged .a stored row is not valid JSON"):
+        reader.trials()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +16,7 @@ from ..registry import UnknownNameError
 
 RUNS = Path("runs")
 LATEST = RUNS / "latest"
+
 
 def user_errors() -> tuple:
     """The exceptions that mean bad input (exit 2, one line), imported only once a command has
@@ -27,6 +28,8 @@ def user_errors() -> tuple:
 
 
 # ---- experiment directories ---------------------------------------------------------------------
+
+
 def _new_experiment_dir(config: SearchConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = Path(config.dataset).stem if config.space["name"] == "chain-cnn" else config.space["name"]
@@ -36,6 +39,19 @@ def _new_experiment_dir(config: SearchConfig) -> Path:
         i += 1
         path = base.with_name(f"{base.name}-{i}")
     return path
+
+
+def check_experiment_dir(path: Path) -> None:
+    """An experiment folder that can be made and written, said before anything runs."""
+    import os
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--experiment {path} is a file, not a folder; choose another path")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConfigError(f"cannot make the experiment folder {path}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the experiment folder {path}: {parent} is not writable")
 
 
 def _remember_latest(path: Path) -> None:
@@ -51,7 +67,9 @@ def _resolve_experiment(arg: Optional[str]) -> Path:
     raise ConfigError("no experiment given and no earlier search found here; pass --experiment DIR")
 
 
-def _open_store(arg: Optional[str]):
+def _open_store(arg: Optional[str], readonly: bool = False):
+    """``readonly``: for commands that only read (trials, best, pareto, export), which then work on a
+    store this user may not write, and never wait for or disturb a running search."""
     from ..search import store_path
     from ..store import Store
 
@@ -59,12 +77,23 @@ def _open_store(arg: Optional[str]):
     path = store_path(experiment)
     if not path.exists():
         raise ConfigError(f"no experiment store at {path}")
-    return experiment, Store(path, create=False)
+    return experiment, Store(path, create=False, readonly=readonly)
 
 
 # ---- formatting ---------------------------------------------------------------------------------
+
+
 def _pct(x: Optional[float]) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
+
+
+def format_metric(name: str, value: Optional[float]) -> str:
+    """Accuracies (fractions) as percentages, anything else (a proxy score, a latency) as it is."""
+    if value is None:
+        return "-"
+    if name.endswith("acc") or "_acc_" in name:
+        return f"{100 * value:.2f}%"
+    return f"{value:.4g}"
 
 
 def _human(n: Optional[float]) -> str:
@@ -90,15 +119,38 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-def _trial_table(title: str, trials, space, show_error: bool = False) -> Table:
+def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
+    """The metric a search optimises and the metrics its constraints limit, from its ``[reward]``
+    (the optimised metric first when a constraint limits it too)."""
+    metric = reward.get("metric", "val_acc") if not reward.get("weights") else "objective"
+    constraints = reward.get("constraints") or []
+    constraints = [constraints] if isinstance(constraints, str) else list(constraints)
+    limited = []
+    for text in map(str, constraints):
+        name = text.split("<")[0].split(">")[0].strip()
+        if name and name not in limited:
+            limited.append(name)
+    return metric, limited
+
+
+def _trial_table(title: str, trials, space, show_error: bool = False, metric: str = "val_acc",
+                 limited: Sequence[str] = ()) -> Table:
+    """Trials with the metric optimised (labelled by its name), the metrics under a constraint
+    and whether the trial met them, when the search has constraints."""
     table = Table(title=title)
-    for col in ("trial", "state", "val acc %", "reward", "params", "FLOPs", "time s", "architecture"):
-        table.add_column(col, justify="right" if col not in ("state", "architecture") else "left")
+    extra = [name for name in limited if name != metric]
+    columns = ["trial", "state", metric, *extra, *(["feasible"] if limited else []), "reward", "params", "FLOPs",
+               "time s", "architecture"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("state", "architecture", "feasible") else "right")
     if show_error:
         table.add_column("error")
     for t in trials:
         number = f"{t.number}" + (f".{t.attempt}" if t.attempt else "")
-        row = [number, t.state, _pct(t.objective), "-" if t.reward is None else f"{t.reward:.4f}",
+        row = [number, t.state, format_metric(metric, t.objective),
+               *[format_metric(name, t.metrics.get(name)) for name in extra],
+               *([("yes" if t.feasible else "[red]no[/]") if t.state == "COMPLETE" else "-"] if limited else []),
+               "-" if t.reward is None else f"{t.reward:.4f}",
                _human(t.metrics.get("params")), _human(t.metrics.get("flops")),
                "-" if t.duration is None else f"{t.duration:.1f}", space.summary(t.tokens)]
         if show_error:
@@ -107,11 +159,11 @@ def _trial_table(title: str, trials, space, show_error: bool = False) -> Table:
     return table
 
 
-
 def _space_of(store):
+    from ..search import read_config
     from ..spaces.base import space_of_section
 
-    config = store.config()
+    config = read_config(store)
     if config is None:
         raise ConfigError(f"{store.path} holds no search settings")
     return config, space_of_section(config["space"])

@@ -8,7 +8,15 @@ from pathlib import Path
 from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
 from .inspect import _pick_trial
-from .retrain import _retrain
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Before anything else: an export never silently replaces files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty; pass --overwrite to replace it, or --out to choose another folder")
+
 
 def _preprocessing(model_dir: Path, config, console):
     """The preprocessing the model was trained behind: saved with it by retrain, or, for a model
@@ -37,21 +45,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
     from ..report.model_files import load_model_dir
 
-    experiment, store = _open_store(args.experiment)
+    experiment, store = _open_store(args.experiment, readonly=True)
     console = make_console()
     with store:
         config, space = _space_of(store)
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
+        out = Path(args.out) if args.out else experiment / "export"
+        _check_out(out, args.overwrite)
         runs = [e for e in store.evaluations("retrain") if e["trial_id"] == trial.id]
-        if runs:
-            model_dir = Path(runs[-1]["metrics"]["model_dir"])
-        else:
-            console.print(f"trial {trial.number} has not been retrained yet; retraining it now "
-                          "(use `nasforge retrain` to choose epochs and seeds)")
-            _, _, model_dir = _retrain(experiment, store, trial, [0], console, None)
+        if not runs:
+            raise ConfigError(f"trial {trial.number} has not been retrained yet: run `nasforge retrain` first "
+                              "(the export is the retrained model, with the test accuracy retrain reports)")
+        model_dir = Path(runs[-1]["metrics"]["model_dir"])
+        if not model_dir.is_absolute() and not model_dir.exists():
+            model_dir = experiment / "retrain" / model_dir.name  # stored relative to where retrain ran
+        if not model_dir.exists():
+            raise ConfigError(f"the retrained model of trial {trial.number} is not at {model_dir} any more; "
+                              "run `nasforge retrain` again")
         model, meta = load_model_dir(model_dir)
         prep = _preprocessing(model_dir, config, console)
-        out = Path(args.out) if args.out else experiment / "export"
         written = export_model(model, out, metadata={**meta, "experiment": str(experiment)},
                                preprocessing=prep, overwrite=args.overwrite)
         console.print(f"exported trial {trial.number} to {out}; it takes the raw arrays of the data "

@@ -7,10 +7,11 @@ import json
 from typing import Optional
 
 from ..config import ConfigError
-from .common import _open_store, _pct, _space_of, _trial_table, make_console
+from .common import _open_store, _pct, _space_of, _trial_table, format_metric, make_console, reward_labels
+
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    experiment, store = _open_store(args.experiment)
+    experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config, space = _space_of(store)
         trials = store.trials([args.state] if args.state else None)
@@ -19,7 +20,9 @@ def cmd_trials(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([t.__dict__ for t in trials], indent=1))
             return 0
-        make_console().print(_trial_table(f"{experiment}: {len(trials)} trials", trials, space, show_error=True))
+        metric, limited = reward_labels(config["reward"])
+        make_console().print(_trial_table(f"{experiment}: {len(trials)} trials", trials, space, show_error=True,
+                                          metric=metric, limited=limited))
     return 0
 
 
@@ -49,7 +52,7 @@ def _chain_cnn_summary(space) -> bool:
 def cmd_best(args: argparse.Namespace) -> int:
     from ..final_selection import final_choice
 
-    experiment, store = _open_store(args.experiment)
+    experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config, space = _space_of(store)
         direction = config["reward"].get("direction", "maximize")
@@ -63,14 +66,15 @@ def cmd_best(args: argparse.Namespace) -> int:
                                "final_choice": t.id == chosen.id} for t in best], indent=1))
             return 0
         console = make_console()
-        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space))
+        metric, limited = reward_labels(config["reward"])
+        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space, metric=metric, limited=limited))
         if _chain_cnn_summary(space):
             console.print(CHAIN_CNN_LEGEND, style="dim")
         top = best[0]
-        console.print(f"best: trial {top.number}, validation accuracy {_pct(top.objective)}%")
+        console.print(f"best: trial {top.number}, {metric} {format_metric(metric, top.objective)}")
         if chosen.id != top.id:
             console.print(f"final selection (`nasforge retrain`, the search's top trained with the final recipe): "
-                          f"trial {chosen.number}, search validation accuracy {_pct(chosen.objective)}%")
+                          f"trial {chosen.number}, search {metric} {format_metric(metric, chosen.objective)}")
             top = chosen
         console.print(f"tokens: {top.tokens}")
         console.print("layers:\n  " + "\n  ".join(space.describe(top.tokens)))

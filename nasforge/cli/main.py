@@ -74,6 +74,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `nasforge trials --json | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not fail too
+        return 141  # what a shell reports for a command ended by SIGPIPE
     except Exception as exc:  # noqa: BLE001 - bad input becomes one line; anything else is re-raised
         if not isinstance(exc, user_errors()):
             raise

@@ -126,7 +126,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from .common import _open_store, make_console
     from ..objectives.pareto import hypervolume, pareto_front, reference_point
 
-    experiment, store = _open_store(args.experiment)
+    experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config = store.config() or {}
         reward = config.get("reward", {})

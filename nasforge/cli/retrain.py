@@ -14,10 +14,29 @@ from ..config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING,
 from .common import _human, _open_store, _pct, _space_of, make_console
 from .inspect import _pick_trial
 
-def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None):
-    """What the final training needs: (config, space, data, recipe); ``recipe_overrides`` are
-    :func:`retrain_recipe`'s keyword arguments (None keeps its default)."""
+
+def load_search_data(config: Dict[str, Any], dataset: Optional[str] = None):
+    """The data the search ran on: the stored dataset, or ``dataset`` (the file moved), checked
+    by the fingerprint stored with the search either way."""
     from ..data.datasets import load_dataset
+    from ..search import dataset_reference
+
+    name = dataset_reference(dataset) if dataset else config["dataset"]
+    stored_path = not dataset and (name.endswith(".npz") or "/" in name)
+    if stored_path and not Path(name).is_file():
+        raise ConfigError(f"the data file this experiment searched on, {name}, is not there; if it moved, "
+                          "pass --dataset NEW_PATH (it is checked against the stored fingerprint)")
+    data = load_dataset(name)
+    if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
+        raise ConfigError(f"dataset {name} is not the data this experiment searched on (its fingerprint is "
+                          f"{data.fingerprint()}, the search's {config['data_fingerprint']})")
+    return data
+
+
+def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, dataset: Optional[str] = None):
+    """What the final training needs: (config, space, data, recipe); ``recipe_overrides`` are
+    :func:`retrain_recipe`'s keyword arguments (None keeps its default); ``dataset`` points to
+    data that moved."""
     from ..estimators.train import retrain_recipe
     from ..search import is_tabular
 
@@ -25,9 +44,7 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None):
     if is_tabular(config["space"]["name"]):
         raise ConfigError(f"{config['space']['name']} is a tabular benchmark: its architectures are looked up, "
                           "not trained, so there is nothing to retrain or export")
-    data = load_dataset(config["dataset"])
-    if config.get("data_fingerprint") and data.fingerprint() != config["data_fingerprint"]:
-        raise ConfigError(f"dataset {config['dataset']} is not the data this experiment searched on")
+    data = load_search_data(config, dataset)
     try:
         recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))
     except ValueError as exc:
@@ -56,7 +73,7 @@ def _retrain(experiment: Path, store, trial, seeds: Sequence[int], console: Cons
         out = experiment / "retrain" / f"trial-{trial.number}-seed-{seed}"
         save_model(model, out, {"trial": trial.number, "tokens": trial.tokens, **metrics},
                    preprocessing=data.preprocessing)  # what an export must replay on raw inputs
-        metrics["model_dir"] = str(out)
+        metrics["model_dir"] = str(out.resolve())  # readable from any folder
         store.add_evaluation(trial.id, "retrain", metrics)
         results.append(metrics)
         first_dir = first_dir or out
@@ -101,7 +118,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
         if args.rerank < 1:
             raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
-        setup = _final_setup(store, overrides)
+        setup = _final_setup(store, overrides, args.dataset)
         chosen = None
         if args.trial is None and args.rerank > 1:
             chosen = _rerank(store, args.rerank, args.seed, console, args.device, setup)
@@ -141,4 +158,6 @@ def add_retrain_parser(subparsers) -> None:
     r.add_argument("--seed", type=int, default=0, help="first seed (0); the final selection trains with it too")
     r.add_argument("--seeds", type=int, default=1, help="number of seeds, for a spread (1)")
     r.add_argument("--device", help="auto, cpu or cuda (default: the search's)")
+    r.add_argument("--dataset", metavar="PATH", help="the search's data file, if it moved since the search "
+                                                     "(checked against the fingerprint stored with the search)")
     r.set_defaults(func=cmd_retrain)

@@ -4,16 +4,20 @@ live progress display."""
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any, Dict
 
 from rich.console import Console
+from rich.progress import ProgressColumn
+from rich.text import Text
 
 from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, load_config_file, parse_value
-from .common import _duration, _human, _new_experiment_dir, _pct, _remember_latest, _resolve_experiment, \
-    _trial_table, make_console
+from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, \
+    _trial_table, check_experiment_dir, format_metric, make_console, reward_labels
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
+
 
 def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     """Only what the user gave (config file, then flags), as a partial config dict."""
@@ -75,8 +79,7 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import SearchStopped, run_search, store_path
-    from ..spaces.base import create_space
+    from ..search import SearchStopped, SearchTerminated, read_config, run_search, store_path
     from ..store import Store
 
     console = make_console()
@@ -85,60 +88,72 @@ def cmd_search(args: argparse.Namespace) -> int:
         path = store_path(experiment)
         if not path.exists():
             raise ConfigError(f"nothing to resume: no store at {path}")
-        with Store(path, create=False) as store:
-            stored = store.config()
+        with Store(path, create=False, readonly=True) as store:
+            stored = read_config(store)
         if stored is None:
             raise ConfigError(f"{path} holds no search settings to resume")
         stored.pop("data_fingerprint", None)
         config = SearchConfig.from_dict(stored)
         config.update(_overrides_from_args(args), source="flags")  # must agree, except the budget
+        if args.dataset is None and (config.dataset.endswith(".npz") or "/" in config.dataset) \
+                and not Path(config.dataset).is_file():
+            raise ConfigError(f"the data file this experiment searched on, {config.dataset}, is not there; if it "
+                              "moved, pass --dataset NEW_PATH (checked against the stored fingerprint)")
     else:
         config = SearchConfig()
         config.update(_overrides_from_args(args), source="flags")
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
-    display = _ProgressDisplay(console, quiet=args.quiet)
+    display = _ProgressDisplay(console, quiet=args.quiet, on_start=lambda: _remember_latest(experiment))
     console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
                   f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
+    check_experiment_dir(experiment)
     try:
         with display:
             result = run_search(config, experiment, resume=args.resume, on_progress=display.update)
-    except KeyboardInterrupt:
-        console.print(f"\n[yellow]stopped.[/] the store is consistent; continue with "
-                      f"`nasforge search --resume --experiment {experiment}`")
-        return 130
+    except KeyboardInterrupt as exc:
+        console.print(f"\n[yellow]stopped{' (SIGTERM)' if isinstance(exc, SearchTerminated) else ''}.[/] the store "
+                      f"is consistent; continue with `nasforge search --resume --experiment {experiment}`")
+        return 143 if isinstance(exc, SearchTerminated) else 130
     except SearchStopped as exc:
         console.print(f"[red]search stopped:[/] {exc}")
         return 1
-    finally:
-        if store_path(experiment).exists():
-            _remember_latest(experiment)
-    space = create_space(config.space["name"], **{k: v for k, v in config.space.items() if k != "name"})
+    space = result.space
+    metric, limited = reward_labels(config.reward)
     pruned = f", {result.pruned} pruned" if result.pruned else ""
     console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
-                               f"{_duration(result.elapsed)})", result.best, space))
+                               f"{_duration(result.elapsed)})", result.best, space, metric=metric, limited=limited))
     if result.best:
         console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
+    if result.completed == 0 and result.failed:
+        console.print(f"[red]every trial failed[/] ({result.failed}); see `nasforge trials --experiment {experiment} "
+                      "--state FAILED` for each error")
+        return 1
     console.print(f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
                   f"recipe) then `nasforge export` (experiment {experiment})")
     return 0
 
 
 class _ProgressDisplay:
-    """Live bar (trials / budget, best validation accuracy, last reward, elapsed, ETA) plus a line per trial."""
+    """A live line (trials / budget, the best value of the metric optimised, last reward, the
+    trials running and for how long, elapsed, ETA) plus a line per finished trial. Elapsed time,
+    the running trials' clocks and the ETA tick between trials (rich re-renders the columns)."""
 
-    def __init__(self, console: Console, quiet: bool = False):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    def __init__(self, console: Console, quiet: bool = False, on_start=None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = console
         self.quiet = quiet
         self.progress = Progress(
             TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best val {task.fields[best]}%  last reward {task.fields[last]}  "
-                       "elapsed {task.fields[elapsed]}  ETA {task.fields[eta]}"),
+            TextColumn("best {task.fields[metric]} {task.fields[best]}  last reward {task.fields[last]}"),
+            _RunningColumn(), TextColumn("elapsed"), TimeElapsedColumn(), _EtaColumn(),
             console=console, transient=False,
         )
         self.task = None
+        self.started = False  # set once the search has begun (its store exists and is this run's)
+        self.on_start = on_start  # called then: `runs/latest` points to a search from its start (kill -9
+        # included), and a refused command leaves it where it was
 
     def __enter__(self):
         self.progress.start()
@@ -148,9 +163,12 @@ class _ProgressDisplay:
         self.progress.stop()
 
     def update(self, p) -> None:
-        fields = dict(best=_pct(p.best.objective) if p.best else "-",
+        if not self.started and self.on_start is not None:
+            self.on_start()
+        self.started = True
+        fields = dict(metric=p.metric, best=format_metric(p.metric, p.best.objective) if p.best else "-",
                       last="-" if p.last is None or p.last.reward is None else f"{p.last.reward:.4f}",
-                      elapsed=_duration(p.elapsed), eta=_duration(p.eta) if p.eta is not None else "?")
+                      running=dict(p.running), eta=p.eta, eta_at=time.time())
         if self.task is None:
             self.task = self.progress.add_task("search", total=p.budget, completed=p.done, **fields)
         else:
@@ -158,14 +176,39 @@ class _ProgressDisplay:
         t = p.last
         if t is not None and not self.quiet:
             if t.state == "COMPLETE":
-                msg = (f"trial {t.number:>4}: val acc {_pct(t.objective)}%  reward {t.reward:.4f}  "
-                       f"params {_human(t.metrics.get('params'))}  {t.duration:.1f}s")
+                msg = (f"trial {t.number:>4}: {p.metric} {format_metric(p.metric, t.objective)}  "
+                       f"reward {t.reward:.4f}  params {_human(t.metrics.get('params'))}  {t.duration:.1f}s"
+                       + ("" if t.feasible else f"  [yellow]infeasible[/] ({'; '.join(t.metrics.get('violations', []))})"))
             elif t.state == "PRUNED":
                 msg = (f"trial {t.number:>4}: [yellow]pruned[/] after {t.metrics.get('pruned_at')} epochs, "
-                       f"val acc {_pct(t.objective)}%  {t.duration:.1f}s")
+                       f"{p.metric} {format_metric(p.metric, t.objective)}  {t.duration:.1f}s")
             else:
                 msg = f"trial {t.number:>4}: [red]{t.state}[/] {t.error}"
             self.progress.console.print(msg)
+
+
+def _running_text(running, now: float) -> str:
+    if not running:
+        return ""
+    shown = [f"#{n} {_duration(now - started)}" for n, started in sorted(running.items())[:4]]
+    return "running " + " ".join(shown) + (" ..." if len(running) > 4 else "")
+
+
+class _RunningColumn(ProgressColumn):
+    """The trials running now and how long each has run; recomputed at every refresh."""
+
+    def render(self, task) -> Text:
+        return Text(_running_text(task.fields.get("running") or {}, time.time()))
+
+
+class _EtaColumn(ProgressColumn):
+    """The estimate made when the last trial finished, counted down between trials."""
+
+    def render(self, task) -> Text:
+        eta = task.fields.get("eta")
+        if eta is None:
+            return Text("ETA ?")
+        return Text("ETA " + _duration(max(eta - (time.time() - task.fields["eta_at"]), 0.0)))
 
 
 def names_text(names, default=None) -> str:

@@ -89,14 +89,14 @@ def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
 
 
 def _stored_config(experiment: Path) -> Dict[str, Any]:
-    from ..search import store_path
+    from ..search import read_config, store_path
     from ..store import Store
 
     path = store_path(experiment)
     if not path.exists():
         raise ConfigError(f"nothing to resume: no store at {path}")
-    with Store(path, create=False) as store:
-        stored = store.config()
+    with Store(path, create=False, readonly=True) as store:
+        stored = read_config(store)
     if stored is None or stored.get("training", {}).get("estimator") != "train-and-test":
         raise ConfigError(f"{experiment} was not made by nasforge tabulate (no train-and-test trials)")
     stored.pop("data_fingerprint", None)
@@ -107,17 +107,15 @@ def table_rows(experiment: Path) -> Dict[str, Any]:
     """Header facts and rows from an experiment's completed trials (first trial of each architecture)."""
     from ..data.datasets import load_dataset
     from ..search import store_path
-    from ..spaces.base import create_space
+    from ..search import read_config
+    from ..spaces.base import space_of_section
     from ..store import Store
 
-    with Store(store_path(experiment), create=False) as store:
-        config = store.config()
+    with Store(store_path(experiment), create=False, readonly=True) as store:
+        config = read_config(store)
         trials = store.trials()
     data = load_dataset(config["dataset"])
-    settings = {k: v for k, v in config["space"].items() if k != "name"}
-    if config["space"]["name"] == "chain-cnn" and "dims" not in settings:
-        settings["dims"] = data.dims  # as the search chose it
-    space = create_space(config["space"]["name"], **settings)
+    space = space_of_section(config["space"])
     rows: List[Dict[str, Any]] = []
     seen = set()
     for t in sorted((t for t in trials if t.state == "COMPLETE"), key=lambda t: (t.number, t.attempt)):
@@ -174,7 +172,7 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
     from .common import make_console
-    from ..search import SearchStopped, run_search
+    from ..search import SearchStopped, SearchTerminated, run_search
 
     console = make_console()
     experiment = Path(args.experiment)
@@ -206,10 +204,10 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
 
     try:
         run_search(config, experiment, resume=args.resume, on_progress=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print(f"\n[yellow]stopped.[/] continue with `nasforge tabulate --resume --experiment {experiment} "
                       f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}`")
-        return 130
+        return 143 if isinstance(exc, SearchTerminated) else 130
     except SearchStopped as exc:
         console.print(f"[red]tabulate stopped:[/] {exc}")
         return 1

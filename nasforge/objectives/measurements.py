@@ -26,9 +26,21 @@ def measured_by_training(reward: Dict[str, Any]) -> List[str]:
     return wanted
 
 
+def strategy_objectives(strategy: Dict[str, Any]) -> List[str]:
+    """The metrics a multi-objective strategy ranks by: ``objectives = ["val_acc:max", ...]``."""
+    objectives = strategy.get("objectives") or []
+    if isinstance(objectives, str):
+        objectives = [objectives]
+    return [str(o).split(":")[0].strip() for o in objectives if str(o).strip()]
+
+
 def request_measurements(given: Dict[str, Any]) -> None:
-    """Add to ``given["training"]["measure"]`` what the given ``[reward]`` needs a child to measure."""
+    """Add to ``given["training"]["measure"]`` what the given ``[reward]`` and the strategy's own
+    objectives (a multi-objective strategy ranks by them) need a child to measure."""
+    from ..estimators.train import MEASURABLE
+
     wanted = measured_by_training(given.get("reward") or {})
+    wanted += [m for m in strategy_objectives(given.get("strategy") or {}) if m in MEASURABLE and m not in wanted]
     if not wanted:
         return
     training = dict(given.get("training") or {})
