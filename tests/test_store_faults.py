@@ -370,8 +370,9 @@ def _stage(experiment: Path) -> str:
 
 @pytest.mark.slow
 def test_kill_9_as_the_store_is_created_leaves_nothing_in_the_way(workdir):
-    """Killed the moment its store is being built, or the moment the store file appears, a search
-    can be started again; --resume says there is nothing to resume, in a sentence."""
+    """Killed the moment its store is being built, or the moment the store file appears: no
+    half-built file is left in the way; --resume continues it or says in a sentence why it cannot,
+    and a fresh search then runs."""
     stages = []
     for i, appears in enumerate(["trials.sqlite.new-*", "trials.sqlite"]):
         experiment = workdir / f"e{i}"
@@ -380,14 +381,16 @@ def test_kill_9_as_the_store_is_created_leaves_nothing_in_the_way(workdir):
         proc.kill()
         proc.wait()
         stages.append(_stage(experiment))
-        if stages[-1] not in ("trials", "creating"):  # with no store at all the CLI says so itself
+        resumed = None
+        if stages[-1] != "creating":  # with no store at all the CLI says so itself
             resumed = nasforge(["search", "--resume", "--experiment", experiment.name, "--quiet"], workdir)
-            assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr
-            assert "nothing to resume" in resumed.stderr or "holds no search settings" in resumed.stderr, \
-                resumed.stderr
-        again = nasforge(["search", *SPACE, "--budget", "30", "--experiment", experiment.name, "--quiet"]
-                         + (["--resume"] if stages[-1] == "trials" else []), workdir)
-        assert again.returncode == 0, (stages[-1], again.stderr)
+            assert "Traceback" not in resumed.stderr, resumed.stderr
+            assert resumed.returncode == 0 or (  # 0: the settings were stored before the kill
+                resumed.returncode == 2 and "holds no search settings" in resumed.stderr), resumed.stderr
+        if resumed is None or resumed.returncode != 0:
+            again = nasforge(["search", *SPACE, "--budget", "30", "--experiment", experiment.name, "--quiet"],
+                             workdir)
+            assert again.returncode == 0, (stages[-1], again.stderr)
         assert audit(experiment, 30) == CLEAN
         assert not list(experiment.glob("trials.sqlite.new-*"))  # no half-built store stays behind
     print("kill -9 at store creation, stages hit:", stages)
