@@ -118,3 +118,16 @@ def test_run_sh_resolves_paths_from_where_it_was_run(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 5
+
+
+def test_retrain_is_a_writer_and_waits_its_turn(tmp_path):
+    """retrain records its results in the store, so it takes the experiment's write lock like a search."""
+    from nasforge.experiment_lock import ExperimentLock
+
+    assert nasforge("search", *TABULAR, "--budget", "5", "--experiment", "w", cwd=tmp_path).returncode == 0
+    with ExperimentLock(tmp_path / "w"):
+        refused = nasforge("retrain", "--experiment", "w", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "is being written by" in refused.stderr and str(os.getpid()) in refused.stderr
+    free = nasforge("retrain", "--experiment", "w", cwd=tmp_path)
+    assert free.returncode == 2 and "tabular benchmark" in free.stderr  # past the lock, the next check answers

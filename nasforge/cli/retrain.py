@@ -110,31 +110,41 @@ def _rerank(store, candidates: int, seed: int, console: Console, device: Optiona
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    experiment, store = _open_store(args.experiment)
+    from ..experiment_lock import ExperimentLock
+
+    experiment, store = _open_store(args.experiment, readonly=True)
+    store.close()  # checked that it is there; now as its one writer (retrain records its results)
     console = make_console()
-    with store:
-        config, space = _space_of(store)
-        direction = config["reward"].get("direction", "maximize")
-        overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
-        if args.rerank < 1:
-            raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
-        setup = _final_setup(store, overrides, args.dataset)
-        chosen = None
-        if args.trial is None and args.rerank > 1:
-            chosen = _rerank(store, args.rerank, args.seed, console, args.device, setup)
-        trial = chosen or _pick_trial(store, args.trial, direction, final=False)
-        seeds = list(range(args.seed, args.seed + args.seeds))
-        results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, setup)
-        table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
-        for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
-            table.add_column(col, justify="right")
-        for r in results:
-            table.add_row(str(r["seed"]), _pct(r["test_acc"]), _pct(r["test_average_precision"]),
-                          _pct(r["test_top3_acc"]), _human(r["params"]), _human(r["flops"]), f"{r['train_seconds']:.0f}")
-        console.print(table)
-        if len(accs) > 1:
-            console.print(f"test accuracy over {len(accs)} seeds: mean {100 * accs.mean():.2f}%, "
-                          f"std {100 * accs.std(ddof=1):.2f}, min {100 * accs.min():.2f}, max {100 * accs.max():.2f}")
+    with ExperimentLock(experiment):
+        _, store = _open_store(str(experiment))
+        with store:
+            return _retrain_under_lock(args, experiment, store, console)
+
+
+def _retrain_under_lock(args: argparse.Namespace, experiment: Path, store, console: Console) -> int:
+    """The retrain proper: the store is this process's to write while the lock is held."""
+    config, space = _space_of(store)
+    direction = config["reward"].get("direction", "maximize")
+    overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
+    if args.rerank < 1:
+        raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
+    setup = _final_setup(store, overrides, args.dataset)
+    chosen = None
+    if args.trial is None and args.rerank > 1:
+        chosen = _rerank(store, args.rerank, args.seed, console, args.device, setup)
+    trial = chosen or _pick_trial(store, args.trial, direction, final=False)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    results, accs, _ = _retrain(experiment, store, trial, seeds, console, args.device, setup)
+    table = Table(title=f"retrained trial {trial.number} ({space.summary(trial.tokens)})")
+    for col in ("seed", "test acc %", "avg precision %", "top-3 %", "params", "FLOPs", "train s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(str(r["seed"]), _pct(r["test_acc"]), _pct(r["test_average_precision"]),
+                      _pct(r["test_top3_acc"]), _human(r["params"]), _human(r["flops"]), f"{r['train_seconds']:.0f}")
+    console.print(table)
+    if len(accs) > 1:
+        console.print(f"test accuracy over {len(accs)} seeds: mean {100 * accs.mean():.2f}%, "
+                      f"std {100 * accs.std(ddof=1):.2f}, min {100 * accs.min():.2f}, max {100 * accs.max():.2f}")
     return 0
 
 
