@@ -214,9 +214,15 @@ def test_dashboard_serves_loopback_reads_only_and_follows_a_writer(tmp_path):
         assert urllib.request.urlopen(base + "api/version").read() != v1
         data = json.loads(urllib.request.urlopen(base + "api/data").read())
         assert len(data["experiments"][0]["trials"]) == 7
-        with pytest.raises(urllib.error.HTTPError) as missing:
-            urllib.request.urlopen(base + "nothing-here")
-        assert missing.value.code == 404
+        # drawings come one at a time, not with the data (they are most of its bytes)
+        assert "drawings" not in data["experiments"][0]
+        arch = data["experiments"][0]["trials"][0]["arch"]
+        drawn = json.loads(urllib.request.urlopen(f"{base}api/drawing?e=0&arch={arch}").read())
+        assert drawn["svg"].startswith("<svg") and drawn["lines"][0].startswith("L0:")
+        for missing_url in ("nothing-here", "api/drawing?e=0&arch=nope", "api/drawing?e=9&arch=" + arch):
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.urlopen(base + missing_url)
+            assert missing.value.code == 404
     finally:
         server.shutdown()
         server.server_close()

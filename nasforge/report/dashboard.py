@@ -37,7 +37,7 @@ class Followed:
         self.data_fp: Optional[tuple] = None
         self.heavy: Dict[str, Any] = {}
         self.heavy_fp: Optional[tuple] = None
-        self.heavy_at = time.time()  # the costly views wait, while the store changes, heavy_every s
+        self.heavy_at = 0.0  # set when the first data is read: from then the costly views wait
         self.changed_at = 0.0  # when the fingerprint last changed
         self.error: Optional[str] = None
         self.store = None
@@ -125,6 +125,21 @@ class Dashboard:
             self._body_token = token
             return self._body
 
+    def drawing(self, index: int, arch: str) -> Optional[bytes]:
+        """One architecture's drawing and description, from the trials last sent (None: unknown)."""
+        from .views import architecture_drawings
+
+        with self.lock:
+            if not 0 <= index < len(self.followed):
+                return None
+            f = self.followed[index]
+            rows = [r for r in (f.data or {}).get("trials", []) if r["arch"] == arch][:1]
+            known = f.cache.get("config")
+            if not rows or known is None:
+                return None
+            drawn = architecture_drawings(known[2], rows, f.cache.setdefault("drawings", {}))[arch]
+            return json.dumps(drawn).encode()
+
     def _one(self, f: Followed) -> Dict[str, Any]:
         from .views import NothingToShow, experiment_data
         from ..store import StoreError
@@ -137,13 +152,16 @@ class Dashboard:
         if f.data is not None and f.data_fp == f.seen and not heavy:
             return f.data
         try:
-            data = experiment_data(f.path, heavy=heavy, cache=f.cache, store=f.open())
+            # drawings are asked for one at a time (/api/drawing): they are most of the bytes
+            data = experiment_data(f.path, heavy=heavy, drawings=False, cache=f.cache, store=f.open())
         except (NothingToShow, StoreError, ValueError) as exc:
             f.close()
             return {"name": f.path.name, "path": str(f.path), "error": str(exc)}
         if heavy:
             f.heavy = {k: data[k] for k in ("pareto", "learning", "importance")}
             f.heavy_fp, f.heavy_at = f.seen, now
+        elif f.data is None:
+            f.heavy_at = now  # the first answer: the costly views follow when due (heavy_due)
         data.update(f.heavy)
         f.data, f.data_fp = data, f.seen
         return data
@@ -175,6 +193,19 @@ def _handler(dashboard: Dashboard, page: bytes, plotly_path: Path):
                     self._send(200, dashboard.version().encode(), "text/plain")
                 elif route == "/api/data":
                     self._send(200, dashboard.body(), "application/json")
+                elif route == "/api/drawing":
+                    from urllib.parse import parse_qs, urlsplit
+
+                    query = parse_qs(urlsplit(self.path).query)
+                    try:
+                        index = int(query.get("e", ["-1"])[0])
+                    except ValueError:
+                        index = -1
+                    body = dashboard.drawing(index, query.get("arch", [""])[0])
+                    if body is None:
+                        self._send(404, b"no such architecture", "text/plain")
+                    else:
+                        self._send(200, body, "application/json")
                 else:
                     self._send(404, b"not found", "text/plain")
             except (BrokenPipeError, ConnectionResetError):

@@ -12,7 +12,7 @@
     ["arch", "Architecture"], ["learning", "Policy"], ["importance", "Importance"], ["final", "Final"],
     ["benchmark", "Benchmark"]];
   const S = {experiments: [], current: 0, view: "trials", selected: null, sort: {key: "number", dir: 1},
-             version: null, stale: {}, benchmark: BOOT.benchmark || null, policyDecision: null,
+             version: null, stale: {}, benchmark: BOOT.benchmark || null, policyDecision: null, drawn: {},
              paretoX: null, paretoY: null};
   window.NF_STATE = S;  // for the tests: which view is shown, how many times data arrived
 
@@ -25,6 +25,8 @@
     for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     return node;
   };
+  const ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+  const escapeHtml = (v) => String(v).replace(/[&<>"']/g, (c) => ESCAPES[c]);
   const isAcc = (name) => /acc$/.test(name) || name.includes("_acc_");
   function fmt(name, v) {
     if (v === null || v === undefined) return "-";
@@ -136,10 +138,11 @@
         render("trials");
       }}, label));
     }
-    const body = el("tbody", {});
+    // the rows as one string: a live page redraws this table at every change, and building
+    // thousands of cells one element at a time costs the browser tens of times more
+    const html = [];
     for (const t of rows) {
-      const tr = el("tr", {"data-number": String(t.number), "data-id": String(t.id),
-                           class: S.selected === t.id ? "selected" : "", onclick: () => select(t.id)});
+      html.push(`<tr data-number="${t.number}" data-id="${t.id}"${S.selected === t.id ? ' class="selected"' : ""}>`);
       for (const [key] of cols) {
         let v = value(t, key), cls = "";
         if (key === "number") v = t.attempt ? `${t.number}.${t.attempt}` : t.number;
@@ -151,10 +154,15 @@
         else if (key.startsWith("m:")) v = fmt(key.slice(2), v);
         else if (key === "summary") cls = "arch";
         else if (key === "error") { cls = "error"; v = v || ""; }
-        tr.append(el("td", {class: cls}, v === undefined || v === null ? "-" : v));
+        html.push(`<td${cls ? ` class="${escapeHtml(cls)}"` : ""}>${escapeHtml(v === undefined || v === null ? "-" : v)}</td>`);
       }
-      body.append(tr);
+      html.push("</tr>");
     }
+    const body = el("tbody", {onclick: (ev) => {
+      const tr = ev.target.closest("tr");
+      if (tr) select(Number(tr.dataset.id));
+    }});
+    body.innerHTML = html.join("");
     section.innerHTML = "";
     section.append(el("p", {class: "note"}, `${e.trials.length} trials; click a column to sort, a trial to see its architecture.`));
     section.append(el("div", {class: "tablewrap"}, el("table", {class: "trials", id: "trials-table"}, el("thead", {}, head), body)));
@@ -283,9 +291,24 @@
       pickBox.append(o);
     }
     section.append(el("div", {}, pickBox));
+    const key = `${S.current}|${t.arch}`;
+    const known = e.drawings && e.drawings[t.arch] !== undefined ?
+      {svg: e.drawings[t.arch], lines: (e.descriptions && e.descriptions[t.arch]) || []} : S.drawn[key];
+    if (!known && BOOT.mode === "live") {
+      // the live page asks for one drawing at a time (kept across refreshes): drawings are most
+      // of the data's bytes
+      section.append(el("p", {class: "note"}, "drawing…"));
+      fetch(`api/drawing?e=${S.current}&arch=${encodeURIComponent(t.arch)}`, {cache: "no-store"})
+        .then((r) => r.ok ? r.json() : null).then((d) => {
+          if (!d) return;
+          S.drawn[key] = d;
+          if (S.view === "arch") render("arch");
+        }).catch(() => {});
+      return;
+    }
     const drawing = el("div", {id: "arch-drawing", "data-trial": String(t.number)});
-    drawing.innerHTML = (e.drawings && e.drawings[t.arch]) || "<p>no drawing</p>";
-    const lines = (e.descriptions && e.descriptions[t.arch]) || [];
+    drawing.innerHTML = (known && known.svg) || "<p>no drawing</p>";
+    const lines = (known && known.lines) || [];
     const facts = [`trial ${t.number}, ${t.state.toLowerCase()}`, `${e.settings.metric}: ${fmt(e.settings.metric, t.objective)}`,
       ...Object.entries(t.metrics).filter(([k]) => k !== e.settings.metric).slice(0, 10).map(([k, v]) => `${k}: ${fmt(k, v)}`), t.error ? "error: " + t.error : "",
       "", t.summary, "", ...lines].filter((x, i, a) => x !== "" || a[i - 1] !== "");
