@@ -5,10 +5,8 @@ frequencies follow them, with skip bits forced by the space costing nothing."""
 from __future__ import annotations
 
 import itertools
-import math
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
