@@ -171,6 +171,7 @@ def test_from_config_builds_a_weighted_sum_with_its_own_settings():
     assert scorer.evaluate({"val_acc": 0.8, "mine": 0.4}).value == pytest.approx(0.6)  # 0.8 - 0.5 * 0.4
     # a single metric in the same section is replaced by the weights
     assert isinstance(Scorer.from_config({"metric": "val_acc", "weights": {"val_acc": 1.0}}).objective, WeightedSum)
+    assert Scorer.from_config({"weights": {"val_acc": 1.0}}).failure_penalty == 0.0  # the default penalty
     squared = Scorer.from_config({"weights": {"val_acc": 1.0}, "transform": "square"})
     assert squared.evaluate({"val_acc": 0.5}).reward == pytest.approx(0.25)
 
