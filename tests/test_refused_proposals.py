@@ -19,15 +19,16 @@ import torch
 
 import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.spaces import create_space
-from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.strategies import create_strategy
 from nasforge.strategies.controller import Controller
+from test_controller import TinySkipSpace  # the same small space, restricted here
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class TinyMaskedSpace(SearchSpace):
-    """Three layers with skip bits (128 token sequences), of which only ``rows`` are evaluable."""
+class TinyMaskedSpace(TinySkipSpace):
+    """test_controller's three layers with skip bits (128 token sequences), of which only ``rows``
+    are evaluable."""
 
     name = "tiny-masked"
 
@@ -38,17 +39,6 @@ class TinyMaskedSpace(SearchSpace):
             for i, value in enumerate(row):
                 self.follow.setdefault(row[:i], set()).add(value)
 
-    @property
-    def decisions(self):
-        return [
-            Decision("L0.op", ("a", "b"), layer=0),
-            Decision("L1.from_L0", (0, 1), layer=1, source=0),
-            Decision("L1.op", ("a", "b"), layer=1),
-            Decision("L2.from_L0", (0, 1), layer=2, source=0),
-            Decision("L2.from_L1", (0, 1), layer=2, source=1),
-            Decision("L2.op", ("a", "b"), layer=2),
-            Decision("head", (0, 1, 2, 3)),
-        ]
 
     def allowed_next(self, prefix):
         return tuple(sorted(self.follow.get(tuple(prefix), ()))) or None
