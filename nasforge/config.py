@@ -295,7 +295,7 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
         keys = {k: v for k, v in keys.items() if k not in SEARCH_SUPPLIES["training"]}
         keys.update(SEARCH_READS["training"])
         if _tabular_space(config):  # a table answers; only its simulated cost per query applies
-            from .benchmarks import TabularSpace
+            from .tables import TabularSpace
 
             keys["seconds_per_query"] = typing.get_type_hints(TabularSpace)["seconds_per_query"]
         return SectionSchema(keys, f"estimator {name!r}", is_open)
@@ -317,7 +317,7 @@ def _get(registry, name: str, section: str) -> Callable:
 
 
 def _tabular_space(config: "SearchConfig") -> bool:
-    from .benchmarks import TabularSpace
+    from .tables import TabularSpace
     from .registry import SPACES
 
     factory = _get(SPACES, config.space["name"], "space")

@@ -69,11 +69,11 @@ class Registry(Generic[T]):
 # predictors/base.py; executors stay in execution/base.py, which is light) ----------------------
 SPACES: Registry = Registry("search space", {
     "chain-cnn": "nasforge.spaces.chain_cnn",
-    "nb201-cifar10": "nasforge.benchmarks.nb201",
-    **{f"nbgraph-{d}": "nasforge.benchmarks.nbgraph" for d in (
+    "nb201-cifar10": "nasforge.tables.nb201",
+    **{f"nbgraph-{d}": "nasforge.tables.nbgraph" for d in (
         "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")},
-    "own-table": "nasforge.benchmarks.own_table", "mnist1d-chain": "nasforge.benchmarks.own_table",
-    "mnist1d-chain-nearest": "nasforge.benchmarks.own_table",
+    "own-table": "nasforge.tables.own_table", "mnist1d-chain": "nasforge.tables.own_table",
+    "mnist1d-chain-nearest": "nasforge.tables.own_table",
 })
 STRATEGIES: Registry = Registry("strategy", {
     "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
@@ -85,7 +85,7 @@ STRATEGIES: Registry = Registry("strategy", {
 ESTIMATORS: Registry = Registry("estimator", {
     "train": "nasforge.estimators.train", "train-and-test": "nasforge.estimators.train_and_test",
     "shared-weights": "nasforge.estimators.weight_sharing", "zero-cost": "nasforge.estimators.zero_cost",
-    "synthetic": "nasforge.estimators.synthetic", "tabular": "nasforge.benchmarks",
+    "synthetic": "nasforge.estimators.synthetic", "tabular": "nasforge.tables",
 })
 PREDICTORS: Registry = Registry("predictor", {
     "gp": "nasforge.predictors.gp", "mlp-ensemble": "nasforge.predictors.mlp", "gbt": "nasforge.predictors.trees",

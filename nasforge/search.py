@@ -144,7 +144,7 @@ class Parts:
 
 def is_tabular(space_name: str) -> bool:
     """Benchmark spaces are looked up in a table instead of trained."""
-    from .benchmarks import TabularSpace
+    from .tables import TabularSpace
     from .spaces.base import SPACES
 
     factory = SPACES.get(space_name)

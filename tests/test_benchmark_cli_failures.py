@@ -34,7 +34,7 @@ def test_reinforce_on_the_mnist1d_table_has_every_query_answered(tmp_path):
 
 
 def test_a_strategy_whose_every_query_fails_says_so_and_exits_1(tmp_path):
-    from nasforge.benchmarking import report
+    from nasforge.compare import report
 
     done = benchmark(tmp_path, "--benchmarks", "mnist1d-chain", "--strategies", "random,tpe",
                      "--seeds", "2", "--budget", "20")

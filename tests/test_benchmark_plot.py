@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nasforge.benchmarking import report
+from nasforge.compare import report
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import nasforge  # noqa: F401  (registers the benchmark spaces)
-from nasforge.benchmarking import analytic, report
-from nasforge.benchmarking.runner import (BenchmarkPlan, at_checkpoint, resolve_benchmarks, resolve_strategies,
+from nasforge.compare import analytic, report
+from nasforge.compare.runner import (BenchmarkPlan, at_checkpoint, resolve_benchmarks, resolve_strategies,
                                           run_benchmark)
 from nasforge.cli.benchmark import add_benchmark_parser
 from nasforge.config import ConfigError
@@ -165,8 +165,8 @@ def test_runner_random_search_matches_the_analytic_regret_on_nb201():
 
 # ---- names and the command line -----------------------------------------------------------------
 def test_names_resolve_and_bad_ones_are_refused():
-    assert resolve_benchmarks(["nbgraph-all"]) == [f"nbgraph-{d}" for d in nasforge.benchmarks.NBGRAPH_DATASETS]
-    shipped = ["nb201-cifar10"] + [f"nbgraph-{d}" for d in nasforge.benchmarks.NBGRAPH_DATASETS]
+    assert resolve_benchmarks(["nbgraph-all"]) == [f"nbgraph-{d}" for d in nasforge.tables.NBGRAPH_DATASETS]
+    shipped = ["nb201-cifar10"] + [f"nbgraph-{d}" for d in nasforge.tables.NBGRAPH_DATASETS]
     assert resolve_benchmarks(["all"])[:10] == shipped  # then any table built with `nasforge tabulate`
     assert resolve_strategies(["all"]) == STRATEGIES.names()
     with pytest.raises(ConfigError, match="unknown benchmark 'nb301'"):
@@ -226,7 +226,7 @@ def test_cli_runs_and_writes(cli_main, capsys, tmp_path):
 
 
 def test_the_harness_defaults_apply_under_the_settings_given_and_are_recorded(small_result):
-    from nasforge.benchmarking.runner import TABULAR_DEFAULTS
+    from nasforge.compare.runner import TABULAR_DEFAULTS
 
     assert TABULAR_DEFAULTS["reinforce"]["learning_rate"] == 0.02
     runs = {r["strategy"]: r for r in small_result.runs}
@@ -239,7 +239,7 @@ def test_the_harness_defaults_apply_under_the_settings_given_and_are_recorded(sm
 
 
 def test_a_comparison_runs_the_search_strategies_unless_told_otherwise():
-    from nasforge.benchmarking.runner import NOT_COMPARED, compared_strategies
+    from nasforge.compare.runner import NOT_COMPARED, compared_strategies
     from nasforge.cli.benchmark import NOT_COMPARED_HELP, plan_from_args
 
     assert set(compared_strategies()) == set(STRATEGIES.names()) - set(NOT_COMPARED)

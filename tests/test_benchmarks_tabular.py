@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import nasforge.benchmarks  # noqa: F401  (registration)
-from nasforge.benchmarks import nb201, nbgraph
-from nasforge.benchmarks.safe_pickle import NUMPY_SCALARS, UnsafePickleError, restricted_load
+import nasforge.tables  # noqa: F401  (registration)
+from nasforge.tables import nb201, nbgraph
+from nasforge.tables.safe_pickle import NUMPY_SCALARS, UnsafePickleError, restricted_load
 from nasforge.estimators.base import TrialFailed, create_estimator
 from nasforge.spaces.base import InvalidArchitectureError, create_space
 

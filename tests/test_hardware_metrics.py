@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
-from nasforge.benchmarks import nb201
+from nasforge.tables import nb201
 from nasforge.objectives.metrics import (METRICS, confusion_matrix, count_flops, count_flops_with_pooling,
                                          hardware_metrics, measure_latency, measure_peak_memory, metric_info,
                                          model_size_bytes, peak_memory_breakdown, per_class_report,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nasforge  # noqa: F401  (registers the benchmark spaces)
-from nasforge.benchmarking.runner import BenchmarkPlan, reference, run_benchmark
+from nasforge.compare.runner import BenchmarkPlan, reference, run_benchmark
 from nasforge.config import ConfigError
 from nasforge.estimators.train import TrainEstimator
 from nasforge.objectives.metrics import METRICS, measure_peak_memory, model_size_bytes

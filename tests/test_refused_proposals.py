@@ -131,7 +131,7 @@ def test_reinforce_on_the_benchmark_runner_is_charged_for_no_refused_architectur
     """Minimising parameters, a refused query (failure penalty 0) out-scores every real network,
     so a policy that may propose the all-skip network learns to: before the mask, 259 of these
     300 queries were spent on it."""
-    from nasforge.benchmarking.runner import RunSpec, run_one
+    from nasforge.compare.runner import RunSpec, run_one
 
     run = run_one(RunSpec("nbgraph-proteins", "reinforce", 0, {"batch_size": 4, "learning_rate": 0.05}, 300, None,
                           reward={"metric": "params_m", "direction": "minimize"}))

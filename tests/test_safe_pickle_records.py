@@ -11,8 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
-from nasforge.benchmarks import nb201
-from nasforge.benchmarks.safe_pickle import NUMPY_SCALARS, PlainRecord, UnsafePickleError, restricted_load
+from nasforge.tables import nb201
+from nasforge.tables.safe_pickle import NUMPY_SCALARS, PlainRecord, UnsafePickleError, restricted_load
 
 
 class Rec(PlainRecord):

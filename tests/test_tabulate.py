@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nasforge.benchmarks import TabularEstimator
-from nasforge.benchmarks.own_table import MNIST1DChainNearestSpace, MNIST1DChainSpace, OwnTableSpace
-from nasforge.benchmarks.table_file import TableFileError, read_table, write_table
+from nasforge.tables import TabularEstimator
+from nasforge.tables.own_table import MNIST1DChainNearestSpace, MNIST1DChainSpace, OwnTableSpace
+from nasforge.tables.table_file import TableFileError, read_table, write_table
 from nasforge.cli import main
 from nasforge.data.datasets import split_validation
 from nasforge.estimators.train_and_test import TrainAndTestEstimator
@@ -277,8 +277,8 @@ def test_mnist1d_chain_is_shipped_and_consistent():
 
 
 def test_mnist1d_chain_runs_in_the_benchmark_harness():
-    from nasforge.benchmarking import BenchmarkPlan, run_benchmark
-    from nasforge.benchmarking.runner import tabular_benchmarks
+    from nasforge.compare import BenchmarkPlan, run_benchmark
+    from nasforge.compare.runner import tabular_benchmarks
 
     assert {"mnist1d-chain", "mnist1d-chain-nearest"} <= set(tabular_benchmarks())
     plan = BenchmarkPlan(strategies=["random", "evolution"], benchmarks=["mnist1d-chain"], seeds=[0], budget=30)

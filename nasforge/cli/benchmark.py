@@ -45,7 +45,7 @@ def parse_settings(items: Optional[List[str]]) -> Dict[str, Dict[str, Any]]:
 
 
 def plan_from_args(args: argparse.Namespace):
-    from ..benchmarking.runner import BenchmarkPlan, compared_strategies
+    from ..compare.runner import BenchmarkPlan, compared_strategies
 
     if args.seed_list is not None:
         seeds = _numbers(args.seed_list, int, "--seed-list")
@@ -58,7 +58,7 @@ def plan_from_args(args: argparse.Namespace):
     settings = parse_settings(args.set)
     shared = settings.pop("strategy", None)  # --set strategy.KEY=VALUE: as on `search`, for every strategy run
     if shared:
-        from ..benchmarking.runner import resolve_strategies
+        from ..compare.runner import resolve_strategies
 
         strategies = resolve_strategies(strategies)
         for name in strategies:
@@ -77,8 +77,8 @@ def plan_from_args(args: argparse.Namespace):
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..benchmarking import report
-    from ..benchmarking.runner import run_benchmark
+    from ..compare import report
+    from ..compare.runner import run_benchmark
     from .common import make_console
 
     if args.workers is not None and args.workers < 1:

@@ -5,7 +5,7 @@ The training is an ordinary search (so it is stored, and resumable after a crash
 ``enumerate`` for ``--all``, ``[training] estimator = "train-and-test"`` (the ``train`` recipe,
 plus test accuracy of the same weights and batch-1 latency), and the ``inline`` executor (one child at a time, so that no other
 trial competes with a latency measurement). When the search is done, the completed trials
-become the table file (``nasforge/benchmarks/table_file.py`` documents the format), which the
+become the table file (``nasforge/tables/table_file.py`` documents the format), which the
 ``own-table`` space reads: ``--space own-table --set space.table=FILE``.
 """
 
@@ -139,7 +139,7 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
     import torch
 
     from .. import __version__
-    from ..benchmarks.table_file import write_table
+    from ..tables.table_file import write_table
     from ..data.datasets import split_validation
     from ..estimators.train_and_test import TrainAndTestEstimator
 

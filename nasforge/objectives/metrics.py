@@ -78,10 +78,10 @@ METRICS: Dict[str, MetricInfo] = {
     "peak_memory_bytes": MetricInfo("bytes", "minimize", "parameters + buffers + peak live activations"),
     "train_seconds": MetricInfo("s", "minimize", "wall time of child training"),
     "simulated_seconds": MetricInfo("s", "minimize", "cost a tabular query stands for"),
-    # NAS-Bench-Graph (nasforge/benchmarks/nbgraph.py)
+    # NAS-Bench-Graph (nasforge/tables/nbgraph.py)
     "latency_s": MetricInfo("s", "minimize", "NAS-Bench-Graph's stored latency"),
     "params_m": MetricInfo("millions", "minimize", "NAS-Bench-Graph's stored parameter count"),
-    # NAS-Bench-201 / analog-nasbench (nasforge/benchmarks/nb201.py)
+    # NAS-Bench-201 / analog-nasbench (nasforge/tables/nb201.py)
     "fp_acc": MetricInfo("fraction", "maximize", "full-precision accuracy"),
     "ptq_acc": MetricInfo("fraction", "maximize", "accuracy after post-training quantisation"),
     "qat_acc": MetricInfo("fraction", "maximize", "accuracy after quantisation-aware training"),

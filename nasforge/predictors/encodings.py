@@ -25,7 +25,7 @@ KINDS = ("auto", "onehot", "path")
 
 
 def _nb201_paths() -> Tuple[List[Tuple[int, ...]], Dict[Tuple[str, ...], int], Tuple[str, ...]]:
-    from ..benchmarks.nb201 import EDGES, OPS
+    from ..tables.nb201 import EDGES, OPS
 
     live = tuple(op for op in OPS if op != "none")
     # every input(0) -> output(3) route through the DAG, as positions in EDGES

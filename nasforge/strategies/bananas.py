@@ -11,7 +11,7 @@ asked before, are proposed. Training once per batch keeps the overhead per trial
 Acquisition ``"its"`` is independent Thompson sampling (one draw from N(mean, std) per
 candidate, BANANAS' choice); ``"ucb"`` is mean + ``ucb_k`` * std.
 
-Defaults were checked on NAS-Bench-201 and NAS-Bench-Graph with ``benchmarks/tune_strategies.py``:
+Defaults were checked on NAS-Bench-201 and NAS-Bench-Graph with ``benchmarks/search/tune_strategies.py``:
 100 training steps predict as well as 200 at half the cost; UCB and batches of 20 were no better.
 """
 

@@ -13,7 +13,7 @@ child whose ``arch_hash`` was already asked is mutated again, then replaced by a
 architecture, so every query of a tabular benchmark or a costly training teaches something new.
 
 Defaults (population 30, tournament 20) were chosen on NAS-Bench-201 and NAS-Bench-Graph with
-``benchmarks/tune_strategies.py``: strong selection pressure (tournaments of half the population
+``benchmarks/search/tune_strategies.py``: strong selection pressure (tournaments of half the population
 or more) won at both 100 and 300 queries; the paper's 100 / 25 spends too long on random samples
 for budgets of a few hundred.
 

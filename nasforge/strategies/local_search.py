@@ -13,7 +13,7 @@ Asynchronous use is fine: while results are outstanding, ``ask`` keeps proposing
 unasked neighbour of the current centre; a result that beats the centre moves it.
 
 ``initial_samples`` = 10 was chosen on NAS-Bench-201 and NAS-Bench-Graph with
-``benchmarks/tune_strategies.py`` (of 1, 5, 10 and 20, 10 and 20 tied; 1 and 5 were worse on the
+``benchmarks/search/tune_strategies.py`` (of 1, 5, 10 and 20, 10 and 20 tied; 1 and 5 were worse on the
 graph sets).
 """
 

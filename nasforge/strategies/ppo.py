@@ -14,7 +14,7 @@ away from the data that justified the step. ``A`` is the reward standardised wit
 scale, or else the reward minus a moving-average baseline.
 
 Defaults (learning rate 0.005, entropy weight 0.1 against unit-scale advantages) were chosen on
-NAS-Bench-201 and NAS-Bench-Graph with ``benchmarks/tune_strategies.py``: a smaller entropy bonus
+NAS-Bench-201 and NAS-Bench-Graph with ``benchmarks/search/tune_strategies.py``: a smaller entropy bonus
 lets the policy collapse onto one architecture within ~150 queries and repeat it.
 """
 

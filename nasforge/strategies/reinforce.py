@@ -201,7 +201,7 @@ class Reinforce(Strategy):
         return self.controller.score(tokens)
 
     def advantages(self, rewards: torch.Tensor, baseline: float) -> torch.Tensor:
-        """R - b, the paper's advantage; a subclass may shape it (benchmarks/reinforce_variants.py)."""
+        """R - b, the paper's advantage; a subclass may shape it (benchmarks/hardware/reinforce_variants.py)."""
         return rewards - baseline
 
     def update(self, batch: List[Tuple[Tokens, float]],

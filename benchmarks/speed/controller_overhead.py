@@ -4,7 +4,7 @@ Runs ask+tell with a synthetic reward (no training) on the default chain-cnn spa
 decisions) and reports the median over repeats of milliseconds per child; random search's ask+tell
 is measured in the same process as the baseline.
 
-    python benchmarks/controller_overhead.py [--children 800] [--repeats 5]
+    python benchmarks/speed/controller_overhead.py [--children 800] [--repeats 5]
 """
 
 from __future__ import annotations

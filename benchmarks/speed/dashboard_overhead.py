@@ -10,7 +10,7 @@ search process only: what the dashboard takes from it shows up in wall time, on 
 idle cores only through contention), and the CPU seconds the dashboard process and the browser
 spent meanwhile. The result is the median ratio with/without over pairs.
 
-    .venv/bin/python benchmarks/dashboard_overhead.py --pairs 5
+    .venv/bin/python benchmarks/speed/dashboard_overhead.py --pairs 5
 """
 
 from __future__ import annotations

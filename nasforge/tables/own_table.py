@@ -17,7 +17,7 @@ real space. A table made from a sample holds only some of the space's architectu
   ``table_distance`` > 0): ``mnist1d-chain-nearest``.
 
 ``own-table`` reads any table file (``space.table = "path"``); ``mnist1d-chain`` is the table
-shipped in ``nasforge/benchmarks/data`` (docs/benchmarks-mnist1d-table.md says how it was made).
+shipped in ``nasforge/tables/data`` (docs/benchmarks-mnist1d-table.md says how it was made).
 """
 
 from __future__ import annotations

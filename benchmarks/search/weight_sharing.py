@@ -19,7 +19,7 @@ size; validation forward passes are reported beside it. FLOP-epochs weight the s
 forward FLOPs of the stand-alone network each one trained (``flop_epochs``), the measure
 ``fidelity_compute.py`` gives for the full search. ``--no-retrain`` stops after the re-ranking.
 
-    OMP_NUM_THREADS=1 python benchmarks/weight_sharing.py --seeds 0 1 [--trials 400 --steps 5 ...] [--tag T]
+    OMP_NUM_THREADS=1 python benchmarks/search/weight_sharing.py --seeds 0 1 [--trials 400 --steps 5 ...] [--tag T]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from nasforge.search import trial_seed
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 from nasforge.strategies.base import create_strategy
 
-OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+OUT = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 FULL_SEARCH = {"child_epochs": 300 * 8, "wall_seconds": 498.0, "test_acc": 0.9835}  # docs/benchmarks.md
 
 

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from nasforge.benchmarks.table_file import read_table
+from nasforge.tables.table_file import read_table
 
 
 def load_rows(path: str | Path) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """Statistics of a `nasforge tabulate` table, and strategies compared on it with `nasforge benchmark`.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mnist1d_table.py [--table FILE] [--seeds 20] [--budget 100]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search/mnist1d_table.py [--table FILE] [--seeds 20] [--budget 100]
         [--no-strategies] [--noise-rows 10 --noise-seeds 2]
 
 Prints Markdown (for docs/benchmarks-mnist1d-table.md): the accuracy distribution, the best
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "results"
 
 
@@ -30,8 +30,8 @@ def pct(x: float) -> str:
 
 
 def table_statistics(path: Path) -> None:
-    from nasforge.benchmarking.analytic import expected_regret
-    from nasforge.benchmarks.own_table import OwnTableSpace
+    from nasforge.compare.analytic import expected_regret
+    from nasforge.tables.own_table import OwnTableSpace
 
     space = OwnTableSpace(table=str(path))
     h = space.table.header
@@ -77,7 +77,7 @@ def training_noise(path: Path, rows: int, seeds: int) -> None:
     seeds: how far one training run's accuracy is from another's, the table's own noise floor."""
     import torch
 
-    from nasforge.benchmarks.own_table import OwnTableSpace
+    from nasforge.tables.own_table import OwnTableSpace
     from nasforge.estimators.train_and_test import TrainAndTestEstimator
 
     torch.set_num_threads(1)
@@ -131,7 +131,7 @@ def strategy_table(data: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--table", default=str(ROOT / "nasforge" / "benchmarks" / "data" / "mnist1d_chain.jsonl.gz"))
+    parser.add_argument("--table", default=str(ROOT / "nasforge" / "tables" / "data" / "mnist1d_chain.jsonl.gz"))
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--no-strategies", action="store_true")

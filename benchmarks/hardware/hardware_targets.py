@@ -13,8 +13,8 @@ of the hypervolume of the whole table's front, with a fixed reference point (the
 value of each metric), on nbgraph-cora (accuracy vs latency) and nb201-cifar10 (accuracy vs
 accuracy lost to post-training quantisation).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware_targets.py constrained [--seeds 20]
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware_targets.py pareto [--seeds 20]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware/hardware_targets.py constrained [--seeds 20]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware/hardware_targets.py pareto [--seeds 20]
 
 Results (JSON) go to benchmarks/results/hardware/.
 """
@@ -31,8 +31,8 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
-from nasforge.benchmarking import analytic
-from nasforge.benchmarking.runner import BenchmarkPlan, run_benchmark
+from nasforge.compare import analytic
+from nasforge.compare.runner import BenchmarkPlan, run_benchmark
 from nasforge.objectives.pareto import hypervolume, pareto_front
 from nasforge.spaces import create_space
 

@@ -13,7 +13,7 @@ percentage points of the best-by-validation architecture found so far:
 
 A strategy is ``name`` or ``name:key=value,key=value``; ``a|b`` in a value makes a grid::
 
-    python benchmarks/tune_strategies.py random "evolution:population_size=10|20,sample_size=3|5" \\
+    python benchmarks/search/tune_strategies.py random "evolution:population_size=10|20,sample_size=3|5" \\
         --spaces nb201-cifar10 nbgraph-cora --seeds 20 --budgets 100 300
 """
 

@@ -7,7 +7,7 @@ the trial back. The strategy is a real REINFORCE controller on the default 6-lay
 space, asked and told for real (with a synthetic reward) so that its weights change every m
 trials as in a search; only the store's calls are timed.
 
-    .venv/bin/python benchmarks/store_cost.py --trials 10000 --repeats 3
+    .venv/bin/python benchmarks/speed/store_cost.py --trials 10000 --repeats 3
 """
 
 from __future__ import annotations

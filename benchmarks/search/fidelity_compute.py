@@ -18,8 +18,8 @@ other children; ``--etas`` then compares successive halving's eta on the full se
 "Keeps the best" says whether the best child that trains to the end is the full search's best
 architecture.
 
-    .venv/bin/python benchmarks/fidelity_compute.py FULL_STORE HALVING_STORE [--eta 4 --min-epochs 1 --epochs 8]
-    .venv/bin/python benchmarks/fidelity_compute.py FULL_STORE FULL_STORE --etas 3 4 5 6 7
+    .venv/bin/python benchmarks/search/fidelity_compute.py FULL_STORE HALVING_STORE [--eta 4 --min-epochs 1 --epochs 8]
+    .venv/bin/python benchmarks/search/fidelity_compute.py FULL_STORE FULL_STORE --etas 3 4 5 6 7
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ updates, the costliest policy view), made once and reused. Each repeat runs the 
 fresh process (imports included) and records its wall time, its CPU time (user + system, which a
 busy machine inflates less than wall time) and the file's size; the median is reported.
 
-    .venv/bin/python benchmarks/report_size.py --experiment runs/bench-report-1000 --repeats 5
+    .venv/bin/python benchmarks/speed/report_size.py --experiment runs/bench-report-1000 --repeats 5
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ with ``dedup``, and changes one thing:
 
 The variants live here, not in the library: none of them closed the gap (docs/benchmarks-hardware.md).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reinforce_variants.py --seeds 100-119 [--only rank ...]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware/reinforce_variants.py --seeds 100-119 [--only rank ...]
 
 Results (JSON) go to benchmarks/results/hardware/reinforce_variants-<seeds>.json.
 """

@@ -5,7 +5,7 @@ split that the search used (the validation signals held out) and scored on those
 signals. The recipes differ in epochs, random circular shifts and label smoothing; everything
 else is the search's child training.
 
-    python benchmarks/retrain_recipes.py benchmarks/results/quickstart-b300/reinforce-seed0 ... \\
+    python benchmarks/search/retrain_recipes.py benchmarks/results/quickstart-b300/reinforce-seed0 ... \\
         [--recipes plain smooth shift3-e120 shift3-smooth-e120] [--seeds 0 1 2] [--out FILE]
 """
 

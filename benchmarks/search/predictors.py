@@ -5,7 +5,7 @@ table made by ``nasforge tabulate`` when it exists (fitted on validation accurac
 search sees; tau against validation and test accuracy of the rest). Every predictor type, each
 encoding, several seeds (the seed draws the 100 training architectures and seeds the model).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/predictors.py --seeds 10
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search/predictors.py --seeds 10
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.predictors import PREDICTORS, create_predictor, encode_many, rank_correlation
 from nasforge.spaces import create_space
-from table_rows import load_rows  # benchmarks/table_rows.py
+from table_rows import load_rows  # benchmarks/search/table_rows.py
 
-DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "nasforge" / "benchmarks" / "data" / "mnist1d_chain.jsonl.gz"
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "nasforge" / "tables" / "data" / "mnist1d_chain.jsonl.gz"
 
 
 def nb201_problem():

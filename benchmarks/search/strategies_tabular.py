@@ -9,12 +9,12 @@ Three steps, each saved under ``--out`` (runs.csv, summary.csv, runs.json, anyti
    (process start-up and table loading included; target: <= 2 minutes on 2 cores);
 2. ``nbgraph/``: the same on the nine NAS-Bench-Graph datasets;
 3. ``analytic.json``: random search against its exact expected regret
-   (``nasforge.benchmarking.analytic``): the runner's ``random`` with ``dedup=False`` (what the
+   (``nasforge.compare.analytic``): the runner's ``random`` with ``dedup=False`` (what the
    formula models) over ``--analytic-seeds`` seeds, and the default ``random`` of steps 1-2.
 
 ``summary.md`` collects the tables for docs/benchmarks-tabular.md.
 
-    .venv/bin/python benchmarks/strategies_tabular.py [--seeds 20] [--budget 300] [--workers N]
+    .venv/bin/python benchmarks/search/strategies_tabular.py [--seeds 20] [--budget 300] [--workers N]
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from nasforge.benchmarking import analytic, report
-from nasforge.benchmarking.runner import (BenchmarkPlan, BenchmarkResult, at_checkpoint, compared_strategies,
+from nasforge.compare import analytic, report
+from nasforge.compare.runner import (BenchmarkPlan, BenchmarkResult, at_checkpoint, compared_strategies,
                                           resolve_benchmarks, run_benchmark)
 from nasforge.spaces import create_space
 from nasforge.strategies import STRATEGIES
@@ -134,7 +134,7 @@ def analytic_check(args, results: List[BenchmarkResult], out: Path) -> Dict[str,
     nodedup = run_benchmark(plan, workers=args.workers)
     space = create_space("nb201-cifar10")
     table = space.all_metrics()
-    from nasforge.benchmarks.nb201 import _canonical_rows
+    from nasforge.tables.nb201 import _canonical_rows
 
     mc_dedup = {k: mean_se(analytic.simulate_random_search(table["val_acc"], table["test_acc"], k, runs=4000, seed=k,
                                                            classes=_canonical_rows()))

@@ -7,8 +7,8 @@ tasks doing the same sleeps with 16 in flight, on one warm local Ray instance.
 Throughput = trials / wall time of the evaluation phase (from the first trial's start to the
 last one's end, read from the store), so process and Ray start-up are not counted for either side.
 
-    .venv/bin/python benchmarks/executors.py local --trials 40 --repeats 3
-    .venv/bin/python benchmarks/executors.py ray --trials 160 --repeats 3
+    .venv/bin/python benchmarks/speed/executors.py local --trials 40 --repeats 3
+    .venv/bin/python benchmarks/speed/executors.py ray --trials 160 --repeats 3
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ one validation pass, for children drawn from a stored search.
 Answers whether a pruned child (one epoch) pays a fixed overhead that a fully trained one spreads
 over eight: if its first epoch cost more than its second, or building and counting were large.
 
-    python benchmarks/child_costs.py benchmarks/results/quickstart-asha/reinforce-seed0 [--children 40]
+    python benchmarks/speed/child_costs.py benchmarks/results/quickstart-asha/reinforce-seed0 [--children 40]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
    with T. Validation accuracies are the search's; both best architectures are also retrained
    once on train+validation and tested.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency_constrained_mnist1d.py [--budget 40 --epochs 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware/latency_constrained_mnist1d.py [--budget 40 --epochs 3]
 
 Results: benchmarks/results/hardware/latency_mnist1d.json (and the two experiments' stores).
 """

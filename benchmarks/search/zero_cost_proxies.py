@@ -8,7 +8,7 @@ non-trivial proxies, and the three best published on NB-201: synflow, jacob_cov,
 GBT predictor on the proxy vector fitted on 100 architectures (rho on the rest, 10 splits,
 with the best single proxy on the same rows as the baseline).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/zero_cost_proxies.py --seeds 3
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search/zero_cost_proxies.py --seeds 3
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from nasforge.data.datasets import load_dataset
 from nasforge.estimators.zero_cost import PROXIES, ZeroCostEstimator
 from nasforge.predictors import create_predictor
 from nasforge.spaces import create_space
-from table_rows import load_rows  # benchmarks/table_rows.py
+from table_rows import load_rows  # benchmarks/search/table_rows.py
 
-DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "nasforge" / "benchmarks" / "data" / "mnist1d_chain.jsonl.gz"
+DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "nasforge" / "tables" / "data" / "mnist1d_chain.jsonl.gz"
 PUBLISHED_NB201_C10 = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.58, "grad_norm": 0.58, "fisher": 0.36,
                        "naswot": None, "params": None, "flops": None}
 NONTRIVIAL = ("synflow", "naswot", "snip", "grad_norm", "fisher", "jacob_cov")

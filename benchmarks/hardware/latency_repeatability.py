@@ -5,7 +5,7 @@ search's own measurement (batch 1, 10 warm-up runs, median of 30 timed runs, one
 repeated ``--repeats`` times in one process; reported per network: the median of the medians and
 the coefficient of variation (std / mean) of the medians.
 
-    .venv/bin/python benchmarks/latency_repeatability.py --networks 8 --repeats 10
+    .venv/bin/python benchmarks/hardware/latency_repeatability.py --networks 8 --repeats 10
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ the retrained architecture's test accuracy.
 With `--strategies random` the same search by random search, for REINFORCE against random search at equal
 budget and seeds. Results go to benchmarks/results/quickstart-*.json and are summarised on stdout.
 
-    python benchmarks/quickstart.py --seeds 0 1 2 [--strategies reinforce random] [--budget N --epochs E] [--tag T]
-    python benchmarks/quickstart.py --seeds 0 --tag asha --set 'training.pruning={"eta": 3, "min_epochs": 1}'
+    python benchmarks/search/quickstart.py --seeds 0 1 2 [--strategies reinforce random] [--budget N --epochs E] [--tag T]
+    python benchmarks/search/quickstart.py --seeds 0 --tag asha --set 'training.pruning={"eta": 3, "min_epochs": 1}'
 
 Each run also reports its compute: the child-epochs trained (pruned children count the epochs
 they got) and the search's wall time.
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "results"
 
 

@@ -83,7 +83,7 @@ def tabular_settings(strategy: str, given: Optional[Dict[str, Any]] = None) -> D
 # ---- names --------------------------------------------------------------------------------------
 def tabular_benchmarks() -> List[str]:
     """Every registered benchmark space: nb201 first, then NAS-Bench-Graph in dataset order."""
-    from ..benchmarks import NBGRAPH_DATASETS, TabularSpace
+    from ..tables import NBGRAPH_DATASETS, TabularSpace
 
     names = [n for n in SPACES.names()
              if isinstance(SPACES.get(n), type) and issubclass(SPACES.get(n), TabularSpace)]

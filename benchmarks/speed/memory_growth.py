@@ -6,8 +6,8 @@ difference between the mean of the last 50 trials and the mean of trials 50-100 
 allocator pools and caches fill during the first trials), and the least-squares slope over the
 trials after the first 50.
 
-    .venv/bin/python benchmarks/memory_growth.py --budget 300
-    .venv/bin/python benchmarks/memory_growth.py --budget 1000 --epochs 1 --strategy random
+    .venv/bin/python benchmarks/speed/memory_growth.py --budget 300
+    .venv/bin/python benchmarks/speed/memory_growth.py --budget 1000 --epochs 1 --strategy random
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Four stride-1 convolutions of 64 filters in a plain chain with a flatten readout
 chain-cnn tokens and trained exactly as `nasforge retrain` does (its recipe, on train+validation),
 then tested on the 1,000 held-out signals. A reference point for the search's results.
 
-    python benchmarks/hand_designed.py [--seeds 0 1 2] [--epochs 60] [--shift 0]
+    python benchmarks/search/hand_designed.py [--seeds 0 1 2] [--epochs 60] [--shift 0]
 """
 
 from __future__ import annotations
