@@ -1,7 +1,7 @@
 """An ensemble of small MLPs (BANANAS' predictor): mean and spread of the members' predictions.
 
-The network code is the ``Ensemble`` of ``strategies/bananas.py`` (all members trained together
-as batched matrix products), reused here so that the strategy and this predictor agree.
+The network code is ``predictors/ensemble.py``'s ``Ensemble`` (all members trained together as
+batched matrix products), which the ``bananas`` strategy uses too, so that both agree.
 Targets are standardised before training; predictions are mapped back.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .base import PREDICTORS, Predictor, _check_int, _check_positive
+from .ensemble import Ensemble
 
 
 @PREDICTORS.register("mlp-ensemble")
@@ -29,8 +30,6 @@ class MLPEnsemblePredictor(Predictor):
         self.s = self.settings()
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        from ..strategies.bananas import Ensemble  # late: strategies may import this package
-
         s = self.s
         self.mean, self.scale = float(y.mean()), float(y.std()) or 1.0
         generator = torch.Generator().manual_seed(int(s["seed"]))

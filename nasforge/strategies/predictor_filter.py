@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..predictors import create_predictor
+from ..predictors.encodings import KINDS, encode_many
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal, Strategy, create_strategy
 
@@ -34,9 +36,6 @@ class PredictorFilter(Strategy):
     def __init__(self, inner: str = "random", inner_settings: Optional[Dict[str, Any]] = None,
                  predictor: str = "gbt", predictor_settings: Optional[Dict[str, Any]] = None,
                  encoding: str = "auto", warmup: int = 10, num_candidates: int = 100, refit_every: int = 1):
-        from ..predictors import create_predictor  # late: the predictors may import strategies
-        from ..predictors.encodings import KINDS
-
         inner_settings = dict(inner_settings or {})
         predictor_settings = dict(predictor_settings or {})
         super().__init__(inner=inner, inner_settings=inner_settings, predictor=predictor,
@@ -69,13 +68,9 @@ class PredictorFilter(Strategy):
 
     # ---- the predictor ----------------------------------------------------------------------------
     def _encode(self, tokens_list) -> np.ndarray:
-        from ..predictors.encodings import encode_many
-
         return encode_many(self.space, tokens_list, self.s["encoding"])
 
     def _fit(self, rows: int) -> None:
-        from ..predictors import create_predictor
-
         settings = {"seed": self.fit_seed, **self.s["predictor_settings"]}
         model = create_predictor(self.s["predictor"], **settings)
         x = self._encode([t for t, _ in self.data[:rows]])
