@@ -6,18 +6,14 @@ are shared and noisy).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from sklearn.metrics import confusion_matrix as sk_confusion_matrix
-from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from nasforge.tables import nb201
-from nasforge.objectives.metrics import (METRICS, confusion_matrix, count_flops, count_flops_with_pooling,
-                                         hardware_metrics, measure_latency, measure_peak_memory, metric_info,
-                                         model_size_bytes, peak_memory_breakdown, per_class_report,
-                                         register_metric)
+from nasforge.objectives.hardware import (count_flops, count_flops_with_pooling, hardware_metrics, measure_latency,
+                                          measure_peak_memory, model_size_bytes, peak_memory_breakdown)
+from nasforge.objectives.registry import METRICS, metric_info, register_metric
 
 F32 = 4  # bytes per float32
 
@@ -162,23 +158,3 @@ def test_registry_knows_every_metric_the_estimators_and_benchmarks_report():
         assert metric_info("energy_mj").unit == "mJ"
     finally:
         METRICS.pop("energy_mj", None)
-
-
-# ---- predictions ---------------------------------------------------------------------------------------
-def test_confusion_matrix_and_per_class_report_match_scikit_learn():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 4, 60)
-    scores = rng.random((60, 4)) + np.eye(4)[labels] * 0.4
-    scores[:, 3] -= 1  # class 3 is never predicted: its precision is 0 by convention
-    predicted = scores.argmax(axis=1)
-    assert (confusion_matrix(scores, labels) == sk_confusion_matrix(labels, predicted, labels=range(4))).all()
-    assert (confusion_matrix(predicted, labels, num_classes=4) == confusion_matrix(scores, labels)).all()
-    report = per_class_report(scores, labels)
-    p, r, f, s = precision_recall_fscore_support(labels, predicted, labels=range(4), zero_division=0)
-    for c in range(4):
-        got = report["per_class"][c]
-        assert np.allclose([got["precision"], got["recall"], got["f1"]], [p[c], r[c], f[c]])
-        assert got["support"] == s[c]
-    assert np.isclose(report["macro"]["f1"], f.mean())
-    assert np.isclose(report["weighted"]["recall"], (r * s).sum() / s.sum())
-    assert np.isclose(report["accuracy"], (predicted == labels).mean())

@@ -11,7 +11,8 @@ import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.compare.runner import BenchmarkPlan, reference, run_benchmark
 from nasforge.config import ConfigError
 from nasforge.estimators.train import TrainEstimator
-from nasforge.objectives.metrics import METRICS, measure_peak_memory, model_size_bytes
+from nasforge.objectives.hardware import measure_peak_memory, model_size_bytes
+from nasforge.objectives.registry import METRICS
 from nasforge.spaces import create_space
 from nasforge.strategies.base import STRATEGIES
 from nasforge.strategies.random_search import RandomSearch

@@ -9,7 +9,8 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from nasforge.objectives.metrics import accuracy, average_precision, count_flops, count_params, top_k_accuracy
+from nasforge.objectives.classification import accuracy, average_precision, top_k_accuracy
+from nasforge.objectives.hardware import count_flops, count_params
 from nasforge.objectives.rewards import Objective
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nasforge.estimators.base import ESTIMATORS, create_estimator
 from nasforge.estimators.supernet import ChainSuperNet, make_plan, reachable_sizes, supernet_parameters
 from nasforge.estimators.weight_sharing import SharedWeightsEstimator
-from nasforge.objectives.metrics import count_flops, count_params
+from nasforge.objectives.hardware import count_flops, count_params
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
 SHAPES = {1: (2, 23), 2: (2, 9, 7)}  # odd sizes exercise the zero-padding of mismatched inputs

@@ -28,7 +28,7 @@ import torch
 from nasforge import SearchConfig, Store, run_search
 from nasforge.data.datasets import load_dataset
 from nasforge.estimators.train import TrainRecipe, retrain_and_test
-from nasforge.objectives.metrics import measure_latency
+from nasforge.objectives.hardware import measure_latency
 from nasforge.search import store_path
 from nasforge.spaces import create_space
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasforge.objectives.metrics import count_flops, measure_latency
+from nasforge.objectives.hardware import count_flops, measure_latency
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
 INPUT_SHAPE, CLASSES = (1, 40), 10  # MNIST-1D

@@ -19,7 +19,7 @@ import torch
 
 from nasforge.data import load_dataset
 from nasforge.estimators.train import TrainRecipe, predict, search_split, train_network
-from nasforge.objectives.metrics import count_flops
+from nasforge.objectives.hardware import count_flops
 from nasforge.spaces.base import space_of_section
 from nasforge.store import Store
 

@@ -52,7 +52,7 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
     ``file_reward`` is the config file's ``[reward]`` section: flags' constraints are added to its
     list, and its metric decides ``--direction`` alone.
     """
-    from ..objectives.metrics import METRICS
+    from ..objectives.registry import METRICS
     from ..objectives.rewards import parse_constraint
 
     file_reward = dict(file_reward or {})

@@ -3,7 +3,7 @@
 Reads the store, keeps completed (and, unless asked otherwise, feasible) trials that report every
 requested metric, prints the non-dominated ones as a table with the front's hypervolume, and can
 draw every trial with the front highlighted. Directions come from the metric registry
-(``nasforge.objectives.metrics.METRICS``); ``--directions`` covers metrics it does not know.
+(``nasforge.objectives.registry.METRICS``); ``--directions`` covers metrics it does not know.
 
 Reference point of the hypervolume, unless ``--reference`` gives one: each metric's worst value
 among the trials shown, pushed a further 10% of its range (so the front's extreme points still
@@ -30,7 +30,7 @@ def _split(text: str) -> List[str]:
 
 def _directions(metrics: Sequence[str], given: Optional[str], objective_metric: str,
                 objective_direction: str) -> List[str]:
-    from ..objectives.metrics import METRICS
+    from ..objectives.registry import METRICS
 
     if given:
         aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..estimators.base import TrialFailed, create_estimator
-from ..objectives.metrics import METRICS
+from ..objectives.registry import METRICS
 from ..objectives.rewards import Objective, Scorer
 from ..search import trial_seed
 from ..spaces.base import SPACES, InvalidArchitectureError, create_space

@@ -16,8 +16,9 @@ from torch import nn
 
 from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from ..data.datasets import Dataset, load_dataset, split_validation
-from ..objectives.metrics import (classification_report, count_flops, count_flops_with_pooling, count_params,
-                                  measure_latency, measure_peak_memory, model_size_bytes)
+from ..objectives.classification import classification_report
+from ..objectives.hardware import (count_flops, count_flops_with_pooling, count_params, measure_latency,
+                                   measure_peak_memory, model_size_bytes)
 from ..spaces.base import SearchSpace, Tokens
 from .augment import mixup, random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed

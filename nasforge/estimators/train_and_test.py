@@ -14,7 +14,7 @@ from typing import Any, Dict, FrozenSet
 
 import torch
 
-from ..objectives.metrics import measure_latency
+from ..objectives.hardware import measure_latency
 from ..spaces.base import Tokens
 from .base import ESTIMATORS
 from .train import TrainEstimator, predict

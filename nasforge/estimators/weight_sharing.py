@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import Dataset, load_dataset, split_validation
-from ..objectives.metrics import count_flops, count_params
+from ..objectives.hardware import count_flops, count_params
 from ..spaces.base import SearchSpace, Tokens
 from ..spaces.chain_cnn import ChainCNNSpace
 from .base import ESTIMATORS, Estimator, TrialFailed

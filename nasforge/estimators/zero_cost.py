@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.datasets import Dataset, load_dataset, split_validation
-from ..objectives.metrics import count_flops, count_params, register_metric
+from ..objectives.hardware import count_flops, count_params
+from ..objectives.registry import register_metric
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .train import resolve_device

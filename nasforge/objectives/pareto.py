@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .metrics import DIRECTIONS
+from .registry import DIRECTIONS
 
 
 def as_minimization(points, directions: Optional[Sequence[str]] = None) -> np.ndarray:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set
 
-from .metrics import METRICS
+from .registry import METRICS
 
 TRANSFORMS: Dict[str, Callable[[float], float]] = {
     "identity": lambda x: x,

@@ -75,7 +75,7 @@ def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _direction_of(metric: str) -> Optional[str]:
-    from ..objectives.metrics import METRICS
+    from ..objectives.registry import METRICS
 
     info = METRICS.get(metric)
     return info.direction if info is not None else None

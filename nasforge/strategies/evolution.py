@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..objectives.metrics import METRICS
+from ..objectives.registry import METRICS
 from ..objectives.pareto import rank_and_crowding
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal, Strategy

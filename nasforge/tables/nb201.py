@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..objectives.metrics import register_metric
+from ..objectives.registry import register_metric
 from ..spaces.base import SPACES, Decision, InvalidArchitectureError
 from . import TabularSpace
 from .safe_pickle import PlainRecord, restricted_load

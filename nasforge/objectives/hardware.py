@@ -1,10 +1,9 @@
-"""Measured properties of a network and of its predictions.
+"""Measured hardware properties of a network: parameters, size, FLOPs, latency and peak memory.
 
-Accuracies are fractions in [0, 1]. FLOPs come from PyTorch's own counter
-(``torch.utils.flop_counter``), which counts a multiply-add as two FLOPs and counts only matrix
-products and convolutions (no bias additions, normalisation, activations or pooling; see
-:func:`count_flops_with_pooling`). ``METRICS`` names every metric nasforge reports, with its unit
-and which direction is better, so constraints, rewards and Pareto fronts need no extra settings.
+FLOPs come from PyTorch's own counter (``torch.utils.flop_counter``), which counts a multiply-add
+as two FLOPs and counts only matrix products and convolutions (no bias additions, normalisation,
+activations or pooling; see :func:`count_flops_with_pooling`). The results carry the names the
+metric registry (:mod:`.registry`) gives them.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from dataclasses import dataclass
 from itertools import count
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,75 +42,6 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], pooling: bool = Fa
         model(x)
     model.train(was_training)
     return int(counter.get_total_flops())
-
-
-# ---- the registry of named metrics -----------------------------------------------------------------
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric measures: its unit and which way is better (used by rewards and Pareto fronts)."""
-
-    unit: str
-    direction: str  # "maximize" or "minimize"
-    description: str = ""
-
-
-DIRECTIONS = ("maximize", "minimize")
-
-METRICS: Dict[str, MetricInfo] = {
-    # measured by the training estimator and the final evaluation
-    "val_acc": MetricInfo("fraction", "maximize", "best validation accuracy of the last score_epochs epochs"),
-    "val_acc_last": MetricInfo("fraction", "maximize", "validation accuracy after the last epoch"),
-    "test_acc": MetricInfo("fraction", "maximize", "test accuracy"),
-    "test_top3_acc": MetricInfo("fraction", "maximize", "test top-3 accuracy"),
-    "test_average_precision": MetricInfo("fraction", "maximize", "test macro average precision"),
-    "top3_acc": MetricInfo("fraction", "maximize", "top-3 accuracy"),
-    "average_precision": MetricInfo("fraction", "maximize", "macro average precision (one-vs-rest)"),
-    "macro_f1": MetricInfo("fraction", "maximize", "unweighted mean of the per-class F1 scores"),
-    "params": MetricInfo("count", "minimize", "trainable and frozen parameters"),
-    "size_bytes": MetricInfo("bytes", "minimize", "parameters (+ floating buffers) stored at a bit width"),
-    "flops": MetricInfo("FLOPs", "minimize", "one forward pass, one example; a multiply-add is 2 FLOPs"),
-    "flops_with_pooling": MetricInfo("FLOPs", "minimize", "flops plus one FLOP per pooling-window element"),
-    "latency_ms": MetricInfo("ms", "minimize", "median forward time of one batch"),
-    "latency_p90_ms": MetricInfo("ms", "minimize", "90th percentile forward time of one batch"),
-    "latency_cv": MetricInfo("ratio", "minimize", "coefficient of variation of the forward times"),
-    "peak_memory_bytes": MetricInfo("bytes", "minimize", "parameters + buffers + peak live activations"),
-    "train_seconds": MetricInfo("s", "minimize", "wall time of child training"),
-    "simulated_seconds": MetricInfo("s", "minimize", "cost a tabular query stands for"),
-    # NAS-Bench-Graph (nasforge/tables/nbgraph.py)
-    "latency_s": MetricInfo("s", "minimize", "NAS-Bench-Graph's stored latency"),
-    "params_m": MetricInfo("millions", "minimize", "NAS-Bench-Graph's stored parameter count"),
-    # NAS-Bench-201 / analog-nasbench (nasforge/tables/nb201.py)
-    "fp_acc": MetricInfo("fraction", "maximize", "full-precision accuracy"),
-    "ptq_acc": MetricInfo("fraction", "maximize", "accuracy after post-training quantisation"),
-    "qat_acc": MetricInfo("fraction", "maximize", "accuracy after quantisation-aware training"),
-    "noisy_acc": MetricInfo("fraction", "maximize", "accuracy under noise (tracks baseline_drift_*)"),
-    "analog_acc": MetricInfo("fraction", "maximize", "accuracy on analog hardware (tracks analog_drift_*)"),
-}
-for _kind in ("baseline", "analog"):
-    for _t in (60, 3600, 86400, 2592000):
-        METRICS[f"{_kind}_drift_{_t}s"] = MetricInfo("fraction", "maximize", f"accuracy after {_t} s of drift")
-        METRICS[f"{_kind}_drift_{_t}s_std"] = MetricInfo("fraction", "minimize", "spread of that accuracy")
-
-
-def register_metric(name: str, unit: str, direction: str, description: str = "") -> MetricInfo:
-    """Add a metric of your own (e.g. one a custom estimator reports) so constraints and fronts know it."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction of metric {name!r} must be one of {DIRECTIONS}, got {direction!r}")
-    METRICS[name] = MetricInfo(unit, direction, description)
-    return METRICS[name]
-
-
-def metric_info(name: str) -> MetricInfo:
-    """The registered metric, or a ValueError that lists the known names."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(sorted(METRICS))} "
-                         "(register_metric adds one)") from None
-
-
-def metric_direction(name: str) -> str:
-    return metric_info(name).direction
 
 
 # ---- size --------------------------------------------------------------------------------------------
@@ -201,6 +130,28 @@ def _model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
+def _timed_samples(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, min_sample_ms: float,
+                   sync) -> Tuple[List[float], int]:
+    """Per-pass milliseconds of ``repeats`` samples, after ``warmup`` passes, and how many passes
+    each sample runs back to back (enough to last ``min_sample_ms``, judged from one timed pass)."""
+    for _ in range(warmup):
+        model(x)
+    sync()
+    start = time.perf_counter_ns()
+    model(x)
+    sync()
+    one = max((time.perf_counter_ns() - start) / 1e6, 1e-3)
+    calls = int(min(1000, max(1, math.ceil(min_sample_ms / one))))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            model(x)
+        sync()
+        times.append((time.perf_counter_ns() - start) / 1e6 / calls)
+    return times, calls
+
+
 def measure_latency(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1, warmup: int = 10,
                     repeats: int = 50, threads: Optional[int] = None,
                     device: Optional[str | torch.device] = None, min_sample_ms: float = 2.0) -> Dict[str, Any]:
@@ -225,27 +176,13 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], batch_size: in
     generator = torch.Generator().manual_seed(0)
     x = torch.randn((batch_size, *input_shape), generator=generator).to(dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    times = []
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         used_threads = torch.get_num_threads()
         model.eval()
         with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            sync()
-            start = time.perf_counter_ns()
-            model(x)
-            sync()
-            one = max((time.perf_counter_ns() - start) / 1e6, 1e-3)
-            calls = int(min(1000, max(1, math.ceil(min_sample_ms / one))))
-            for _ in range(repeats):
-                start = time.perf_counter_ns()
-                for _ in range(calls):
-                    model(x)
-                sync()
-                times.append((time.perf_counter_ns() - start) / 1e6 / calls)
+            times, calls = _timed_samples(model, x, warmup, repeats, min_sample_ms, sync)
     finally:
         torch.set_num_threads(previous_threads)
         model.train(was_training)
@@ -401,93 +338,3 @@ def hardware_metrics(model: nn.Module, input_shape: Sequence[int], batch_size: i
     if memory:
         out["peak_memory_bytes"] = measure_peak_memory(model, input_shape, batch_size)
     return out
-
-
-# ---- predictions ---------------------------------------------------------------------------------------
-def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    return float((np.asarray(scores).argmax(axis=1) == np.asarray(labels)).mean())
-
-
-def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    top = np.argsort(-np.asarray(scores), axis=1)[:, :k]
-    return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())
-
-
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Macro average precision: one-vs-rest AP per class present in ``labels``, averaged.
-
-    AP of a class is the mean, over its positive examples, of the precision at that example's
-    rank when examples are sorted by the class score (ties share the worst rank among them).
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels)
-    aps = []
-    for c in np.unique(labels):
-        s = scores[:, c]
-        positive = labels == c
-        order = np.argsort(-s, kind="stable")
-        s_sorted, pos_sorted = s[order], positive[order]
-        # group ties: precision is evaluated at the end of each block of equal scores
-        ends = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s_sorted) - 1]
-        tp_cum = np.cumsum(pos_sorted)[ends]
-        precision = tp_cum / (ends + 1)
-        new_tp = np.diff(np.r_[0, tp_cum])
-        aps.append(float((precision * new_tp).sum() / positive.sum()))
-    return float(np.mean(aps))
-
-
-def classification_report(scores: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
-    return {
-        "accuracy": accuracy(scores, labels),
-        "top3_accuracy": top_k_accuracy(scores, labels, min(3, np.asarray(scores).shape[1])),
-        "average_precision": average_precision(scores, labels),
-    }
-
-
-def _predictions(scores: np.ndarray) -> np.ndarray:
-    """Class scores (N, K) -> predicted labels; predicted labels (N,) pass through."""
-    scores = np.asarray(scores)
-    return scores.argmax(axis=1) if scores.ndim == 2 else scores.astype(np.int64)
-
-
-def confusion_matrix(scores: np.ndarray, labels: np.ndarray, num_classes: Optional[int] = None) -> np.ndarray:
-    """Counts, rows = true class, columns = predicted class (scikit-learn's layout).
-
-    ``scores`` are class scores (N, K) or already predicted labels (N,).
-    """
-    predicted, labels = _predictions(scores), np.asarray(labels, dtype=np.int64)
-    if num_classes is None:
-        width = np.asarray(scores).shape[1] if np.asarray(scores).ndim == 2 else 0
-        num_classes = int(max(width, labels.max(initial=-1) + 1, predicted.max(initial=-1) + 1))
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
-
-
-def per_class_report(scores: np.ndarray, labels: np.ndarray,
-                     num_classes: Optional[int] = None) -> Dict[str, Any]:
-    """Precision, recall, F1 and support per class, with macro and support-weighted means.
-
-    A ratio with nothing to divide (no predictions of a class, no examples of it) is 0, as in
-    scikit-learn's default; classes with no examples are left out of the macro mean only if they
-    were also never predicted.
-    """
-    matrix = confusion_matrix(scores, labels, num_classes)
-    tp = np.diag(matrix).astype(np.float64)
-    predicted, support = matrix.sum(axis=0), matrix.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    seen = (support > 0) | (predicted > 0)
-    weights = support / max(support.sum(), 1)
-    per_class = {int(c): {"precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
-                          "support": int(support[c])} for c in range(len(tp))}
-    return {
-        "per_class": per_class,
-        "macro": {k: float(v[seen].mean()) if seen.any() else 0.0
-                  for k, v in (("precision", precision), ("recall", recall), ("f1", f1))},
-        "weighted": {k: float((v * weights).sum()) for k, v in (("precision", precision), ("recall", recall), ("f1", f1))},
-        "accuracy": float(tp.sum() / max(matrix.sum(), 1)),
-        "confusion_matrix": matrix.tolist(),
-    }
