@@ -270,7 +270,7 @@ def _hints(function: Callable) -> Dict[str, Any]:
 def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
     """What ``[section]`` of ``config`` may hold, read from the component it names."""
     if section == "reward":
-        from .objectives.rewards import Objective
+        from .objectives.objective import Objective
 
         keys, _ = constructor_settings(Objective)
         return SectionSchema({**keys, **REWARD_EXTRAS}, "the reward")

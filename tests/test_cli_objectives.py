@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nasforge.cli import build_parser, main
 from nasforge.cli.search import _overrides_from_args
-from nasforge.objectives.rewards import parse_constraint
+from nasforge.objectives.constraints import parse_constraint
 
 
 def overrides(*argv: str):

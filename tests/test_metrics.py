@@ -11,7 +11,7 @@ from torch import nn
 
 from nasforge.objectives.classification import accuracy, average_precision, top_k_accuracy
 from nasforge.objectives.hardware import count_flops, count_params
-from nasforge.objectives.rewards import Objective
+from nasforge.objectives.objective import Objective
 
 
 def test_flops_and_params_of_a_conv_net_by_hand():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nasforge.objectives.rewards import (CallableObjective, Constraint, MnasNetTerm, Objective, Scorer,
-                                         WeightedSum, evaluate_metrics, mnasnet_reward, parse_constraint)
+from nasforge.objectives.constraints import Constraint, MnasNetTerm, mnasnet_reward, parse_constraint
+from nasforge.objectives.objective import CallableObjective, Objective, WeightedSum
+from nasforge.objectives.rewards import Scorer, evaluate_metrics
 
 # ACC = 0.8, T = 2.  By hand: 2^0.07 = e^(0.07 ln 2) = e^0.0485203 = 1.0497166
 AT, BELOW, ABOVE = 2.0, 1.0, 4.0

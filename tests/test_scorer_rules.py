@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from nasforge.objectives.rewards import (CallableObjective, Constraint, Evaluation, MnasNetTerm, Objective, Scorer,
-                                         WeightedSum, evaluate_metrics, mnasnet_reward, parse_constraint)
+from nasforge.objectives.constraints import Constraint, MnasNetTerm, mnasnet_reward, parse_constraint
+from nasforge.objectives.objective import CallableObjective, Objective, WeightedSum
+from nasforge.objectives.rewards import Evaluation, Scorer, evaluate_metrics
 
 
 # ---- objectives -------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import argparse
 from typing import Any, Dict, List, Optional
 
 from ..config import ConfigError
+from ..objectives.registry import DIRECTIONS
 
-# The same as objectives.rewards' names; repeated so that the parser does not import torch.
-DIRECTIONS = ("maximize", "minimize")
+# The same as objectives.constraints.CONSTRAINT_MODES.
 CONSTRAINT_MODES = ("hard", "soft", "mnasnet-hard")
 
 
@@ -53,7 +53,7 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
     list, and its metric decides ``--direction`` alone.
     """
     from ..objectives.registry import METRICS
-    from ..objectives.rewards import parse_constraint
+    from ..objectives.constraints import parse_constraint
 
     file_reward = dict(file_reward or {})
     out: Dict[str, Any] = {}

@@ -44,7 +44,8 @@ import numpy as np
 from ..config import ConfigError
 from ..estimators.base import TrialFailed, create_estimator
 from ..objectives.registry import METRICS
-from ..objectives.rewards import Objective, Scorer
+from ..objectives.objective import Objective
+from ..objectives.rewards import Scorer
 from ..search import trial_seed
 from ..spaces.base import SPACES, InvalidArchitectureError, create_space
 from ..strategies.base import STRATEGIES, create_strategy
@@ -243,7 +244,7 @@ def reference(name: str, constraints: Tuple[str, ...] = ()) -> Dict[str, Any]:
 
     With ``constraints`` ("latency_ms<=3", ...) only the rows that meet them count.
     """
-    from ..objectives.rewards import parse_constraint
+    from ..objectives.constraints import parse_constraint
 
     space = _space(name)
     table = space.all_metrics()

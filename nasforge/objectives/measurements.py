@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 def measured_by_training(reward: Dict[str, Any]) -> List[str]:
     """The metrics named by a ``[reward]`` section that a trained child measures only on request."""
     from ..estimators.train import MEASURABLE
-    from .rewards import parse_constraint
+    from .constraints import parse_constraint
 
     weights = reward.get("weights") or {}
     names = [reward.get("metric"), *(weights if isinstance(weights, dict) else ())]

@@ -6,8 +6,9 @@ extra settings. It imports no torch, so the command line can check names and dir
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Dict
+from typing import Any, Dict
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,13 @@ def metric_info(name: str) -> MetricInfo:
 def metric_direction(name: str) -> str:
     return metric_info(name).direction
 
+
+def metric_value(metrics: Dict[str, Any], name: str, role: str) -> float:
+    """A trial's value of metric ``name`` (read as the ``role``'s metric) as a finite float;
+    missing or non-finite values are errors, so the trial fails instead of ranking oddly."""
+    if name not in metrics:
+        raise KeyError(f"{role} metric {name!r} not among the measured metrics {sorted(metrics)}")
+    value = float(metrics[name])
+    if not math.isfinite(value):
+        raise ValueError(f"{role} metric {name!r} is {value}")
+    return value
