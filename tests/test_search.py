@@ -161,7 +161,7 @@ def test_a_search_stored_by_an_older_version_resumes(tmp_path, mnist1d_slice):
 
     import torch
 
-    from nasforge.store import _dump_state
+    from nasforge.store import dump_state
 
     exp = tmp_path / "exp"
     run_search(tiny_config(budget=2), exp, data=mnist1d_slice)
@@ -171,7 +171,7 @@ def test_a_search_stored_by_an_older_version_resumes(tmp_path, mnist1d_slice):
     con = sqlite3.connect(store_path(exp))
     con.execute("DELETE FROM strategy_states")
     con.execute("INSERT INTO strategy_states (trial_id, keep, created, state) VALUES (NULL, 1, 0, ?)",
-                (_dump_state(state),))
+                (dump_state(state),))
     config = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
     for key in ("plugins", "execution"):
         config.pop(key)

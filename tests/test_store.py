@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from nasforge.store import SCHEMA_VERSION, EmptyStoreError, Store, StoreError, _dump_state
+from nasforge.store import SCHEMA_VERSION, EmptyStoreError, Store, StoreError, dump_state
 
 
 def test_trial_life_cycle_and_strategy_state(tmp_path):
@@ -172,7 +172,7 @@ def test_a_damaged_strategy_state_is_refused_not_loaded(tmp_path):
     path = _store_with_states(tmp_path / "s.sqlite")
     con = sqlite3.connect(path)
     con.execute("UPDATE strategy_states SET state = ? WHERE id = (SELECT MAX(id) FROM strategy_states)",
-                (_dump_state({"step": 99}),))  # a readable state, but not the one the checksum was taken of
+                (dump_state({"step": 99}),))  # a readable state, but not the one the checksum was taken of
     con.commit()
     with Store(path, create=False) as s, pytest.raises(StoreError, match="checksum does not match"):
         s.latest_strategy_state()

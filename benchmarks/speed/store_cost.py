@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nasforge.spaces.chain_cnn import ChainCNNSpace
-from nasforge.store import Store, _dump_state
+from nasforge.store import Store, dump_state
 from nasforge.strategies.reinforce import Reinforce
 
 
@@ -59,7 +59,7 @@ def one_run(trials: int, window: int, m: int) -> dict:
                 elapsed = 0.0
         size = (Path(tmp) / "trials.sqlite").stat().st_size
     last = slice(-window, None)
-    return {"windows": per_window, "state_bytes": len(_dump_state(state)), "file_bytes": size,
+    return {"windows": per_window, "state_bytes": len(dump_state(state)), "file_bytes": size,
             "states_kept": strategy.updates,
             "last_window_ms": {k: 1000 * statistics.mean(v[last]) for k, v in parts.items()}}
 

@@ -293,7 +293,7 @@ def _stored_states(store, limit: int) -> List[Tuple[int, Optional[int], Dict[str
     ``limit`` of them evenly spaced (the last always), as (state id, trial id, state)."""
     import hashlib
 
-    from ..store import StoreError, _load_state
+    from ..store import StoreError, load_state
 
     rows = store.conn.execute(
         "SELECT id, trial_id FROM strategy_states WHERE keep = 1 OR id = (SELECT MAX(id) FROM strategy_states) "
@@ -306,7 +306,7 @@ def _stored_states(store, limit: int) -> List[Tuple[int, Optional[int], Dict[str
         data = store.conn.execute("SELECT state FROM strategy_states WHERE id = ?", (state_id,)).fetchone()
         if data is None:  # dropped by the writer since we listed it (it was the newest, not kept)
             continue
-        state = _load_state(bytes(data[0]))
+        state = load_state(bytes(data[0]))
         for key, digest in store.conn.execute("SELECT key, hash FROM state_blobs WHERE state_id = ?", (state_id,)):
             blob = store.conn.execute("SELECT data FROM blobs WHERE hash = ?", (digest,)).fetchone()
             if blob is None or hashlib.sha1(bytes(blob[0])).hexdigest() != digest:
