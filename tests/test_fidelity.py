@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from nasforge import SearchConfig, Store, run_search
 from nasforge.config import ConfigError
-from nasforge.estimators.fidelity import Pruning, hyperband_brackets, keep_going, rung_values, rungs
+from nasforge.estimators.fidelity import Pruning, keep_going, rung_values, rungs
 from nasforge.search import store_path
 
 
@@ -19,14 +19,16 @@ def test_rungs_are_geometric_below_the_full_budget():
     assert rungs(8, 8, 2) == []
 
 
-def test_hyperband_brackets_match_the_published_table_for_81_epochs_and_eta_3():
-    """Li et al. (2018), Table 1: R = 81, eta = 3."""
-    table = dict(hyperband_brackets(1, 81, 3))
-    assert table[4] == [(81, 1), (27, 3), (9, 9), (3, 27), (1, 81)]
-    assert table[3] == [(34, 3), (11, 9), (3, 27), (1, 81)]
-    assert table[2] == [(15, 9), (5, 27), (1, 81)]
-    assert table[1] == [(8, 27), (2, 81)]
-    assert table[0] == [(5, 81)]
+def test_brackets_stop_children_at_the_epochs_of_the_published_hyperband_table():
+    """Li et al. (2018), Table 1 (R = 81, eta = 3): bracket s trains children to 81 * 3^(i - s)
+    epochs in round i. Pruning's bracket b is Hyperband's s = 4 - b, its rungs those epochs below
+    the full 81 (s = 0 never stops a child, so it has no bracket here and a fifth is refused)."""
+    table = {4: [1, 3, 9, 27, 81], 3: [3, 9, 27, 81], 2: [9, 27, 81], 1: [27, 81]}
+    pruning = Pruning(eta=3, min_epochs=1, brackets=4)
+    pruning.check(81)
+    assert [pruning.rungs_for(b, 81) + [81] for b in range(4)] == [table[4 - b] for b in range(4)]
+    with pytest.raises(ValueError, match="no rung"):
+        Pruning(eta=3, min_epochs=1, brackets=5).check(81)
 
 
 @given(st.lists(st.floats(0, 1), min_size=0, max_size=30), st.integers(2, 5))

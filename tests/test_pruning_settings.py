@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from nasforge.estimators.fidelity import Pruning, hyperband_brackets
+from nasforge.estimators.fidelity import Pruning
 
 
-def test_hyperband_brackets_for_eta_2_and_a_minimum_of_2_epochs():
-    """R = 16 epochs from r = 2: s_max = log2(16 / 2) = 3; bracket s starts ceil(4 / (s + 1) * 2^s)
-    children at 16 * 2^-s epochs and halves them each round, by hand."""
-    table = dict(hyperband_brackets(2, 16, 2))
-    assert sorted(table) == [0, 1, 2, 3]
-    assert table[3] == [(8, 2), (4, 4), (2, 8), (1, 16)]
-    assert table[2] == [(6, 4), (3, 8), (1, 16)]
-    assert table[1] == [(4, 8), (2, 16)]
-    assert table[0] == [(4, 16)]
+def test_brackets_for_eta_2_and_a_minimum_of_2_epochs():
+    """R = 16 epochs from r = 2: Hyperband's bracket s trains children to 16 * 2^-s, then doubling,
+    epochs (s_max = log2(16 / 2) = 3), by hand; bracket b here is s = 3 - b, stopping below 16."""
+    pruning = Pruning(eta=2, min_epochs=2, brackets=3)
+    pruning.check(16)
+    assert [pruning.rungs_for(b, 16) for b in range(3)] == [[2, 4, 8], [4, 8], [8]]
 
 
-def test_hyperband_brackets_for_eta_2_from_one_epoch():
-    assert [s for s, _ in hyperband_brackets(1, 8, 2)] == [3, 2, 1, 0]
+def test_brackets_for_eta_2_from_one_epoch():
+    """From 1 of 8 epochs Hyperband has brackets s = 3, 2, 1, 0; all but s = 0 stop children."""
+    Pruning(eta=2, min_epochs=1, brackets=3).check(8)
+    with pytest.raises(ValueError, match="no rung"):
+        Pruning(eta=2, min_epochs=1, brackets=4).check(8)
 
 
 @pytest.mark.parametrize("setting", [{"eta": 2.5}, {"eta": True}, {"min_epochs": True}, {"min_epochs": 1.0},

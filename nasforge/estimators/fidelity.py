@@ -15,7 +15,6 @@ trials), so the decision needs nothing shared between processes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -26,19 +25,6 @@ def rungs(min_epochs: int, max_epochs: int, eta: int) -> List[int]:
     while r < max_epochs:
         out.append(r)
         r *= eta
-    return out
-
-
-def hyperband_brackets(min_epochs: int, max_epochs: int, eta: int) -> List[Tuple[int, List[Tuple[int, int]]]]:
-    """Hyperband (Li et al., 2018) in epochs: for each bracket s = s_max .. 0, its successive
-    halving schedule as (children, epochs each) per round. Children n = ceil((s_max + 1) / (s + 1)
-    * eta^s); round i keeps floor(n * eta^-i) of them, trained to max_epochs * eta^(i - s) epochs."""
-    s_max = int(math.floor(math.log(max_epochs / min_epochs, eta) + 1e-9))
-    out = []
-    for s in range(s_max, -1, -1):
-        n = int(math.ceil((s_max + 1) / (s + 1) * eta ** s))
-        rounds = [(int(n * eta ** -i), int(round(max_epochs * eta ** (i - s)))) for i in range(s + 1)]
-        out.append((s, rounds))
     return out
 
 

@@ -1,5 +1,5 @@
-"""Pareto fronts of trials over several metrics: non-dominated sorting, crowding distance,
-NSGA-II selection and hypervolume.
+"""Pareto fronts of trials over several metrics: non-dominated sorting, crowding distance and
+hypervolume.
 
 Every function takes ``points`` (n trials × m metrics) and ``directions`` (one "maximize" or
 "minimize" per metric; default all "minimize") and converts to minimisation internally, so callers
@@ -118,37 +118,6 @@ def rank_and_crowding(points, directions: Optional[Sequence[str]] = None) -> Tup
     return ranks, crowding
 
 
-def nsga2_select(points, k: int, directions: Optional[Sequence[str]] = None) -> np.ndarray:
-    """Indices of ``k`` survivors: whole fronts in order, then the least crowded of the front that
-    does not fit (ties by index, so the choice is deterministic)."""
-    if k < 0:
-        raise ValueError(f"k must be non-negative, got {k}")
-    a = as_minimization(points, directions)
-    chosen: List[int] = []
-    for front in non_dominated_sort(a):
-        if len(chosen) + len(front) <= k:
-            chosen.extend(front.tolist())
-            continue
-        crowd = crowding_distance(a[front])
-        order = np.lexsort((front, -crowd))  # larger distance first, then smaller index
-        chosen.extend(front[order[: k - len(chosen)]].tolist())
-        break
-    return np.asarray(chosen, dtype=np.int64)
-
-
-def crowded_better(i: int, j: int, ranks: np.ndarray, crowding: np.ndarray) -> bool:
-    """NSGA-II's crowded comparison: lower rank wins, then larger crowding distance."""
-    if ranks[i] != ranks[j]:
-        return bool(ranks[i] < ranks[j])
-    return bool(crowding[i] > crowding[j])
-
-
-def tournament_select(ranks: np.ndarray, crowding: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` parents by binary tournaments under the crowded comparison (for a later evolution)."""
-    pairs = rng.integers(0, len(ranks), size=(n, 2))
-    return np.array([i if crowded_better(i, j, ranks, crowding) else j for i, j in pairs], dtype=np.int64)
-
-
 # ---- hypervolume ---------------------------------------------------------------------------------------
 def _prepare(points, reference, directions) -> Tuple[np.ndarray, np.ndarray]:
     a = as_minimization(points, directions)
@@ -199,24 +168,6 @@ def hypervolume(points, reference, directions: Optional[Sequence[str]] = None) -
     """
     a, ref = _prepare(points, reference, directions)
     return _hv(a, ref)
-
-
-def hypervolume_monte_carlo(points, reference, directions: Optional[Sequence[str]] = None,
-                            samples: int = 100_000, seed: int = 0) -> Tuple[float, float]:
-    """Estimate and standard error, by uniform samples in the box between the best values and the
-    reference (a check on :func:`hypervolume`, and an option for many metrics)."""
-    a, ref = _prepare(points, reference, directions)
-    if len(a) == 0:
-        return 0.0, 0.0
-    low = a.min(axis=0)
-    box = float(np.prod(ref - low))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, samples, 10_000):
-        u = rng.uniform(low, ref, size=(min(10_000, samples - start), len(ref)))
-        hits += int((a[None, :, :] <= u[:, None, :]).all(axis=2).any(axis=1).sum())
-    p = hits / samples
-    return box * p, box * float(np.sqrt(p * (1 - p) / samples))
 
 
 def reference_point(points, directions: Optional[Sequence[str]] = None, margin: float = 0.1) -> np.ndarray:
