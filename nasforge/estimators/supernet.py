@@ -158,6 +158,9 @@ class ChainSuperNet(nn.Module):
         super().__init__()
         if not isinstance(space, ChainCNNSpace):
             raise ValueError(f"the weight-sharing supernet is built for the chain-cnn space, got {space.name!r}")
+        if space.paper:
+            raise ValueError("the weight-sharing supernet covers chain-cnn's own space, not paper=true "
+                             "(separate stride height and width)")
         self.space = space
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != space.dims + 1:

@@ -122,7 +122,7 @@ def chain_space_of(space):
     from ..spaces.chain_cnn import ChainCNNSpace
 
     for candidate in (space, getattr(space, "base", None)):
-        if isinstance(candidate, ChainCNNSpace):
+        if isinstance(candidate, ChainCNNSpace) and not candidate.paper:  # the paper's: drawn as lines
             return candidate
     return None
 

@@ -1,4 +1,5 @@
-"""``chain-cnn``: the Zoph & Le (2017) convolutional search space, for 1-D signals and 2-D images.
+"""``chain-cnn``: a chain of layers with anchor skip connections after Zoph & Le (2017), for 1-D
+signals and 2-D images; ``paper=True`` gives the paper's own CIFAR-10 space.
 
 Per layer the controller chooses, in this order: which earlier layers feed it (one binary decision
 per earlier layer, answered at the layer's anchor point), the operation, the kernel size (one size
@@ -6,6 +7,24 @@ for 1-D; height and width for 2-D), the number of filters and the stride. After 
 readout (global average pooling, or flattening that keeps position) and a fully connected head whose
 depth and width are also decisions. With an all-identity chain, flattening and a deep head the
 network is an MLP.
+
+Where this default space differs from the paper's (Section 4.1; docs/architecture.md, "Where
+nasforge differs from the paper"): one stride for every axis with values (1, 2), where the paper
+predicts stride height and width separately from (1, 2, 3); an operation choice (conv, max / average
+pooling, identity: the paper's searched layers are all convolutions; its pooling variant inserts
+fixed pooling layers); the readout and head decisions (the paper names none); 1-D inputs; and a
+fixed depth, 6 by default, where the paper grows the depth from 6 by 2 every 1,600 children and
+reports networks of 15 (no strides) and 20 (strided) layers. Kernel sizes (1, 3, 5, 7), filters
+(24, 36, 48, 64), anchor skips, zero-padding and concatenation of inputs are the paper's.
+
+``paper=True`` (``--set space.paper=true``): the paper's strided space exactly, 2-D only (filter
+height and width have no 1-D reading, so 1-D data is refused). Per layer: the anchor's skip
+decisions, then filter height, filter width, stride height, stride width, number of filters (the
+paper's order); every layer a convolution (conv, batch norm, ReLU). No op, readout or head
+decisions: the fixed ending, which the paper does not specify, is the concatenated unread layers,
+global average pooling and one linear layer to the classes. Depth is ``num_layers`` (the paper's
+starting depth 6 unless set; its reported strided network has 20: ``--layers 20``; no growth
+schedule).
 """
 
 from __future__ import annotations
@@ -18,6 +37,7 @@ from .chain_net import OPS, READOUTS, ChainNet
 KERNELS = (1, 3, 5, 7)
 FILTERS = (24, 36, 48, 64)
 STRIDES = (1, 2)
+PAPER_STRIDES = (1, 2, 3)
 HEAD_DEPTHS = (0, 1, 2)
 HEAD_WIDTHS = (64, 128, 256)
 
@@ -26,37 +46,53 @@ HEAD_WIDTHS = (64, 128, 256)
 class ChainCNNSpace(SearchSpace):
     name = "chain-cnn"
 
-    def __init__(self, num_layers: int = 6, dims: int = 1):
+    def __init__(self, num_layers: int = 6, dims: int = 1, paper: bool = False):
         if dims not in (1, 2):
             raise ValueError(f"chain-cnn: dims must be 1 or 2, got {dims!r}")
         if not isinstance(num_layers, int) or not 1 <= num_layers <= 24:
             raise ValueError(f"chain-cnn: num_layers must be an integer in 1..24, got {num_layers!r}")
+        if not isinstance(paper, bool):
+            raise ValueError(f"chain-cnn: paper must be true or false, got {paper!r}")
+        if paper and dims != 2:
+            raise ValueError("chain-cnn: paper=true is the paper's image space (filter and stride height and "
+                             f"width) and needs 2-D data of shape (channels, height, width); this data is {dims}-D")
         self.num_layers = num_layers
         self.dims = dims
+        self.paper = paper
         self._decisions = self._make_decisions()
         self._index = {d.name: i for i, d in enumerate(self._decisions)}
 
     def config(self) -> Dict[str, Any]:
-        return {"num_layers": self.num_layers, "dims": self.dims}
+        # "paper" only when set, so that the stored settings of earlier searches stay as they were
+        return {"num_layers": self.num_layers, "dims": self.dims, **({"paper": True} if self.paper else {})}
 
     def _kernel_names(self, layer: int) -> List[str]:
         if self.dims == 1:
             return [f"L{layer}.kernel"]
         return [f"L{layer}.kernel_h", f"L{layer}.kernel_w"]
 
+    def _stride_names(self, layer: int) -> List[str]:
+        return [f"L{layer}.stride_h", f"L{layer}.stride_w"] if self.paper else [f"L{layer}.stride"]
+
     def _make_decisions(self) -> List[Decision]:
         out: List[Decision] = []
         for i in range(self.num_layers):
             for j in range(i):
                 out.append(Decision(f"L{i}.from_L{j}", (0, 1), layer=i, source=j))
+            if self.paper:
+                out += [Decision(name, KERNELS, layer=i) for name in self._kernel_names(i)]
+                out += [Decision(name, PAPER_STRIDES, layer=i) for name in self._stride_names(i)]
+                out.append(Decision(f"L{i}.filters", FILTERS, layer=i))
+                continue
             out.append(Decision(f"L{i}.op", OPS, layer=i))
             for name in self._kernel_names(i):
                 out.append(Decision(name, KERNELS, layer=i))
             out.append(Decision(f"L{i}.filters", FILTERS, layer=i))
             out.append(Decision(f"L{i}.stride", STRIDES, layer=i))
-        out.append(Decision("readout", READOUTS))
-        out.append(Decision("head.depth", HEAD_DEPTHS))
-        out.append(Decision("head.width", HEAD_WIDTHS))
+        if not self.paper:
+            out.append(Decision("readout", READOUTS))
+            out.append(Decision("head.depth", HEAD_DEPTHS))
+            out.append(Decision("head.width", HEAD_WIDTHS))
         return out
 
     @property
@@ -68,9 +104,11 @@ class ChainCNNSpace(SearchSpace):
         """Zero every choice the network ignores, so that such twins share a hash.
 
         Identity ignores kernel, filters and stride; pooling ignores filters; a head of depth 0
-        ignores its width.
+        ignores its width. The paper's space has no ignored choice.
         """
         t = list(self.validate(tokens))
+        if self.paper:
+            return tuple(t)
         ix = self._index
         for i in range(self.num_layers):
             op = OPS[t[ix[f"L{i}.op"]]]
@@ -85,79 +123,94 @@ class ChainCNNSpace(SearchSpace):
             t[ix["head.width"]] = 0
         return tuple(t)
 
+    def layers(self, tokens: Sequence[int]) -> List[Dict[str, Any]]:
+        """Each layer as ``ChainNet`` reads it: op, kernel, filters, stride (a list in the paper's
+        space: height, width), inputs."""
+        values = self.encode(tokens)
+        out = []
+        for i in range(self.num_layers):
+            strides = [int(values[n]) for n in self._stride_names(i)]
+            out.append({
+                "op": "conv" if self.paper else values[f"L{i}.op"],
+                "kernel": [int(values[n]) for n in self._kernel_names(i)],
+                "filters": int(values[f"L{i}.filters"]),
+                "stride": strides if self.paper else strides[0],
+                "inputs": [j for j in range(i) if values[f"L{i}.from_L{j}"] == 1],
+            })
+        return out
+
+    def ending(self, tokens: Sequence[int]) -> Dict[str, Any]:
+        """Readout and head; fixed in the paper's space (average pooling, one linear layer)."""
+        if self.paper:
+            return {"readout": "avg", "head": {"depth": 0, "width": HEAD_WIDTHS[0]}}
+        values = self.encode(tokens)
+        return {"readout": values["readout"],
+                "head": {"depth": int(values["head.depth"]), "width": int(values["head.width"])}}
+
     def spec(self, tokens: Sequence[int], input_shape: Tuple[int, ...], num_classes: int) -> Dict[str, Any]:
         """The plain-dict description that :class:`ChainNet` builds."""
-        values = self.encode(tokens)
+        self.validate(tokens)
         if len(input_shape) != self.dims + 1:
             raise InvalidArchitectureError(
                 f"chain-cnn with dims={self.dims} needs input shape (channels, "
                 f"{'length' if self.dims == 1 else 'height, width'}), got {tuple(input_shape)}"
-            )
-        layers = []
-        for i in range(self.num_layers):
-            layers.append(
-                {
-                    "op": values[f"L{i}.op"],
-                    "kernel": [int(values[n]) for n in self._kernel_names(i)],
-                    "filters": int(values[f"L{i}.filters"]),
-                    "stride": int(values[f"L{i}.stride"]),
-                    "inputs": [j for j in range(i) if values[f"L{i}.from_L{j}"] == 1],
-                }
             )
         return {
             "dims": self.dims,
             "in_channels": int(input_shape[0]),
             "input_size": [int(s) for s in input_shape[1:]],
             "num_classes": int(num_classes),
-            "layers": layers,
-            "head": {"depth": int(values["head.depth"]), "width": int(values["head.width"])},
-            "readout": values["readout"],
+            "layers": self.layers(tokens),
+            **self.ending(tokens),
         }
 
     def build(self, tokens: Sequence[int], input_shape: Tuple[int, ...], num_classes: int) -> ChainNet:
         return ChainNet(self.spec(tokens, input_shape, num_classes))
 
+    @staticmethod
+    def _stride_text(stride) -> str:
+        steps = stride if isinstance(stride, list) else [stride]
+        return "x".join(map(str, steps))
+
     def summary(self, tokens: Sequence[int]) -> str:
-        """Compact form, e.g. ``C5x36 M3/2<0 I<0+1 | avg fc128``: op, kernel, filters, /stride, <inputs."""
-        values = self.encode(tokens)
+        """Compact form, e.g. ``C5x36 M3/2<0 I<0+1 | avg fc128``: op, kernel, filters, /stride, <inputs
+        (the paper's space: ``C3x5x36/2x1``, stride height x width)."""
         parts = []
-        for i in range(self.num_layers):
-            op = values[f"L{i}.op"]
-            kernel = "x".join(str(values[n]) for n in self._kernel_names(i))
-            stride = f"/{values[f'L{i}.stride']}" if values[f"L{i}.stride"] != 1 else ""
+        for i, layer in enumerate(self.layers(tokens)):
+            op, kernel = layer["op"], "x".join(map(str, layer["kernel"]))
+            stride = "" if set(self._stride_text(layer["stride"]).split("x")) == {"1"} \
+                else f"/{self._stride_text(layer['stride'])}"
             if op == "conv":
-                part = f"C{kernel}x{values[f'L{i}.filters']}{stride}"
+                part = f"C{kernel}x{layer['filters']}{stride}"
             elif op == "identity":
                 part = "I"
             else:
                 part = f"{'M' if op == 'maxpool' else 'A'}{kernel}{stride}"
-            sources = [str(j) for j in range(i) if values[f"L{i}.from_L{j}"] == 1]
-            if sources != ([str(i - 1)] if i else []):
-                part += "<" + ("+".join(sources) if sources else "in")
+            if layer["inputs"] != ([i - 1] if i else []):
+                part += "<" + ("+".join(map(str, layer["inputs"])) if layer["inputs"] else "in")
             parts.append(part)
-        head = "".join(f" fc{values['head.width']}" for _ in range(values["head.depth"]))
-        return " ".join(parts) + f" | {values['readout']}{head}"
+        end = self.ending(tokens)
+        head = "".join(f" fc{end['head']['width']}" for _ in range(end["head"]["depth"]))
+        return " ".join(parts) + f" | {end['readout']}{head}"
 
     def describe(self, tokens: Sequence[int]) -> List[str]:
-        values = self.encode(tokens)
         lines = []
-        for i in range(self.num_layers):
-            sources = [f"L{j}" for j in range(i) if values[f"L{i}.from_L{j}"] == 1]
-            src = " + ".join(sources) if sources else "input"
-            op = values[f"L{i}.op"]
-            kernel = "x".join(str(values[n]) for n in self._kernel_names(i))
+        for i, layer in enumerate(self.layers(tokens)):
+            src = " + ".join(f"L{j}" for j in layer["inputs"]) if layer["inputs"] else "input"
+            op, kernel = layer["op"], "x".join(map(str, layer["kernel"]))
+            stride = self._stride_text(layer["stride"])
             if op == "conv":
-                body = f"conv {kernel}, {values[f'L{i}.filters']} filters, stride {values[f'L{i}.stride']}"
+                body = f"conv {kernel}, {layer['filters']} filters, stride {stride}"
             elif op in ("maxpool", "avgpool"):
-                body = f"{op} {kernel}, stride {values[f'L{i}.stride']}"
+                body = f"{op} {kernel}, stride {stride}"
             else:
                 body = "identity"
             lines.append(f"L{i}: {body}  <- {src}")
-        readout = "global average pool" if values["readout"] == "avg" else "flatten"
-        lines.append(f"readout: {readout}")
-        depth = values["head.depth"]
+        end = self.ending(tokens)
+        lines.append(f"readout: {'global average pool' if end['readout'] == 'avg' else 'flatten'}")
+        depth = end["head"]["depth"]
         if depth:
-            lines.append(f"head: {depth} x fc {values['head.width']} + relu, then fc to classes")
+            lines.append(f"head: {depth} x fc {end['head']['width']} + relu, then fc to classes")
         else:
             lines.append("head: fc to classes")
         return lines

@@ -9,6 +9,9 @@ Spec (all plain JSON values)::
      "layers": [{"op": "conv", "kernel": [5], "filters": 36, "stride": 1, "inputs": []}, ...],
      "head": {"depth": 1, "width": 128}, "readout": "avg"}
 
+A layer's ``stride`` is one number for every spatial axis, or a list with one per axis (the
+paper's separate stride height and width).
+
 Rules (after Zoph & Le, 2017): a layer with no inputs reads the network input; several inputs of
 different sizes are zero-padded to the largest and concatenated along channels; every layer whose
 output no later layer reads feeds the readout, together with the last layer.
@@ -35,6 +38,12 @@ def output_size(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
+def strides(layer: Dict, dims: int) -> List[int]:
+    """A layer's stride per spatial axis (the spec gives one number for all, or one per axis)."""
+    stride = layer["stride"]
+    return [int(s) for s in stride] if isinstance(stride, (list, tuple)) else [int(stride)] * dims
+
+
 def check_spec(spec: Dict) -> None:
     """Raise ValueError naming the first thing wrong with a spec."""
     dims = spec.get("dims")
@@ -49,6 +58,8 @@ def check_spec(spec: Dict) -> None:
             raise ValueError(f"layer {i}: op must be one of {OPS}, got {layer['op']!r}")
         if len(layer["kernel"]) != dims:
             raise ValueError(f"layer {i}: kernel {layer['kernel']} does not have {dims} entries")
+        if isinstance(layer["stride"], (list, tuple)) and len(layer["stride"]) != dims:
+            raise ValueError(f"layer {i}: stride {layer['stride']} does not have {dims} entries")
         for j in layer["inputs"]:
             if not 0 <= j < i:
                 raise ValueError(f"layer {i}: input {j} is not an earlier layer")
@@ -72,9 +83,10 @@ def _gather(tensors: List[torch.Tensor], dims: int) -> torch.Tensor:
 
 
 class ChainLayer(nn.Module):
-    def __init__(self, op: str, dims: int, in_channels: int, kernel: List[int], filters: int, stride: int):
+    def __init__(self, op: str, dims: int, in_channels: int, kernel: List[int], filters: int, stride):
         super().__init__()
         self.op = op
+        stride = tuple(stride) if isinstance(stride, (list, tuple)) else stride
         kernel_t = tuple(int(k) for k in kernel)
         padding = tuple(k // 2 for k in kernel_t)
         if op == "conv":
@@ -122,13 +134,15 @@ class ChainNet(nn.Module):
                 s_in = [max(sizes[j][d] for j in sources) for d in range(dims)]
             else:
                 c_in, s_in = int(spec["in_channels"]), in_size
-            module = ChainLayer(layer["op"], dims, c_in, layer["kernel"], int(layer["filters"]), int(layer["stride"]))
+            step = strides(layer, dims)
+            module = ChainLayer(layer["op"], dims, c_in, layer["kernel"], int(layer["filters"]),
+                                step if isinstance(layer["stride"], (list, tuple)) else step[0])
             layers.append(module)
             channels.append(module.out_channels)
             if layer["op"] == "identity":
                 sizes.append(list(s_in))
             else:
-                sizes.append([output_size(s_in[d], int(layer["kernel"][d]), int(layer["stride"])) for d in range(dims)])
+                sizes.append([output_size(s_in[d], int(layer["kernel"][d]), step[d]) for d in range(dims)])
         self.layers = nn.ModuleList(layers)
         n = len(layers)
         used = {j for sources in self.inputs for j in sources}
