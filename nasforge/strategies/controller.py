@@ -9,6 +9,11 @@ get one anchor step per layer: its hidden state ``h_i`` is the layer's anchor, a
 decides each connection. The input after an anchor step is the mean of the chosen layers' anchors
 (a learned vector when none is chosen).
 
+Deviations from the paper, nasforge's own choices where it says nothing: the first step's input
+is a learned start vector, and the input after an anchor step (the mean of the chosen anchors, or
+the learned vector) is not stated in the paper either (docs/architecture.md, "Where nasforge
+differs from the paper").
+
 The same code samples (batched, with or without gradient) and scores given tokens (teacher
 forcing, batched, with gradient), so re-scoring gives exactly the probabilities sampled from.
 

@@ -1,7 +1,9 @@
 """REINFORCE with the LSTM controller, as in Zoph & Le (2017).
 
 The gradient of a batch of ``m`` children is ``-(1/m) sum_k (R_k - b) grad log pi(a_k)`` minus an
-entropy bonus, where ``b`` is an exponential moving average of earlier rewards. Log-probabilities
+entropy bonus, where ``b`` is an exponential moving average of earlier rewards: of the transformed
+rewards the strategy is told (with the default cube transform, of cubed accuracies), where the
+paper's baseline averages the accuracies themselves (a deviation). Log-probabilities
 are recomputed at update time from the stored tokens. With one worker the controller does not
 change between sampling and the update of a batch, so this is the exact on-policy gradient.
 
