@@ -20,26 +20,17 @@ def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Macro average precision: one-vs-rest AP per class present in ``labels``, averaged.
+    """Macro average precision: scikit-learn's one-vs-rest AP of each class present in ``labels``,
+    averaged (scikit-learn's own macro average would also count absent classes, with a warning).
 
     AP of a class is the mean, over its positive examples, of the precision at that example's
     rank when examples are sorted by the class score (ties share the worst rank among them).
     """
+    from sklearn.metrics import average_precision_score  # here: importing it costs about a second
+
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
-    aps = []
-    for c in np.unique(labels):
-        s = scores[:, c]
-        positive = labels == c
-        order = np.argsort(-s, kind="stable")
-        s_sorted, pos_sorted = s[order], positive[order]
-        # group ties: precision is evaluated at the end of each block of equal scores
-        ends = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s_sorted) - 1]
-        tp_cum = np.cumsum(pos_sorted)[ends]
-        precision = tp_cum / (ends + 1)
-        new_tp = np.diff(np.r_[0, tp_cum])
-        aps.append(float((precision * new_tp).sum() / positive.sum()))
-    return float(np.mean(aps))
+    return float(np.mean([average_precision_score(labels == c, scores[:, c]) for c in np.unique(labels)]))
 
 
 def classification_report(scores: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
