@@ -36,7 +36,6 @@ BEING_SPLIT: Dict[str, int] = {
     "nasforge/compare/runner.py": 509,
     "nasforge/objectives/rewards.py": 410,
     "nasforge/report/export.py::export_model": 97,
-    "nasforge/report/views.py": 458,
     "nasforge/search.py": 595,
     "nasforge/tables/nb201.py": 412,
     "nasforge/tables/nb201.py::op_mapping_evidence": 75,

@@ -20,6 +20,7 @@ from nasforge import SearchConfig, run_search
 from nasforge.cli.main import main
 from nasforge.report import views
 from nasforge.report.archdraw import chain_layers, draw
+from nasforge.report.importance import importance
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,9 +92,9 @@ def test_population_view_replays_aging_evolution(evolution_run):
 
 def test_importance_says_why_it_is_missing():
     rows = [{"state": "COMPLETE", "objective": 0.5, "tokens": [0, 1]} for _ in range(3)]
-    assert "needs at least 8 completed trials (3 so far)" in views.importance(ChainCNNSpace(1), rows)["reason"]
+    assert "needs at least 8 completed trials (3 so far)" in importance(ChainCNNSpace(1), rows)["reason"]
     same = [{"state": "COMPLETE", "objective": 0.5, "tokens": [k % 2, 1]} for k in range(10)]
-    assert "same objective" in views.importance(ChainCNNSpace(1), same)["reason"]
+    assert "same objective" in importance(ChainCNNSpace(1), same)["reason"]
 
 
 def test_chain_drawing_shows_layers_skips_and_head():
