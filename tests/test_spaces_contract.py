@@ -84,13 +84,22 @@ def architectures(space: SearchSpace):
     return st.tuples(*[st.integers(0, d.size - 1) for d in space.decisions]).filter(lambda t: is_valid(space, t))
 
 
+def over_spaces(test):
+    """A property test run for every case: hypothesis draws from ``data`` per space."""
+    return pytest.mark.parametrize("name, index", PARAMS)(SETTINGS(given(data=st.data())(test)))
+
+
+def drawn(name: str, index: int, data) -> Tuple[SearchSpace, tuple]:
+    """The case's space and a valid architecture of it."""
+    space = space_of(name, index)
+    return space, data.draw(architectures(space))
+
+
 def distance(a, b) -> int:
     return sum(x != y for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("name, index", PARAMS)
-@SETTINGS
-@given(data=st.data())
+@over_spaces
 def test_validate_accepts_exactly_the_in_range_sequences(name, index, data):
     space = space_of(name, index)
     sizes = [d.size for d in space.decisions]
@@ -117,12 +126,9 @@ def test_tokens_that_are_not_integers_are_refused_clearly(name, index):
         space.validate(("1",) + good[1:])
 
 
-@pytest.mark.parametrize("name, index", PARAMS)
-@SETTINGS
-@given(data=st.data())
+@over_spaces
 def test_encode_decode_round_trip_and_sample_is_valid(name, index, data):
-    space = space_of(name, index)
-    tokens = data.draw(architectures(space))
+    space, tokens = drawn(name, index, data)
     assert space.decode(space.encode(tokens)) == tokens
     assert space.decode(space.encode(list(tokens))) == tokens
     seed = data.draw(st.integers(0, 2 ** 16))
@@ -131,12 +137,9 @@ def test_encode_decode_round_trip_and_sample_is_valid(name, index, data):
     assert space.sample(np.random.default_rng(seed)) == sampled
 
 
-@pytest.mark.parametrize("name, index", PARAMS)
-@SETTINGS
-@given(data=st.data())
+@over_spaces
 def test_canonical_is_idempotent_and_twins_share_a_stable_hash(name, index, data):
-    space = space_of(name, index)
-    tokens = data.draw(architectures(space))
+    space, tokens = drawn(name, index, data)
     canonical = space.canonical(tokens)
     assert space.validate(canonical) == canonical
     assert space.canonical(canonical) == canonical
@@ -148,12 +151,9 @@ def test_canonical_is_idempotent_and_twins_share_a_stable_hash(name, index, data
         assert (space.arch_hash(other) == digest) == (space.canonical(other) == canonical), other
 
 
-@pytest.mark.parametrize("name, index", PARAMS)
-@SETTINGS
-@given(data=st.data())
+@over_spaces
 def test_mutate_returns_a_valid_different_architecture(name, index, data):
-    space = space_of(name, index)
-    tokens = data.draw(architectures(space))
+    space, tokens = drawn(name, index, data)
     seed = data.draw(st.integers(0, 2 ** 16))
     mutated = space.mutate(tokens, np.random.default_rng(seed))
     assert space.validate(mutated) == mutated
@@ -166,12 +166,9 @@ def test_mutate_returns_a_valid_different_architecture(name, index, data):
         assert distance(mutated, tokens) == 1
 
 
-@pytest.mark.parametrize("name, index", PARAMS)
-@SETTINGS
-@given(data=st.data())
+@over_spaces
 def test_neighbours_are_valid_and_near(name, index, data):
-    space = space_of(name, index)
-    tokens = data.draw(architectures(space))
+    space, tokens = drawn(name, index, data)
     found = space.neighbours(tokens)
     assert found and len(set(found)) == len(found) and tokens not in found
     for other in found:

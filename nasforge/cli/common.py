@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +16,10 @@ from ..registry import UnknownNameError
 
 RUNS = Path("runs")
 LATEST = RUNS / "latest"
+#: What a shell reports for a command ended by each signal (128 + its number): a command that stops
+#: on one exits as if it had been killed by it, so scripts and schedulers read it the same way.
+EXIT_SIGINT, EXIT_SIGPIPE, EXIT_SIGTERM = 130, 141, 143
+T = TypeVar("T")
 
 
 def user_errors() -> tuple:
@@ -25,6 +29,24 @@ def user_errors() -> tuple:
     from ..store import StoreError
 
     return (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
+
+
+def run_until_stopped(console: Console, command: str, run: Callable[[], T],
+                      how_to_continue: str) -> Tuple[Optional[T], int]:
+    """``(run(), 0)``, or, when the search ``run`` starts stops early, ``(None, exit code)`` after
+    one line saying so: Ctrl+C 130 and SIGTERM 143 (the store is consistent, ``how_to_continue``
+    says how to resume), 1 when the search gave up (too many failed trials in a row)."""
+    from ..search import SearchStopped, SearchTerminated
+
+    try:
+        return run(), 0
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, SearchTerminated)
+        console.print(f"\n[yellow]stopped{' (SIGTERM)' if terminated else ''}.[/] {how_to_continue}")
+        return None, EXIT_SIGTERM if terminated else EXIT_SIGINT
+    except SearchStopped as exc:
+        console.print(f"[red]{command} stopped:[/] {exc}")
+        return None, 1
 
 
 # ---- experiment directories ---------------------------------------------------------------------

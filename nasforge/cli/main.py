@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from .. import __version__
 from .benchmark import add_benchmark_parser
-from .common import user_errors
+from .common import EXIT_SIGINT, EXIT_SIGPIPE, user_errors
 from .dashboard import add_dashboard_parser
 from .export import add_export_parser
 from .inspect import add_best_parser, add_trials_parser
@@ -77,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # `nasforge trials --json | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not fail too
-        return 141  # what a shell reports for a command ended by SIGPIPE
+        return EXIT_SIGPIPE
     except Exception as exc:  # noqa: BLE001 - bad input becomes one line; anything else is re-raised
         if not isinstance(exc, user_errors()):
             raise
@@ -88,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:  # outside a search's own handling (set-up, final report): nothing to save
         print(f"nasforge {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, load_config_file, parse_value
 from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, \
-    _trial_table, check_experiment_dir, format_metric, make_console, reward_labels
+    _trial_table, check_experiment_dir, format_metric, make_console, reward_labels, run_until_stopped
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
 
@@ -79,7 +79,7 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import SearchStopped, SearchTerminated, read_config, run_search, store_path
+    from ..search import read_config, run_search, store_path
     from ..store import Store
 
     console = make_console()
@@ -108,16 +108,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
                   f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
     check_experiment_dir(experiment)
-    try:
+
+    def run():
         with display:
-            result = run_search(config, experiment, resume=args.resume, on_progress=display.update)
-    except KeyboardInterrupt as exc:
-        console.print(f"\n[yellow]stopped{' (SIGTERM)' if isinstance(exc, SearchTerminated) else ''}.[/] the store "
-                      f"is consistent; continue with `nasforge search --resume --experiment {experiment}`")
-        return 143 if isinstance(exc, SearchTerminated) else 130
-    except SearchStopped as exc:
-        console.print(f"[red]search stopped:[/] {exc}")
-        return 1
+            return run_search(config, experiment, resume=args.resume, on_progress=display.update)
+
+    result, code = run_until_stopped(console, "search", run, "the store is consistent; continue with "
+                                     f"`nasforge search --resume --experiment {experiment}`")
+    if code:
+        return code
     space = result.space
     metric, limited = reward_labels(config.reward)
     pruned = f", {result.pruned} pruned" if result.pruned else ""

@@ -171,8 +171,8 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
 
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
-    from .common import make_console
-    from ..search import SearchStopped, SearchTerminated, run_search
+    from .common import make_console, run_until_stopped
+    from ..search import run_search
 
     console = make_console()
     experiment = Path(args.experiment)
@@ -202,15 +202,12 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
             console.print(f"{p.done:>5}/{p.budget}  trial {t.number:>4} {t.state:<8} {acc}  "
                           f"{t.duration or 0:.1f}s" + (f"  {t.error}" if t.error else ""))
 
-    try:
-        run_search(config, experiment, resume=args.resume, on_progress=progress)
-    except KeyboardInterrupt as exc:
-        console.print(f"\n[yellow]stopped.[/] continue with `nasforge tabulate --resume --experiment {experiment} "
-                      f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}`")
-        return 143 if isinstance(exc, SearchTerminated) else 130
-    except SearchStopped as exc:
-        console.print(f"[red]tabulate stopped:[/] {exc}")
-        return 1
+    _, code = run_until_stopped(
+        console, "tabulate", lambda: run_search(config, experiment, resume=args.resume, on_progress=progress),
+        f"continue with `nasforge tabulate --resume --experiment {experiment} "
+        f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}`")
+    if code:
+        return code
     written = write_experiment_table(experiment, out)
     console.print(f"wrote {written['rows']} architectures ({written['failed']} failed) to {out}")
     return 0
