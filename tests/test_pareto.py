@@ -138,6 +138,41 @@ def test_hypervolume_agrees_with_monte_carlo(m, seed):
     assert abs(estimate - exact) < 4 * stderr + 1e-9
 
 
+# ---- against Optuna's (private) implementations, which pareto.py does not use: see why there ---------
+grid_or_floats = st.one_of(st.integers(0, 5).map(float), st.floats(0, 1, allow_nan=False, width=32))
+point_sets_with_reference = st.integers(1, 4).flatmap(lambda m: st.tuples(
+    st.lists(st.lists(grid_or_floats, min_size=m, max_size=m), min_size=0, max_size=20),
+    st.lists(grid_or_floats, min_size=m, max_size=m),
+    st.lists(st.sampled_from(["maximize", "minimize"]), min_size=m, max_size=m)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(point_sets_with_reference)
+def test_fronts_equal_optunas_non_domination_ranks(data):
+    """Ties, duplicates, one metric, one point and no points included."""
+    from optuna.study._multi_objective import _fast_non_domination_rank
+
+    points, _, directions = data
+    points = np.array(points, dtype=float).reshape(len(points), len(directions))
+    expected = _fast_non_domination_rank(as_minimization(points, directions))
+    assert pareto_ranks(points, directions).tolist() == expected.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(point_sets_with_reference)
+def test_hypervolume_equals_optunas(data):
+    """Points worse than the reference in some metric, or equal to it, add nothing (Optuna refuses
+    the worse ones, so they are dropped before asking it)."""
+    from optuna._hypervolume import compute_hypervolume
+
+    points, reference, directions = data
+    points = np.array(points, dtype=float).reshape(len(points), len(directions))
+    a = as_minimization(points, directions)
+    ref = as_minimization([reference], directions)[0]
+    expected = compute_hypervolume(a[(a <= ref).all(axis=1)], ref)
+    assert hypervolume(points, reference, directions) == pytest.approx(expected, rel=1e-12, abs=0)
+
+
 def test_reference_point_is_the_worst_value_pushed_past_the_range():
     ref = reference_point([[0.9, 300], [0.7, 100]], ["maximize", "minimize"])
     assert np.allclose(ref, [0.7 - 0.02, 300 + 20])

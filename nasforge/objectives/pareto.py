@@ -15,6 +15,13 @@ import numpy as np
 
 from .registry import DIRECTIONS
 
+# Our own code, though Optuna (a dependency) has both: its non-dominated ranking
+# (optuna.study._multi_objective._fast_non_domination_rank) and hypervolume
+# (optuna._hypervolume.compute_hypervolume) are private, so any Optuna release may move or change
+# them, and nasforge is meant to work with a range of Optuna versions. test_pareto checks ours
+# against them: the fronts are identical (comparisons only); the hypervolume agrees to 1e-12
+# relative but not bit for bit (Optuna's WFG sums in another order), and reports keep their numbers.
+
 
 def as_minimization(points, directions: Optional[Sequence[str]] = None) -> np.ndarray:
     """An (n, m) float array in which smaller is better in every column (maximised ones negated)."""
