@@ -219,9 +219,8 @@ def add_search_parser(subparsers) -> None:
     """Add ``search`` to the ``nasforge`` command's subparsers. Every list of names comes from its
     registry (nasforge/registry.py: names without importing torch), every default from
     SearchConfig's, so the help cannot go stale (tests/test_cli_help.py)."""
-    from ..config import BUILTIN_DATASETS, SECTIONS, TOP_LEVEL
-    from ..execution.base import EXECUTORS
-    from ..registry import ESTIMATORS, PREDICTORS, SPACES, STRATEGIES
+    from ..config import SECTIONS, TOP_LEVEL
+    from ..registry import PREDICTORS
 
     d = SearchConfig()
     s = subparsers.add_parser(
@@ -235,6 +234,22 @@ def add_search_parser(subparsers) -> None:
     s.add_argument("--experiment", help="directory for this search's store (default: runs/<time>-<dataset>-<strategy>)")
     s.add_argument("--resume", action="store_true", help="continue the experiment (default: the latest one)")
     s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
+    for add_group in (_add_search_flags, _add_space_flags, _add_strategy_flags, _add_training_flags,
+                      _add_execution_flags, _add_reward_flags):
+        add_group(s, d)
+    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help=f"any setting of a section ({', '.join(SECTIONS)}): KEY is a setting of the component "
+                        "the section names, e.g. --set strategy.dedup=false or --set training.weight_decay=0; "
+                        "VALUE is read as JSON (numbers, true/false, null, lists) or else as a string; a wrong "
+                        "key is refused with the valid ones (repeatable). Predictors (for --strategy "
+                        f"predictor-filter, --set strategy.predictor=NAME): {names_text(PREDICTORS.names())}")
+    s.set_defaults(func=cmd_search)
+
+
+def _add_search_flags(s, d: SearchConfig) -> None:
+    """The top-level settings: data, budget, seed, when to give up."""
+    from ..config import BUILTIN_DATASETS
+
     g = s.add_argument_group("search")
     g.add_argument("--dataset", metavar="NAME|FILE", help=f"built-in: {names_text(BUILTIN_DATASETS, d.dataset)}; "
                                                           "or a path to your .npz file")
@@ -242,10 +257,21 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--seed", type=int, help=f"seed of the whole search, a non-negative integer (default {d.seed})")
     g.add_argument("--max-consecutive-failures", type=int,
                    help=f"stop after this many failed trials in a row ({d.max_consecutive_failures})")
+
+
+def _add_space_flags(s, d: SearchConfig) -> None:
+    from ..registry import SPACES
+
     g = s.add_argument_group("space")
     g.add_argument("--space", metavar="NAME", help=f"search space: {names_text(SPACES.names(), d.space['name'])}")
     g.add_argument("--layers", type=int, help=f"chain-cnn: number of layers (default {d.space['num_layers']} for "
                                               "search; `nasforge tabulate` defaults to 4)")
+
+
+def _add_strategy_flags(s, d: SearchConfig) -> None:
+    """The strategy's name and, as flags, the paper controller's settings (reinforce, ppo)."""
+    from ..registry import STRATEGIES
+
     g = s.add_argument_group("strategy", "--controller-* and the two flags after them set reinforce's (and ppo's) "
                                          "settings; other strategies take theirs with --set strategy.KEY=VALUE")
     g.add_argument("--strategy", metavar="NAME",
@@ -257,6 +283,12 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--controller-init", type=float, help="uniform initialisation range (0.08)")
     g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
     g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
+
+
+def _add_training_flags(s, d: SearchConfig) -> None:
+    """How a child is scored, and the train estimator's recipe."""
+    from ..registry import ESTIMATORS
+
     g = s.add_argument_group("child training", "settings of the train estimator (tabular spaces look their "
                                                "metrics up and ignore them)")
     g.add_argument("--estimator", metavar="NAME", help=f"how a child is scored: "
@@ -276,6 +308,12 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--score-epochs", type=int, help="reward uses the best of the last N epochs (5)")
     g.add_argument("--max-params", type=int, help="children with more parameters fail (5000000)")
     g.add_argument("--device", help="auto (default: CUDA when present), cpu or cuda")
+
+
+def _add_execution_flags(s, d: SearchConfig) -> None:
+    """Where and how trials run: the executor, its workers and the limits on each trial."""
+    from ..execution.base import EXECUTORS
+
     g = s.add_argument_group("execution")
     g.add_argument("--executor", metavar="NAME",
                    help=f"how trials run: {names_text(['auto'] + EXECUTORS.names(), d.execution['name'])}; auto "
@@ -287,6 +325,10 @@ def add_search_parser(subparsers) -> None:
     g.add_argument("--memory-limit", type=float, help="MiB a local worker may use before its trial fails (no limit)")
     g.add_argument("--retries", type=int, help="times a trial whose worker died is run again (1)")
     g.add_argument("--address", help="ray: address of an existing cluster (default: start Ray on this machine)")
+
+
+def _add_reward_flags(s, d: SearchConfig) -> None:
+    """What the search optimises; the objective and constraint flags are cli/objectives.py's."""
     g = s.add_argument_group("reward", "what the search optimises: one metric (--objective), its direction, "
                                        "and optional limits on others")
     g.add_argument("--metric", metavar="METRIC", help=f"the same as --objective (an alias; default "
@@ -295,10 +337,3 @@ def add_search_parser(subparsers) -> None:
                                               "as in the paper), square or identity")
     g.add_argument("--failure-penalty", type=float, help="reward given for a failed child (0)")
     add_objective_flags(g)
-    s.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help=f"any setting of a section ({', '.join(SECTIONS)}): KEY is a setting of the component "
-                        "the section names, e.g. --set strategy.dedup=false or --set training.weight_decay=0; "
-                        "VALUE is read as JSON (numbers, true/false, null, lists) or else as a string; a wrong "
-                        "key is refused with the valid ones (repeatable). Predictors (for --strategy "
-                        f"predictor-filter, --set strategy.predictor=NAME): {names_text(PREDICTORS.names())}")
-    s.set_defaults(func=cmd_search)
