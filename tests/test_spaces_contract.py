@@ -31,6 +31,10 @@ class Case(NamedTuple):
     make: Callable[[], SearchSpace]
     table_rows: bool = False  # neighbourhood of table rows, not of one decision
     input_shape: Optional[Tuple[int, ...]] = None  # set for spaces that build networks
+    #: twins build the same network (same parameters, so the same function from the same seed);
+    #: False where twins compute the same function only up to their weights: nb201-cell keeps the
+    #: table's hash, under which a cell's dead edges still hold (unused) weights
+    identical_twins: bool = True
 
 
 def _chain(**settings) -> Callable[[], SearchSpace]:
@@ -45,6 +49,8 @@ CASES: Dict[str, List[Case]] = {
     "chain-cnn": [Case(_chain(num_layers=3, dims=1), input_shape=(1, 24)),
                   Case(_chain(num_layers=2, dims=2), input_shape=(1, 8, 8))],
     "nb201-cifar10": [Case(_named("nb201-cifar10"))],
+    "nb201-cell": [Case(_named("nb201-cell", cells_per_stage=1, channels=4), input_shape=(1, 8, 8),
+                        identical_twins=False)],
     **{name: [Case(_named(name))] for name in SPACES.builtins if name.startswith("nbgraph-")},
     "own-table": [Case(_named("own-table", table=str(MNIST1D_CHAIN)), True, (1, 40))],
     "mnist1d-chain": [Case(_named("mnist1d-chain"), True, (1, 40))],
@@ -198,13 +204,15 @@ def test_networks_run_forward_and_twins_compute_the_same_function(name, index, d
         model = space.build(version, shape, 3).eval()
         with torch.no_grad():
             outputs.append(model(x))
-    assert outputs[0].shape == (2, 3) and torch.isfinite(outputs[0]).all()
-    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    for out in outputs:
+        assert out.shape == (2, 3) and torch.isfinite(out).all()
+    if case_of(name, index).identical_twins:
+        torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
 
 
 def test_which_spaces_build_networks_is_declared_right():
     """A case without ``input_shape`` must be a space that cannot build (else its build goes untested)."""
-    for name, cases in CASES.items():
-        for case in cases:
+    for name in SPACES.builtins:
+        for case in CASES.get(name, []):
             builds = type(case.make()).build is not SearchSpace.build
             assert builds == (case.input_shape is not None), name

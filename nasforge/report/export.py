@@ -1,6 +1,7 @@
-"""Export a found ``ChainNet`` as a folder that is usable without nasforge.
+"""Export a found network (``ChainNet``, or ``CellNet`` of ``nb201-cell``) as a folder usable without nasforge.
 
-The folder holds a verbatim copy of ``nasforge/spaces/chain_net.py`` (which imports only torch),
+The folder holds a verbatim copy of the network's module as ``model.py``
+(``nasforge/spaces/chain_net.py``, or ``cell_net.py`` with ``chain_net.py`` beside it: they import only torch),
 the spec and weights it loads, the training data's preprocessing, an ONNX file for non-torch
 runtimes, metadata and a short README.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import copy
 import datetime
 import importlib.util
-import inspect
 import json
 import logging
 import shutil
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from ..data.datasets import EXPORT_DTYPES
-from ..spaces import chain_net
 from ..spaces.chain_net import ChainNet, RawInput, check_preprocessing
+from ..spaces.networks import export_sources
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def export_model(
     with torch.no_grad():
         reference = exported(x)
 
-    shutil.copyfile(_chain_net_source(), paths["model_py"])
+    for name, source in export_sources(net.spec).items():  # model.py, and what it loads beside it
+        shutil.copyfile(source, out / name)
     paths["spec"].write_text(json.dumps(net.spec, indent=2) + "\n")
     torch.save(net.state_dict(), paths["weights"])
     # always written: ``null`` says "no preprocessing", and an overwrite must not leave an old one
@@ -212,10 +213,6 @@ def _check_example(spec: Dict, example: torch.Tensor, prep: Optional[Dict[str, A
         want = tuple(prep["raw_shape"])
     if example.dim() != len(want) + 1 or tuple(example.shape[1:]) != want or example.shape[0] < 1:
         raise ValueError(f"example_input has shape {tuple(example.shape)}, expected (batch, {', '.join(map(str, want))})")
-
-
-def _chain_net_source() -> Path:
-    return Path(inspect.getsourcefile(chain_net) or chain_net.__file__)
 
 
 def _onnxruntime() -> Optional[ModuleType]:

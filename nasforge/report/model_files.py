@@ -1,4 +1,4 @@
-"""Saving and loading a trained chain network as spec + weights (the retrain output).
+"""Saving and loading a trained network (chain-cnn's or nb201-cell's) as spec + weights (the retrain output).
 
 The training data's preprocessing record is saved beside them (``preprocessing.json``): an
 export made later must replay exactly the steps this model was trained behind, and the data
@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from ..spaces.chain_net import ChainNet
+from ..spaces.networks import build_network
 
 PREPROCESSING = "preprocessing.json"
 
@@ -37,12 +38,13 @@ def save_model(model: ChainNet, directory: Path, metadata: Dict[str, Any],
     (directory / "metrics.json").write_text(json.dumps(metadata, indent=1))
 
 
-def load_model_dir(directory: Path) -> Tuple[ChainNet, Dict[str, Any]]:
+def load_model_dir(directory: Path) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """The retrained network (a ChainNet or a CellNet, as its spec says) and its metrics."""
     directory = Path(directory)
     for name in ("spec.json", "weights.pt"):
         if not (directory / name).exists():
             raise FileNotFoundError(f"{directory} lacks {name}; retrain the architecture again")
-    model = ChainNet(json.loads((directory / "spec.json").read_text()))
+    model = build_network(json.loads((directory / "spec.json").read_text()))
     model.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
     model.eval()
     meta_path = directory / "metrics.json"
