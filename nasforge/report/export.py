@@ -120,8 +120,7 @@ def export_model(
     with torch.no_grad():
         reference = exported(x)
 
-    for name, source in export_sources(net.spec).items():  # model.py, and what it loads beside it
-        shutil.copyfile(source, out / name)
+    _copy_network_code(net.spec, out)
     paths["spec"].write_text(json.dumps(net.spec, indent=2) + "\n")
     torch.save(net.state_dict(), paths["weights"])
     # always written: ``null`` says "no preprocessing", and an overwrite must not leave an old one
@@ -213,6 +212,12 @@ def _check_example(spec: Dict, example: torch.Tensor, prep: Optional[Dict[str, A
         want = tuple(prep["raw_shape"])
     if example.dim() != len(want) + 1 or tuple(example.shape[1:]) != want or example.shape[0] < 1:
         raise ValueError(f"example_input has shape {tuple(example.shape)}, expected (batch, {', '.join(map(str, want))})")
+
+
+def _copy_network_code(spec: Dict, out: Path) -> None:
+    """``model.py`` (the network's module, verbatim) and the files it loads beside it."""
+    for name, source in export_sources(spec).items():
+        shutil.copyfile(source, out / name)
 
 
 def _onnxruntime() -> Optional[ModuleType]:
