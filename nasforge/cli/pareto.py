@@ -120,52 +120,21 @@ def plot_front(path: Path, values, front, metrics: Sequence[str], directions: Se
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    import numpy as np
-    from rich.table import Table
-
     from .common import _open_store, make_console
-    from ..objectives.pareto import hypervolume, pareto_front, reference_point
 
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config = store.config() or {}
         reward = config.get("reward", {})
         objective_metric = reward.get("metric", "val_acc")
-        metrics = _split(args.metrics) if args.metrics else [objective_metric, "params"]
-        if len(metrics) < 2 or len(set(metrics)) != len(metrics):
-            raise ConfigError(f"--metrics {args.metrics!r}: give at least two different metrics")
         trials = store.trials(["COMPLETE"])
-        available = sorted({k for t in trials for k, v in t.metrics.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool)} | {objective_metric})
-        missing = [m for m in metrics if m not in available and m != OBJECTIVE]
-        if missing:
-            raise ConfigError(f"no completed trial of {experiment} reports {', '.join(missing)}; "
-                              f"they report: {', '.join(available)}")
+        metrics = _chosen_metrics(args.metrics, trials, objective_metric, experiment)
         directions = _directions(metrics, args.directions, objective_metric, reward.get("direction", "maximize"))
         kept, values, skipped = collect(trials, metrics, objective_metric, args.include_infeasible)
         if not kept:
             raise ConfigError(f"no completed trial of {experiment} reports all of {', '.join(metrics)}")
-        front = pareto_front(values, directions)
-        if args.reference:
-            try:
-                ref = np.array([float(x) for x in _split(args.reference)])
-            except ValueError:
-                raise ConfigError(f"--reference {args.reference!r}: expected comma-separated numbers") from None
-            if len(ref) != len(metrics):
-                raise ConfigError(f"--reference has {len(ref)} values for {len(metrics)} metrics")
-        else:
-            ref = reference_point(values, directions)
-        hv = hypervolume(np.asarray(values)[front], ref, directions)
-        order = front[np.argsort([values[i][0] for i in front], kind="stable")]
-        if directions[0] == "maximize":
-            order = order[::-1]
-        summary = {
-            "experiment": str(experiment), "metrics": metrics, "directions": directions,
-            "reference": [float(r) for r in ref], "hypervolume": hv,
-            "trials": len(kept), "skipped": skipped,
-            "front": [{"trial": kept[i].number, "tokens": kept[i].tokens,
-                       **{m: values[i][k] for k, m in enumerate(metrics)}} for i in order],
-        }
+        summary, front, order = _front_summary(experiment, kept, values, skipped, metrics, directions,
+                                               args.reference)
         if args.plot:
             plot_front(Path(args.plot), values, front, metrics, directions,
                        f"{experiment.name}: {len(front)} of {len(kept)} trials on the front")
@@ -173,23 +142,85 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary, indent=1))
             return 0
-        console = make_console()
-        table = Table(title=f"{experiment}: Pareto front, {len(front)} of {len(kept)} trials")
-        table.add_column("trial", justify="right")
-        for m, d in zip(metrics, directions):
-            table.add_column(f"{m} {'↑' if d == 'maximize' else '↓'}", justify="right")
-        table.add_column("tokens")
-        for i in order:
-            table.add_row(str(kept[i].number), *(_fmt(x) for x in values[i]), str(kept[i].tokens))
-        console.print(table)
-        left_out = ", ".join(f"{n} {why}" for why, n in skipped.items() if n)
-        if left_out:
-            console.print(f"left out: {left_out}")
-        console.print(f"hypervolume {hv:.6g} (reference {', '.join(_fmt(r) for r in ref)}"
-                      f"{'' if args.reference else ': worst value + 10% of the range'})")
-        if args.plot:
-            console.print(f"plot: {args.plot}")
+        _print_front(make_console(), summary, kept, values, order, given_reference=bool(args.reference))
     return 0
+
+
+def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path) -> List[str]:
+    """--metrics (default: the search's metric and params), refused unless the trials report each."""
+    metrics = _split(given) if given else [objective_metric, "params"]
+    if len(metrics) < 2 or len(set(metrics)) != len(metrics):
+        raise ConfigError(f"--metrics {given!r}: give at least two different metrics")
+    available = sorted({k for t in trials for k, v in t.metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)} | {objective_metric})
+    missing = [m for m in metrics if m not in available and m != OBJECTIVE]
+    if missing:
+        raise ConfigError(f"no completed trial of {experiment} reports {', '.join(missing)}; "
+                          f"they report: {', '.join(available)}")
+    return metrics
+
+
+def _reference(given: Optional[str], values, directions: Sequence[str]):
+    """--reference as numbers, one per metric, or the worst value + 10% of the range."""
+    import numpy as np
+
+    from ..objectives.pareto import reference_point
+
+    if not given:
+        return reference_point(values, directions)
+    try:
+        ref = np.array([float(x) for x in _split(given)])
+    except ValueError:
+        raise ConfigError(f"--reference {given!r}: expected comma-separated numbers") from None
+    if len(ref) != len(directions):
+        raise ConfigError(f"--reference has {len(ref)} values for {len(directions)} metrics")
+    return ref
+
+
+def _front_summary(experiment: Path, kept, values, skipped, metrics, directions, reference: Optional[str]):
+    """The front, its hypervolume and its trials best-first on the first metric, as the JSON summary;
+    also the front's indices into ``values`` and their printing order."""
+    import numpy as np
+
+    from ..objectives.pareto import hypervolume, pareto_front
+
+    front = pareto_front(values, directions)
+    ref = _reference(reference, values, directions)
+    hv = hypervolume(np.asarray(values)[front], ref, directions)
+    order = front[np.argsort([values[i][0] for i in front], kind="stable")]
+    if directions[0] == "maximize":
+        order = order[::-1]
+    summary = {
+        "experiment": str(experiment), "metrics": metrics, "directions": directions,
+        "reference": [float(r) for r in ref], "hypervolume": hv,
+        "trials": len(kept), "skipped": skipped,
+        "front": [{"trial": kept[i].number, "tokens": kept[i].tokens,
+                   **{m: values[i][k] for k, m in enumerate(metrics)}} for i in order],
+    }
+    return summary, front, order
+
+
+def _print_front(console, summary: Dict[str, Any], kept, values, order, given_reference: bool) -> None:
+    """The front as a table, what was left out, and the hypervolume with its reference point."""
+    from rich.table import Table
+
+    front_size = len(summary["front"])
+    table = Table(title=f"{summary['experiment']}: Pareto front, {front_size} of {len(kept)} trials")
+    table.add_column("trial", justify="right")
+    for m, d in zip(summary["metrics"], summary["directions"]):
+        table.add_column(f"{m} {'↑' if d == 'maximize' else '↓'}", justify="right")
+    table.add_column("tokens")
+    for i in order:
+        table.add_row(str(kept[i].number), *(_fmt(x) for x in values[i]), str(kept[i].tokens))
+    console.print(table)
+    left_out = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items() if n)
+    if left_out:
+        console.print(f"left out: {left_out}")
+    reference = ", ".join(_fmt(r) for r in summary["reference"])
+    console.print(f"hypervolume {summary['hypervolume']:.6g} (reference {reference}"
+                  f"{'' if given_reference else ': worst value + 10% of the range'})")
+    if "plot" in summary:
+        console.print(f"plot: {summary['plot']}")
 
 
 def add_pareto_parser(subparsers) -> argparse.ArgumentParser:
