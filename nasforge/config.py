@@ -192,11 +192,11 @@ def parse_value(text: str) -> Any:
 # A section's valid keys and their types are read from the constructor of the component it
 # configures (its signature and type hints), so the schema cannot drift from the code. Besides:
 SEARCH_READS: Dict[str, Dict[str, Any]] = {  # keys the search itself reads, not the component
-    "training": {"estimator": str},  # which estimator (search.build_estimator pops it)
-    "execution": {"retries": int},  # reruns of a lost trial (search.retries_allowed)
+    "training": {"estimator": str},  # which estimator (build.build_estimator pops it)
+    "execution": {"retries": int},  # reruns of a lost trial (parts.retries_allowed)
 }
 SEARCH_SUPPLIES = {"training": ("dataset",)}  # the top-level `dataset`, handed over by the search
-AUTO_EXECUTORS = ("inline", "local")  # what execution.name = "auto" becomes (search.build_executor)
+AUTO_EXECUTORS = ("inline", "local")  # what execution.name = "auto" becomes (parts.build_executor)
 # what Scorer.from_config reads besides the fields of Objective (nasforge/objectives/rewards.py)
 REWARD_EXTRAS: Dict[str, Any] = {
     "constraints": List[str], "constraint_mode": str, "weights": Dict[str, float],

@@ -9,7 +9,8 @@ import torch
 
 from nasforge import SearchConfig, Store, run_search
 from nasforge.config import ConfigError
-from nasforge.execution import EstimatorRecipe, Task, create_executor
+from nasforge.build import estimator_recipe
+from nasforge.execution import Task, create_executor
 from nasforge.search import SearchStopped, store_path
 from nasforge.strategies.reinforce import MAX_IMPORTANCE, Reinforce, importance_weights
 from nasforge.spaces.chain_cnn import ChainCNNSpace
@@ -114,7 +115,7 @@ def test_bad_execution_settings_are_refused_before_any_trial(tmp_path):
 def test_executor_outcomes_come_back_as_tasks_finish(tmp_path):
     config = synthetic_config(seconds=0.0)
     executor = create_executor("local", workers=2)
-    executor.start(EstimatorRecipe(config.to_dict()))
+    executor.start(estimator_recipe(config.to_dict()))
     try:
         tokens = tuple(ChainCNNSpace(num_layers=2, dims=1).sample(__import__("numpy").random.default_rng(0)))
         executor.submit(Task(1, tokens, 0))
@@ -202,7 +203,7 @@ def test_search_on_a_real_local_ray_instance(tmp_path):
 
 def test_a_worker_that_cannot_build_its_estimator_stops_the_search_with_the_reason(tmp_path):
     config = faulty_config(tmp_path, [], budget=2)
-    recipe = EstimatorRecipe({**config.to_dict(), "plugins": ["no_such_plugin_module"]})
+    recipe = estimator_recipe({**config.to_dict(), "plugins": ["no_such_plugin_module"]})
     executor = create_executor("local", workers=1)
     with pytest.raises(Exception, match="no_such_plugin_module"):
         executor.start(recipe)

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from nasforge.config import SearchConfig
+from nasforge.build import estimator_recipe
 from nasforge.execution import EstimatorRecipe, Task, create_executor
 from nasforge.execution.ray_executor import is_loopback
 
@@ -24,7 +25,7 @@ def _recipe() -> EstimatorRecipe:
     config.space = {"name": "chain-cnn", "num_layers": 2, "dims": 1}
     config.strategy = {"name": "random"}
     config.training = {"estimator": "synthetic", "seconds": 0.0}
-    return EstimatorRecipe(config.to_dict())
+    return estimator_recipe(config.to_dict())
 
 
 def listening_sockets(processes):

@@ -24,7 +24,7 @@ declare -A SOURCE=(
   [controller]=nasforge/strategies/controller.py
   [rewards]=nasforge/objectives/rewards.py
   [fidelity]=nasforge/estimators/fidelity.py
-  [store]=nasforge/store.py
+  [store]="nasforge/store/*"
   [export]=nasforge/report/export.py
 )
 declare -A TESTS=(

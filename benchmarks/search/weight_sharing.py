@@ -40,7 +40,7 @@ from nasforge.estimators.base import TrialFailed
 from nasforge.estimators.train import TrainEstimator, TrainRecipe, retrain_and_test
 from nasforge.estimators.weight_sharing import SharedWeightsEstimator
 from nasforge.objectives.objective import Objective
-from nasforge.search import trial_seed
+from nasforge.loop import trial_seed
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 from nasforge.strategies.base import create_strategy
 

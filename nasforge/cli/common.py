@@ -182,7 +182,7 @@ def _trial_table(title: str, trials, space, show_error: bool = False, metric: st
 
 
 def _space_of(store):
-    from ..search import read_config
+    from ..stored_config import read_config
     from ..spaces.base import space_of_section
 
     config = read_config(store)

@@ -19,7 +19,7 @@ def load_search_data(config: Dict[str, Any], dataset: Optional[str] = None):
     """The data the search ran on: the stored dataset, or ``dataset`` (the file moved), checked
     by the fingerprint stored with the search either way."""
     from ..data.datasets import load_dataset
-    from ..search import dataset_reference
+    from ..stored_config import dataset_reference
 
     name = dataset_reference(dataset) if dataset else config["dataset"]
     stored_path = not dataset and (name.endswith(".npz") or "/" in name)
@@ -38,7 +38,7 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     :func:`retrain_recipe`'s keyword arguments (None keeps its default); ``dataset`` points to
     data that moved."""
     from ..estimators.train import retrain_recipe
-    from ..search import is_tabular
+    from ..build import is_tabular
 
     config, space = _space_of(store)
     if is_tabular(config["space"]["name"]):

@@ -79,7 +79,8 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import read_config, run_search, store_path
+    from ..search import run_search, store_path
+    from ..stored_config import read_config
     from ..store import Store
 
     console = make_console()

@@ -75,7 +75,7 @@ def _explicit_settings(args: argparse.Namespace, config: SearchConfig):
 
 
 def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
-    from ..search import build_space, is_tabular
+    from ..build import build_space, is_tabular
     from ..strategies.enumerate_space import count_architectures
 
     if is_tabular(config.space["name"]):
@@ -89,7 +89,8 @@ def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
 
 
 def _stored_config(experiment: Path) -> Dict[str, Any]:
-    from ..search import read_config, store_path
+    from ..search import store_path
+    from ..stored_config import read_config
     from ..store import Store
 
     path = store_path(experiment)
@@ -107,7 +108,7 @@ def table_rows(experiment: Path) -> Dict[str, Any]:
     """Header facts and rows from an experiment's completed trials (first trial of each architecture)."""
     from ..data.datasets import load_dataset
     from ..search import store_path
-    from ..search import read_config
+    from ..stored_config import read_config
     from ..spaces.base import space_of_section
     from ..store import Store
 

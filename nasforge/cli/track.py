@@ -20,7 +20,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         raise ConfigError(f"no experiment folder {experiment}")
     if args.interval <= 0:
         raise ConfigError(f"--interval must be positive, got {args.interval}")
-    from ..search import read_config
+    from ..stored_config import read_config
     from ..report.views import NothingToShow, open_readonly
 
     with open_readonly(experiment) as store:  # bad stores are refused before anything is logged

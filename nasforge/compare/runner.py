@@ -46,7 +46,7 @@ from ..estimators.base import TrialFailed, create_estimator
 from ..objectives.registry import METRICS
 from ..objectives.objective import Objective
 from ..objectives.rewards import Scorer
-from ..search import trial_seed
+from ..loop import trial_seed
 from ..spaces.base import SPACES, InvalidArchitectureError, create_space
 from ..strategies.base import STRATEGIES, create_strategy
 

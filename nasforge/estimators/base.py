@@ -2,24 +2,52 @@
 
 Training a child, looking it up in a table, scoring it with a proxy or a predictor all fit here.
 An estimator never knows which strategy asked. Accuracies are fractions in [0, 1].
+
+This file is the whole contract with the search loop: besides ``setup`` / ``evaluate`` /
+``produces``, the class attributes and hooks of :class:`Estimator` below say what an estimator
+may offer (where it must run, successive halving, a checkpoint); their defaults are what an
+estimator that says nothing gets, so a plugin overrides only what it offers.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, FrozenSet, Optional
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Dict, FrozenSet, Optional
 
 from .. import registry
 from ..registry import Registry
 from ..spaces.base import SearchSpace, Tokens
+from .fidelity import Pruning
 
 
 class TrialFailed(Exception):
     """An architecture that could not be evaluated (NaN loss, too large, ...): fails its trial only."""
 
 
+@dataclass(frozen=True)
+class FidelityMetrics:
+    """The metric keys through which an estimator that stops children early (``pruning``) tells
+    the search what happened; the search reads no other names."""
+
+    metric: str = "val_acc"  # the objective's metric, at the fidelity the child reached
+    history: str = "val_acc_history"  # its value after each epoch: later children's rungs compare with it
+    promised: str = "val_acc_promised"  # its value at the fidelity every child of the bracket reaches:
+    # the strategy is rewarded with this in place of ``metric``, so that pruned and finished children compare
+    pruned_at: str = "pruned_at"  # present when the child was stopped (the epoch): the trial is PRUNED
+
+
 class Estimator(ABC):
     name = "estimator"
+    #: Evaluations change state this object holds (shared weights): they run one at a time in
+    #: the search's own process (executor ``inline``; ``auto`` picks it), never in workers.
+    in_process_only: ClassVar[bool] = False
+    #: Successive halving over epochs (``fidelity.Pruning``), or None. With it the search sends
+    #: each task the values of earlier children at its rungs (``context["rungs"]``), and reads
+    #: ``fidelity_metrics`` from the metrics; :meth:`max_epochs` is then the full fidelity.
+    pruning: Optional[Pruning] = None
+    fidelity_metrics: ClassVar[FidelityMetrics] = FidelityMetrics()
 
     def __init__(self, **settings: Any):
         self._settings = dict(settings)
@@ -43,6 +71,19 @@ class Estimator(ABC):
         search refuses an objective it could never compute before any trial runs. None: not
         known in advance (an estimator that does not say is not checked)."""
         return None
+
+    def max_epochs(self) -> int:
+        """The epochs a child that is never stopped trains (the full fidelity of ``pruning``);
+        0 for an estimator that does not train by epochs."""
+        return 0
+
+    # ---- checkpoint hooks: an estimator that learns across evaluations (shared weights) ----------
+    def save(self, path: Path) -> None:
+        """Write what evaluations have learned to ``path``; called after every trial when the
+        estimator evaluates in the search's process. Nothing to save by default."""
+
+    def load(self, path: Path) -> None:
+        """Restore what :meth:`save` wrote; called when a search resumes and ``path`` exists."""
 
 
 ESTIMATORS: Registry[Estimator] = registry.ESTIMATORS  # declared in registry.py, light enough for --help

@@ -314,6 +314,9 @@ class TrainEstimator(Estimator):
             "epochs": len(history),
         }
 
+    def max_epochs(self) -> int:
+        return self.recipe.epochs
+
     def produces(self) -> FrozenSet[str]:
         measured = set(self.probe.measure)
         if measured & set(LATENCY_METRICS):
@@ -333,14 +336,15 @@ class TrainEstimator(Estimator):
             return False
 
         model, metrics = self.trained(tokens, seed, go_on)
-        history = metrics["val_acc_history"]
+        keys = self.fidelity_metrics
+        history = metrics[keys.history]
         if stopped:
-            metrics["val_acc"] = history[-1]  # the value at the rung that stopped it
+            metrics[keys.metric] = history[-1]  # the value at the rung that stopped it
         if self.pruning is not None and rungs:
             # the fidelity every child of this bracket is promised: what the strategy learns from
-            metrics["val_acc_promised"] = history[min(rungs) - 1]
+            metrics[keys.promised] = history[min(rungs) - 1]
         if stopped:
-            metrics["pruned_at"] = stopped[0]
+            metrics[keys.pruned_at] = stopped[0]
             return metrics  # a pruned child is not measured further
         return {**metrics, **self.probe.metrics(model, self.data.input_shape)}
 

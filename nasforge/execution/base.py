@@ -21,7 +21,7 @@ import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..registry import Registry
 
@@ -49,17 +49,17 @@ class Outcome:
 
 @dataclass
 class EstimatorRecipe:
-    """Everything a worker needs to build the estimator: the search config (a dict) and,
-    when the caller handed a dataset object to the Python API, that dataset."""
+    """Everything a worker needs to build the estimator: the search config (a dict), the dataset
+    when the caller handed one to the Python API, and ``builder``, the function that turns the two
+    into a ready estimator (``nasforge.build.estimator_from_recipe``). The layer above hands the
+    builder down, so executors import nothing of it; a module-level function pickles by name."""
 
+    builder: Callable[[Dict[str, Any], Any], Any]
     config: Dict[str, Any]
     data: Any = None
 
     def build(self):
-        from ..config import SearchConfig
-        from ..search import build_estimator
-
-        return build_estimator(SearchConfig.from_dict(self.config), self.data)
+        return self.builder(self.config, self.data)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -71,7 +71,7 @@ def describe_exception(exc: BaseException) -> str:
 
 def evaluate_task(estimator, task: Task) -> Outcome:
     """Run one evaluation; any exception of the child becomes an ``error`` outcome."""
-    from ..estimators.base import TrialFailed
+    from ..estimators.base import TrialFailed  # lazy: --help imports this module (the executors' names)
 
     start = time.perf_counter()
     estimator.context = task.context
@@ -96,6 +96,9 @@ class Executor(ABC):
     """Runs up to ``slots`` evaluations at once."""
 
     name = "executor"
+    #: Evaluates with the driver's own estimator, in the search's process (so what the estimator
+    #: learns is the driver's: the search checkpoints it after each trial).
+    in_driver: bool = False
 
     def __init__(self, workers: int = 1, trial_timeout: Optional[float] = None,
                  memory_limit_mb: Optional[float] = None, **settings: Any):

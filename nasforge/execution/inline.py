@@ -15,6 +15,7 @@ from .base import EXECUTORS, EstimatorRecipe, Executor, Outcome, Task, evaluate_
 @EXECUTORS.register("inline")
 class InlineExecutor(Executor):
     name = "inline"
+    in_driver = True
 
     def __init__(self, workers: int = 1, trial_timeout: Optional[float] = None,
                  memory_limit_mb: Optional[float] = None, **settings):

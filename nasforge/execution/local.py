@@ -36,7 +36,7 @@ from multiprocessing.connection import Connection, wait as wait_any
 from typing import Any, Dict, List, Optional, Tuple
 
 from .base import (EXECUTORS, LOST, MEMORY, TIMEOUT, EstimatorRecipe, Executor, Outcome, Task, cpu_count,
-                   evaluate_task, limits_text)
+                   describe_exception, evaluate_task, limits_text)
 
 POLL_SECONDS = 0.05  # how often limits are checked while tasks run
 
@@ -157,8 +157,6 @@ def _serve(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str) -
     try:
         estimator = recipe.build()
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the search
-        from .base import describe_exception
-
         conn.send(("setup_error", describe_exception(exc)))
         return
     conn.send(("ready", os.getpid()))

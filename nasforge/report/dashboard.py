@@ -254,7 +254,7 @@ def warm_up() -> None:
     import sklearn.ensemble  # noqa: F401 - importance
     import torch
 
-    from ..search import read_config  # noqa: F401 - the store, the config
+    from ..stored_config import read_config  # noqa: F401 - the store, the config
     from ..strategies.controller import Controller  # noqa: F401 - the policy view
 
     torch.set_num_threads(1)

@@ -11,7 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -53,6 +53,12 @@ class SearchSpace(ABC):
     #: None, the default, where every valid token sequence can be evaluated. Controllers that
     #: write tokens one decision at a time sample only from these values.
     allowed_next: Optional[Callable[[Sequence[int]], Optional[Tuple[int, ...]]]] = None
+    #: The estimator that answers for this space by lookup (a tabular benchmark: ``tabular``), or
+    #: None. A search of a space with one uses it whatever ``[training] estimator`` says, with only
+    #: the ``[training]`` settings named in ``lookup_settings``, loads no dataset, and runs it
+    #: inline when ``auto`` chooses the executor (a lookup costs less than a worker process).
+    lookup_estimator: ClassVar[Optional[str]] = None
+    lookup_settings: ClassVar[Tuple[str, ...]] = ()
 
     @property
     @abstractmethod

@@ -26,6 +26,10 @@ class Proposal:
 
 class Strategy(ABC):
     name = "strategy"
+    #: How many times the strategy has changed its policy (a controller's gradient step); a
+    #: strategy that learns in updates counts them. The store keeps the state saved after each
+    #: change (what the dashboard's policy view replays); the states in between are replaced.
+    updates: int = 0
 
     def __init__(self, **settings: Any):
         self._settings = dict(settings)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..objectives.registry import register_metric
 from ..spaces.base import SPACES, Decision, InvalidArchitectureError
-from . import TabularSpace
+from .base import TabularSpace
 from .safe_pickle import PlainRecord, restricted_load
 
 # Decision order: node by node, as in NB-201's own architecture strings ("|op~0|+|op~0|op~1|+...").

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..spaces.base import SPACES, Decision, InvalidArchitectureError, Tokens
-from . import TabularSpace
+from .base import TabularSpace
 from .safe_pickle import NUMPY_SCALARS, restricted_load
 
 DATASETS: Tuple[str, ...] = (

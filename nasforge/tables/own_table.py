@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..spaces.base import SPACES, InvalidArchitectureError, SearchSpace, Tokens, create_space
-from . import TabularSpace
+from .base import TabularSpace
 from .table_file import REQUIRED, TableFileError, read_table
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

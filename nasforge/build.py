@@ -1,0 +1,87 @@
+"""From settings to the parts every process builds for itself: the space and the estimator.
+
+The driver builds them once to check the settings; every worker builds its own from an
+:class:`~nasforge.execution.base.EstimatorRecipe` whose builder is :func:`estimator_from_recipe`.
+Executors sit below this module: they call the builder they are handed and import nothing here.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, Optional
+
+from .config import ConfigError, SearchConfig, import_plugins
+from .data.datasets import Dataset, load_dataset
+from .estimators.base import ESTIMATORS, Estimator, create_estimator
+from .execution.base import EstimatorRecipe
+from .spaces.base import SPACES, SearchSpace, create_space
+
+
+def lookup_estimator(space_name: str) -> Optional[str]:
+    """The estimator a space answers with by lookup (``SearchSpace.lookup_estimator``), or None.
+    Read off the registered class, before the space is built (building may need the data)."""
+    factory = SPACES.get(space_name)
+    if isinstance(factory, type) and issubclass(factory, SearchSpace):
+        return factory.lookup_estimator
+    return None  # a plugin's factory function declares nothing: its space is trained
+
+
+def is_tabular(space_name: str) -> bool:
+    """Benchmark spaces are looked up in a table instead of trained (and need no data)."""
+    return lookup_estimator(space_name) is not None
+
+
+def estimator_name(config: SearchConfig) -> str:
+    """The estimator a search uses: the space's lookup estimator, else ``[training] estimator``."""
+    return lookup_estimator(config.space["name"]) or config.training.get("estimator", "train")
+
+
+def build_space(config: SearchConfig, data: Optional[Dataset]) -> SearchSpace:
+    space_settings = {k: v for k, v in config.space.items() if k != "name"}
+    if config.space["name"] == "chain-cnn" and "dims" not in space_settings and data is not None:
+        space_settings["dims"] = data.dims
+    try:
+        return create_space(config.space["name"], **space_settings)
+    except TypeError as exc:
+        raise ConfigError(f"[space]: {exc}") from None
+
+
+def build_estimator(config: SearchConfig, data: Optional[Dataset] = None,
+                    space: Optional[SearchSpace] = None) -> Estimator:
+    """The estimator of a search, ready to evaluate: what every worker builds for itself.
+
+    ``[training] estimator`` names it (default ``train``; a space with a lookup estimator always
+    uses that one, with only the settings it declares); the other ``[training]`` settings go to it."""
+    import_plugins(config.plugins)
+    lookup = lookup_estimator(config.space["name"])
+    if lookup is None and data is None:
+        data = load_dataset(config.dataset)
+    if space is None:
+        space = build_space(config, data)
+    try:
+        if lookup is not None:  # a benchmark space answers by lookup; other [training] settings do not apply
+            settings = {k: v for k, v in config.training.items() if k in space.lookup_settings}
+            estimator = create_estimator(lookup, **settings)
+        else:
+            settings = dict(config.training)
+            name = settings.pop("estimator", "train")
+            if "dataset" in inspect.signature(ESTIMATORS.get(name)).parameters:
+                settings["dataset"] = config.dataset
+            estimator = create_estimator(name, **settings)
+        estimator.setup(space, data)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"[training]: {exc}") from None
+    return estimator
+
+
+def estimator_from_recipe(config: Dict[str, Any], data: Any = None) -> Estimator:
+    """An :class:`EstimatorRecipe`'s builder: a module-level function, so the recipe pickles."""
+    return build_estimator(SearchConfig.from_dict(config), data)
+
+
+def estimator_recipe(config: Dict[str, Any], data: Any = None) -> EstimatorRecipe:
+    """What a worker needs to build the search's estimator (the stored config; the dataset when
+    the Python API was handed one)."""
+    return EstimatorRecipe(estimator_from_recipe, config, data)

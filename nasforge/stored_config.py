@@ -1,0 +1,92 @@
+"""The settings a search stores, and reading them back: what ``--resume`` compares and what the
+other commands rebuild the space, the estimator and the data from.
+
+Stores written by older versions are completed on read (``migrate_config``) and compared with
+today's defaults filled in (``with_defaults``), so resuming them works and refuses only real
+differences.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .config import ConfigError, SearchConfig
+from .data.datasets import DATASETS, Dataset
+from .spaces.base import SearchSpace, create_space
+from .store import Store
+
+
+def stored_config(config: SearchConfig, space: SearchSpace, data: Optional[Dataset]) -> Dict[str, Any]:
+    """Everything needed to rebuild the space, the estimator and the data without guessing: the
+    settings as given, completed with what was derived while building (the space's own settings,
+    such as chain-cnn's ``dims``, read off the data), and the data's fingerprint."""
+    stored = config.to_dict()
+    stored["space"] = {**config.space, **space.config()}
+    if data is not None:
+        stored["data_fingerprint"] = data.fingerprint()
+    return stored
+
+
+def dataset_reference(name: str) -> str:
+    """A data file by its absolute path, so that the experiment can be read from any folder; a
+    built-in dataset by its name."""
+    if name in DATASETS or not Path(name).expanduser().is_file():
+        return name
+    return str(Path(name).expanduser().resolve())
+
+
+def _chain_cnn_dims(stored: Dict[str, Any], tokens_length: Optional[int]) -> Optional[int]:
+    """The ``dims`` a chain-cnn search used, read off the length of its stored tokens (the two
+    spaces of one depth differ in length)."""
+    if tokens_length is None:
+        return None
+    settings = {k: v for k, v in stored["space"].items() if k not in ("name", "dims")}
+    for dims in (1, 2):
+        try:
+            if len(create_space("chain-cnn", **settings, dims=dims).decisions) == tokens_length:
+                return dims
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def migrate_config(stored: Dict[str, Any], tokens_length: Optional[int]) -> Dict[str, Any]:
+    """A stored config completed the way today's search stores it. Stores written before the
+    stored config was complete lack chain-cnn's ``dims`` (derived from the data): it is read off
+    the stored tokens, or 1 (the default then) when there are none."""
+    stored = dict(stored)
+    space = dict(stored.get("space") or {})
+    if space.get("name") == "chain-cnn" and "dims" not in space:
+        space["dims"] = _chain_cnn_dims({**stored, "space": space}, tokens_length) or 1
+        stored["space"] = space
+    return stored
+
+
+def same_data(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
+    """``["dataset"]`` when the data is the same by its fingerprint, wherever the file now lies
+    (data is identified by content, so moved data can be pointed to)."""
+    fingerprint = stored.get("data_fingerprint")
+    return ["dataset"] if fingerprint is not None and fingerprint == wanted.get("data_fingerprint") else []
+
+
+def read_config(store: Store) -> Optional[Dict[str, Any]]:
+    """The complete config of the search in ``store`` (migrated in memory when the store is old)."""
+    stored = store.config()
+    if stored is None:
+        return None
+    trials = store.trials()
+    return migrate_config(stored, len(trials[0].tokens) if trials else None)
+
+
+def with_defaults(stored: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored config with the settings added since it was written at their defaults, so that
+    a store from an older nasforge compares equal to the same search today."""
+    settings = {k: v for k, v in stored.items() if k != "data_fingerprint"}
+    try:
+        full = SearchConfig.from_dict(settings).to_dict()
+    except ConfigError:
+        return stored  # differences() will name what does not match
+    if "data_fingerprint" in stored:
+        full["data_fingerprint"] = stored["data_fingerprint"]
+    return full
