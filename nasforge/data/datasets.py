@@ -20,6 +20,7 @@ block usable data; the warning says which classes the test numbers do not cover.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -359,12 +360,20 @@ DATASETS: Dict[str, Callable[[], Dataset]] = {
 }
 
 
+#: Image folders and CIFAR batches (``DIR`` or ``DIR@SIZE``): that module builds on this one, so it
+#: is reached by name, as the registries reach theirs.
+FOLDER_LOADER = "nasforge.data.images"
+
+
 def load_dataset(name: str) -> Dataset:
-    """A built-in dataset by name, or a path to the user's ``.npz`` file."""
+    """A built-in dataset by name, a path to the user's ``.npz`` file, or an image folder."""
     if name in DATASETS:
         return DATASETS[name]()
+    if any(os.path.isdir(os.path.expanduser(p)) for p in (name, name.rpartition("@")[0]) if p):
+        return importlib.import_module(FOLDER_LOADER).load_folder(name)
     if name.endswith(".npz") or os.path.sep in name:
         return load_npz(name)
     raise DataError(
-        f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))} or give a path to a .npz file"
+        f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}, or give a path to a .npz file "
+        "or to a folder of images"
     )

@@ -26,8 +26,8 @@ class UnsafePickleError(pickle.UnpicklingError):
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` whose globals come only from ``allowed``."""
 
-    def __init__(self, file, allowed: Allowed, source: str = "pickle"):
-        super().__init__(file)
+    def __init__(self, file, allowed: Allowed, source: str = "pickle", encoding: str = "ASCII"):
+        super().__init__(file, encoding=encoding)  # "latin1" reads Python 2 numpy pickles (CIFAR's)
         self._allowed = dict(allowed)
         self._source = source
 
@@ -45,13 +45,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self._source} uses persistent ids, which are not allowed")
 
 
-def restricted_load(source: Union[str, Path, bytes], allowed: Allowed) -> Any:
+def restricted_load(source: Union[str, Path, bytes], allowed: Allowed, encoding: str = "ASCII") -> Any:
     """Unpickle a file path or a bytes object with only the ``allowed`` globals."""
     if isinstance(source, (bytes, bytearray)):
-        return RestrictedUnpickler(io.BytesIO(source), allowed, "pickle data").load()
+        return RestrictedUnpickler(io.BytesIO(source), allowed, "pickle data", encoding).load()
     path = Path(source)
     with path.open("rb") as handle:
-        return RestrictedUnpickler(handle, allowed, str(path)).load()
+        return RestrictedUnpickler(handle, allowed, str(path), encoding).load()
 
 
 # ---- checked numpy helpers ------------------------------------------------------------------------
