@@ -34,7 +34,7 @@ def test_reinforce_on_the_mnist1d_table_has_every_query_answered(tmp_path):
 
 
 def test_a_strategy_whose_every_query_fails_says_so_and_exits_1(tmp_path):
-    from nasforge.compare import report
+    from nasforge.compare import curves, report
 
     done = benchmark(tmp_path, "--benchmarks", "mnist1d-chain", "--strategies", "random,tpe",
                      "--seeds", "2", "--budget", "20")
@@ -51,7 +51,7 @@ def test_a_strategy_whose_every_query_fails_says_so_and_exits_1(tmp_path):
     data = json.loads((tmp_path / "out" / "runs.json").read_text())
     assert [(f["strategy"], f["failed"], f["all_failed"]) for f in data["query_failures"]] == [("tpe", 40, True)]
     # the plot: no legend entry for the line that is not drawn, the failure written in the panel
-    fig = report.curve_figure(report.load_result(tmp_path / "out" / "runs.json"))
+    fig = curves.curve_figure(report.load_result(tmp_path / "out" / "runs.json"))
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert "random" in labels and "tpe" not in labels
     panel = " ".join(t.get_text() for t in fig.axes[0].texts)

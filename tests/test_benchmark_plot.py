@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from nasforge.compare import report
+from nasforge.compare import curves, report
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def bench(tmp_path_factory):
 
 
 def test_plot_tells_strategies_and_their_settings_apart(bench):
-    fig = report.curve_figure(report.load_result(bench / "runs.json"))
+    fig = curves.curve_figure(report.load_result(bench / "runs.json"))
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels[:2] == ["random", "reinforce (batch_size=4, entropy_weight=0.003, learning_rate=0.05)"]
     assert not any(label.startswith("tpe") for label in labels)  # no line, so no legend entry
@@ -36,7 +36,7 @@ def test_plot_tells_strategies_and_their_settings_apart(bench):
     test_ax, val_ax = [ax for ax in fig.axes if ax.axison]
     assert val_ax.get_ylabel() == "validation regret (points)"
     strategies = [line for line in test_ax.get_lines() if not line.get_label().startswith("oracle")]
-    assert [line.get_color() for line in strategies] == list(report.PALETTE[:2])
+    assert [line.get_color() for line in strategies] == list(curves.PALETTE[:2])
     assert [line.get_linestyle() for line in strategies] == ["-", "--"]
     for ax in (test_ax, val_ax):  # failures are said in every panel of the benchmark
         assert "tpe: 30 of 30 queries failed, no line" in " ".join(t.get_text() for t in ax.texts)

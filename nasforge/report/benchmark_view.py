@@ -18,7 +18,8 @@ def _plain(values) -> List[Any]:
 def benchmark_data(path: Path) -> Dict[str, Any]:
     import numpy as np
 
-    from ..compare.report import CURVE_KINDS, curve_grid, curve_stats, load_result, strategy_label
+    from ..compare.curves import CURVE_KINDS, curve_grid, curve_stats, strategy_label
+    from ..compare.report import load_result
     from ..compare.runner import QUERIES
 
     file = path / "runs.json" if path.is_dir() else path
