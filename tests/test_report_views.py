@@ -134,6 +134,46 @@ def test_report_is_one_self_contained_file(reinforce_run, tmp_path, capsys):
     assert len(data["experiments"][0]["trials"]) == 16
 
 
+
+def _report_data(html: str) -> dict:
+    import base64
+    import gzip
+
+    payload = re.search(r'<script id="data-gz" type="application/octet-stream">([^<]+)</script>', html).group(1)
+    return json.loads(gzip.decompress(base64.b64decode(payload)))
+
+
+def test_report_in_a_fresh_process_computes_importance_beside_it(reinforce_run, tmp_path):
+    """The command as a user runs it (torch not yet imported, so the forest is fitted in a forked
+    second process): the same importances as computed here, and the second process is gone after."""
+    out = tmp_path / "r.html"
+    done = subprocess.run([sys.executable, "-m", "nasforge", "report", "--experiment", str(reinforce_run),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reported = _report_data(out.read_text())["experiments"][0]["importance"]
+    assert reported == json.loads(json.dumps(views.experiment_data(reinforce_run)["importance"]))
+    assert reported["trials"] == 16 and len(reported["decisions"]) == len(reported["values"])
+
+
+def test_importance_in_background_forks_and_agrees(tmp_path):
+    script = (
+        "import sys\n"
+        "from nasforge.report.importance import InBackground, importance\n"
+        "bg = InBackground()\n"
+        "assert bg.pool is not None and 'torch' not in sys.modules\n"
+        "from nasforge.tables.own_table import MNIST1DChainSpace\n"
+        "space = MNIST1DChainSpace()\n"
+        "rows = [{'state': 'COMPLETE', 'objective': float(k % 5 + (k % 3) * 0.1), "
+        "'tokens': [k % 3] + [0] * (len(space.decisions) - 1)} for k in range(30)]\n"
+        "later = bg.start(space, rows)\n"
+        "got = later(); bg.close()\n"
+        "assert got == importance(space, rows), (got, importance(space, rows))\n"
+        "assert got['decisions'][0] == space.decisions[0].name\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def _fails(argv, capsys) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err

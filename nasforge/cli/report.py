@@ -21,6 +21,7 @@ def experiments_of(args_experiments: Optional[List[str]]) -> List[Path]:
 def cmd_report(args: argparse.Namespace) -> int:
     from .common import make_console
     from ..report.html import plotly_js_path, report_page
+    from ..report.importance import InBackground
     from ..report.views import NothingToShow, experiment_data
 
     console = make_console()
@@ -43,14 +44,19 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     start = time.perf_counter()
     data = []
-    for experiment in experiments:
-        try:
-            one = experiment_data(experiment)
-        except NothingToShow as exc:
-            raise ConfigError(f"nothing to report: {exc}") from None
-        if not one["trials"]:
-            raise ConfigError(f"nothing to report: experiment {experiment} has no trials yet")
-        data.append(one)
+    background = InBackground() if experiments else None  # scikit-learn's import beside torch's
+    try:
+        for experiment in experiments:
+            try:
+                one = experiment_data(experiment, importance=background)
+            except NothingToShow as exc:
+                raise ConfigError(f"nothing to report: {exc}") from None
+            if not one["trials"]:
+                raise ConfigError(f"nothing to report: experiment {experiment} has no trials yet")
+            data.append(one)
+    finally:
+        if background is not None:
+            background.close()
     benchmark = None
     if args.benchmark:
         from ..report.benchmark_view import benchmark_data
