@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import nasforge.tables  # noqa: F401  (registration)
-from nasforge.tables import nb201, nbgraph
+from nasforge.tables import nb201, nb201_evidence, nbgraph
 from nasforge.tables.safe_pickle import NUMPY_SCALARS, UnsafePickleError, restricted_load
 from nasforge.estimators.base import TrialFailed, create_estimator
 from nasforge.spaces.base import InvalidArchitectureError, create_space
@@ -129,7 +129,7 @@ def test_nb201_lookups_match_the_raw_file(nb201_space, nb201_raw):
 def test_nb201_op_mapping_evidence(nb201_raw, nb201_space):
     raw = {k: {a: ((v.value, v.uncertainty) if isinstance(v, _Record) else v)
                for a, v in r.__dict__.items()} for k, r in nb201_raw.items()}
-    ev = nb201.op_mapping_evidence(raw)
+    ev = nb201_evidence.op_mapping_evidence(raw)
     uniform = ev["uniform_cell_fp_acc"]
     # the all-"1" cell is at chance: 1 is "none"
     assert ev["none_id"] == 1 and uniform[1] == 10.0

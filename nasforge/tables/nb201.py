@@ -6,7 +6,7 @@ is the pickle ``analognasbench/data.anb`` from the PyPI package ``analog-nasbenc
 15,625 cells a full-precision accuracy, post-training-quantised and quantisation-aware-trained
 accuracies, two accuracies under the benchmark's analog-hardware simulation, and accuracies
 after conductance drift. The file keys each cell by six integers whose meaning it does not
-state; the mapping used here was derived from the data (``op_mapping_evidence`` recomputes the
+state; the mapping used here was derived from the data (``nb201_evidence.op_mapping_evidence``
 evidence, and ``docs/benchmarks-data.md`` records it). We never import the package's module: it
 needs ``pkg_resources``, and its loader runs a bare ``pickle.load``.
 """
@@ -32,7 +32,7 @@ from .safe_pickle import PlainRecord, restricted_load
 EDGES: Tuple[Tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 OPS: Tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
-# How the file writes a cell (derived from the data; see op_mapping_evidence): its six positions
+# How the file writes a cell (derived from the data; see nb201_evidence.py): its six positions
 # are the edges grouped by source node, and its integers name operations as below.
 FILE_EDGES: Tuple[Tuple[int, int], ...] = ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
 FILE_OP_IDS: Dict[str, int] = {
@@ -194,7 +194,7 @@ def _load_table(path: str, check_hash: bool) -> _Table:
             if digest != DATA_SHA256:
                 raise ValueError(
                     f"{path} is not the analog-nasbench 0.1.3 file the op mapping was derived "
-                    f"from (sha256 {digest}); rerun op_mapping_evidence before trusting it"
+                    f"from (sha256 {digest}); rerun nb201_evidence.op_mapping_evidence before trusting it"
                 )
         return _Table(read_raw(Path(path)))
 
@@ -210,7 +210,7 @@ def cell_function(tokens: Sequence[int]) -> str:
     Two cells with equal expressions build the same network; "0" marks an output cut off from
     the input (such cells score chance in the table).
     """
-    return _named_cell_function([OPS[t] for t in tokens])
+    return named_cell_function([OPS[t] for t in tokens])
 
 
 @lru_cache(maxsize=1)
@@ -301,100 +301,7 @@ class NB201Space(TabularSpace):
         return lines
 
 
-# ---- why the mapping is right ---------------------------------------------------------------------
-
-
-def _input_output_paths(edges: Sequence[Tuple[int, int]]) -> List[Tuple[int, ...]]:
-    """For an edge order, the positions on each input-to-output path (the sets that connect)."""
-    paths = [[0]]
-    done = []
-    while paths:
-        path = paths.pop()
-        if path[-1] == 3:
-            done.append(tuple(sorted(edges.index((b, a)) for a, b in zip(path, path[1:]))))
-            continue
-        paths.extend(path + [n] for n in range(path[-1] + 1, 4))
-    return sorted(done)
-
-
-def op_mapping_evidence(raw: Optional[Dict[Tuple[int, ...], Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """Recompute, from the raw file alone, the facts that pin down FILE_OP_IDS and FILE_EDGES.
-
-    Accuracies are in percent, as in the file. ``docs/benchmarks-data.md`` explains how each
-    number decides part of the mapping; the tests assert them.
-    """
-    raw = raw if raw is not None else read_raw()
-    keys = sorted(raw)
-    fp = {k: raw[k]["baseline_accuracy"] for k in keys}
-    uniform = {op_id: fp[(op_id,) * 6] for op_id in range(5)}
-    none_id = min(uniform, key=uniform.get)
-    live_ids = [i for i in range(5) if i != none_id]
-
-    def only(positions: Sequence[int], op_id: int) -> Tuple[int, ...]:
-        return tuple(op_id if p in positions else none_id for p in range(6))
-
-    # Cells with every edge "none" except a set of positions: which minimal sets lift the cell
-    # above chance whatever operation they carry? Those are the input-to-output paths.
-    connecting: List[Tuple[int, ...]] = []
-    for size in (1, 2, 3):
-        for positions in itertools.combinations(range(6), size):
-            if any(set(c) <= set(positions) for c in connecting):
-                continue
-            if all(fp[only(positions, op)] > 10.5 for op in live_ids):
-                connecting.append(positions)
-
-    # Which operation is the identity? Under the right choice, cells that compute the same
-    # function (given that op as identity) differ only by training noise.
-    def classes(skip_id: int) -> Dict[str, List[Tuple[int, ...]]]:
-        groups: Dict[str, List[Tuple[int, ...]]] = {}
-        for k in keys:
-            names = []
-            for edge in EDGES:
-                op_id = k[FILE_EDGES.index(edge)]
-                names.append("none" if op_id == none_id else
-                             "skip_connect" if op_id == skip_id else f"op{op_id}")
-            groups.setdefault(_named_cell_function(names), []).append(k)
-        return groups
-
-    def pooled_std(groups: Dict[str, List[Tuple[int, ...]]]) -> float:
-        squares, dof = 0.0, 0
-        for members in groups.values():
-            if len(members) > 1:
-                v = np.array([fp[k] for k in members])
-                squares += float(((v - v.mean()) ** 2).sum())
-                dof += len(v) - 1
-        return float(np.sqrt(squares / dof))
-
-    by_identity = {skip_id: classes(skip_id) for skip_id in live_ids}
-    groups = by_identity[FILE_OP_IDS["skip_connect"]]
-    chance = sorted(k for k in keys if fp[k] == 10.0)
-    chance_ranges = {f: (min(raw[k][f] for k in chance), max(raw[k][f] for k in chance))
-                     for f in ACCURACY_FIELDS.values()}
-    repeated = [m for label, m in groups.items()
-                if label != "0" and len(m) > 1 and len({fp[k] for k in m}) == 1]
-    values = np.array([fp[k] for k in keys])
-    best = keys[int(np.argmax(values))]
-    direct = FILE_EDGES.index((3, 0))
-    return {
-        "uniform_cell_fp_acc": uniform,
-        "none_id": none_id,
-        "connecting_position_sets": connecting,
-        "paths_of_file_edge_order": _input_output_paths(FILE_EDGES),
-        "paths_of_nb201_string_order": _input_output_paths(EDGES),
-        "direct_edge_only_fp_acc": {op: fp[only((direct,), op)] for op in live_ids},
-        "pooled_std_if_identity": {op: pooled_std(g) for op, g in by_identity.items()},
-        "function_classes": len(groups),
-        "chance_cells": len(chance),
-        "chance_cells_accuracy_ranges": chance_ranges,
-        "chance_cells_are_the_disconnected_ones": chance == sorted(groups.get("0", [])),
-        "multi_cell_classes_with_identical_fp_acc": len(repeated),
-        "distinct_fp_values": int(len(np.unique(values))),
-        "best_fp_acc": float(values.max()),
-        "best_fp_key": best,
-    }
-
-
-def _named_cell_function(names: Sequence[str]) -> str:
+def named_cell_function(names: Sequence[str]) -> str:
     """``cell_function`` for a cell given by op names in EDGES order."""
     ops = dict(zip(EDGES, names))
     value: Dict[int, Tuple[str, ...]] = {0: ("x",)}
