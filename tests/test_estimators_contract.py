@@ -1,6 +1,6 @@
 """The estimator contract, checked for every built-in estimator of the registry on a real, tiny
 evaluation: ``setup(space, data)`` then ``evaluate`` returns exactly the metric names
-``produces()`` declares (with pruning, plus the fidelity keys the search reads), fresh estimators give the same metrics for the
+``produces()`` declares (with pruning, plus the fidelity keys ``Estimator.fidelity_metrics`` names), fresh estimators give the same metrics for the
 same tokens and seed (wall-clock timings aside), and an estimator with a checkpoint (``save`` /
 ``load``) continues after a reload exactly as the original does. A built-in without a case fails.
 """
@@ -18,8 +18,6 @@ from nasforge.spaces.base import SPACES, SearchSpace
 
 #: Keys that hold wall-clock measurements: they differ between two runs of the same evaluation.
 TIMED = ("seconds", "latency", "peak_memory")
-#: The keys an estimator with pruning adds for the search (estimators/fidelity.py, the loop).
-FIDELITY_KEYS = {"val_acc_promised", "pruned_at"}
 
 
 class Case(NamedTuple):
@@ -93,8 +91,10 @@ def test_evaluate_returns_exactly_the_declared_metrics(name, index, tiny_digits,
     assert declared, f"{name} does not declare its metrics (produces() is {declared!r})"
     metrics = estimator.evaluate(some_tokens(estimator), seed=1)
     got = set(metrics)
-    assert got - FIDELITY_KEYS == declared, (sorted(got - declared), sorted(declared - got))
-    assert not got & FIDELITY_KEYS or CASES[name][index].context, "fidelity keys without pruning"
+    keys = estimator.fidelity_metrics  # what a child stopped early adds for the search (base.py)
+    fidelity = {keys.promised, keys.pruned_at}
+    assert got - fidelity == declared, (sorted(got - declared), sorted(declared - got))
+    assert not got & fidelity or estimator.pruning is not None, "fidelity keys without pruning"
     for key, value in metrics.items():
         assert not isinstance(value, float) or np.isfinite(value), (key, value)
 
@@ -103,8 +103,9 @@ def test_the_pruning_cases_reach_both_outcomes(tiny_digits):
     """The two pruning cases above must prune one child and keep the other, or they check nothing."""
     stopped = built("train", 2, tiny_digits).evaluate((0,) * len(_chain().decisions), seed=1)
     kept = built("train", 3, tiny_digits).evaluate((0,) * len(_chain().decisions), seed=1)
-    assert stopped["pruned_at"] == 1 and stopped["epochs"] == 1 and "val_acc_promised" in stopped
-    assert "pruned_at" not in kept and kept["epochs"] == 2
+    keys = Estimator.fidelity_metrics
+    assert stopped[keys.pruned_at] == 1 and stopped["epochs"] == 1 and keys.promised in stopped
+    assert keys.pruned_at not in kept and kept["epochs"] == 2
 
 
 @pytest.mark.parametrize("name, index", PARAMS)

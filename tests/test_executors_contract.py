@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from nasforge.build import estimator_recipe
 from nasforge.config import SearchConfig
 from nasforge.execution.base import EXECUTORS, EstimatorRecipe, Outcome, Task, create_executor, evaluate_task
 from nasforge.spaces.base import SPACES
@@ -36,10 +37,6 @@ def recipe() -> EstimatorRecipe:
     config.space = {"name": "chain-cnn", "num_layers": 2, "dims": 2}
     config.strategy = {"name": "random"}
     config.training = {"estimator": "zero-cost", "batch_size": 16, "proxies": ["synflow", "snip", "naswot"]}
-    try:  # the recipe names its builder since the layers were made to point down (issue 15.3)
-        from nasforge.build import estimator_recipe
-    except ImportError:  # before that change: the recipe built through search.py itself
-        return EstimatorRecipe(config.to_dict())
     return estimator_recipe(config.to_dict())
 
 
