@@ -17,6 +17,7 @@ from .common import _duration, _human, _new_experiment_dir, _remember_latest, _r
     _trial_table, check_experiment_dir, format_metric, make_console, reward_labels, run_until_stopped
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
+from .track import add_log_to_flags, finish_tracker, search_tracker, with_tracker
 
 
 def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
@@ -106,16 +107,21 @@ def cmd_search(args: argparse.Namespace) -> int:
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
     display = _ProgressDisplay(console, quiet=args.quiet, on_start=lambda: _remember_latest(experiment))
+    tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
     console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
                   f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
     check_experiment_dir(experiment)
 
     def run():
         with display:
-            return run_search(config, experiment, resume=args.resume, on_progress=display.update)
+            return run_search(config, experiment, resume=args.resume, on_progress=with_tracker(display.update, tracker))
 
-    result, code = run_until_stopped(console, "search", run, "the store is consistent; continue with "
-                                     f"`nasforge search --resume --experiment {experiment}`")
+    code = None
+    try:
+        result, code = run_until_stopped(console, "search", run, "the store is consistent; continue with "
+                                         f"`nasforge search --resume --experiment {experiment}`")
+    finally:
+        finish_tracker(console, tracker, finished=code == 0)
     if code:
         return code
     space = result.space
@@ -235,6 +241,7 @@ def add_search_parser(subparsers) -> None:
     s.add_argument("--experiment", help="directory for this search's store (default: runs/<time>-<dataset>-<strategy>)")
     s.add_argument("--resume", action="store_true", help="continue the experiment (default: the latest one)")
     s.add_argument("--quiet", action="store_true", help="no line per trial, only the progress bar")
+    add_log_to_flags(s)
     for add_group in (_add_search_flags, _add_space_flags, _add_strategy_flags, _add_training_flags,
                       _add_execution_flags, _add_reward_flags):
         add_group(s, d)

@@ -63,3 +63,51 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=5.0, help="seconds between checks with --follow (default 5)")
     p.set_defaults(func=cmd_track)
     return p
+
+
+def add_log_to_flags(parser) -> None:
+    """``--log-to`` / ``--log-uri`` on ``nasforge search``: the same targets as ``track``, logged while
+    the search runs."""
+    g = parser.add_argument_group("tracking")
+    g.add_argument("--log-to", choices=("mlflow", "tensorboard"),
+                   help="also log each trial as it finishes to MLflow or TensorBoard (optional extras: "
+                        "pip install 'nasforge[mlflow]' or 'nasforge[tensorboard]')")
+    g.add_argument("--log-uri", metavar="URI_OR_DIR",
+                   help="with --log-to: MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///<experiment>/mlflow.db) or TensorBoard log folder (default: <experiment>/tensorboard)")
+
+
+def search_tracker(args: argparse.Namespace, experiment: Path):
+    """The search's tracking hook for ``--log-to`` (None without it); a missing extra is refused
+    here, before the search starts."""
+    from ..config import ConfigError
+
+    if args.log_uri and not args.log_to:
+        raise ConfigError("--log-uri needs --log-to mlflow or --log-to tensorboard")
+    if not args.log_to:
+        return None
+    from ..report.tracking import FollowSearch
+
+    return FollowSearch(args.log_to, experiment, args.log_uri)
+
+
+def with_tracker(update, tracker):
+    """One ``on_progress`` that shows the progress, then logs the trial."""
+    if tracker is None:
+        return update
+
+    def both(progress) -> None:
+        update(progress)
+        tracker(progress)
+
+    return both
+
+
+def finish_tracker(console, tracker, finished: bool) -> None:
+    """Close the tracker (MLflow: the search's run marked finished when it was) and say what it did."""
+    if tracker is None:
+        return
+    tracker.close(finished)
+    where = getattr(tracker.logger, "uri", None) or getattr(tracker.logger, "logdir", "")
+    console.print(f"{tracker.target}: {tracker.logged} trial(s) logged ({where})"
+                  + (f"; logging stopped: {tracker.error}" if tracker.error else ""))

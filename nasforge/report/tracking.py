@@ -17,6 +17,21 @@ from typing import Any, Dict, Optional, Sequence
 TARGETS = ("mlflow", "tensorboard")
 
 
+def require(target: str) -> None:
+    """The optional extra ``target`` needs is installed, or a ValueError that names the pip package
+    (before a search starts, not at its first trial)."""
+    try:
+        if target == "mlflow":
+            import mlflow.tracking  # noqa: F401
+        elif target == "tensorboard":
+            import torch.utils.tensorboard  # noqa: F401 - needs the tensorboard package
+        else:
+            raise ValueError(f"--log-to {target!r}: choose one of {', '.join(TARGETS)}")
+    except ImportError:
+        what = {"mlflow": "MLflow", "tensorboard": "TensorBoard"}[target]
+        raise ValueError(f"--log-to {target} needs {what}: pip install 'nasforge[{target}]'") from None
+
+
 def _flat(prefix: str, value: Any, out: Dict[str, str]) -> Dict[str, str]:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -32,10 +47,9 @@ class MlflowLogger:
     metrics, state and architecture as tags)."""
 
     def __init__(self, experiment: Path, config: Dict[str, Any], uri: Optional[str] = None):
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError:
-            raise ValueError("--log-to mlflow needs MLflow: pip install 'nasforge[mlflow]'") from None
+        require("mlflow")
+        from mlflow.tracking import MlflowClient
+
         self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(experiment / 'mlflow.db').resolve()}"
         self.client = MlflowClient(tracking_uri=self.uri)
         name = f"nasforge/{experiment.resolve().name}"
@@ -99,10 +113,9 @@ class TensorBoardLogger:
     as text, in an event file under ``<experiment>/tensorboard`` unless told otherwise."""
 
     def __init__(self, experiment: Path, config: Dict[str, Any], logdir: Optional[str] = None):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ValueError("--log-to tensorboard needs TensorBoard: pip install 'nasforge[tensorboard]'") from None
+        require("tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+
         self.logdir = Path(logdir) if logdir else experiment / "tensorboard"
         self.writer = SummaryWriter(log_dir=str(self.logdir))
         self.writer.add_text("settings", "```\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```", 0)
@@ -151,3 +164,55 @@ def mirror(logger, experiment: Path) -> Dict[str, Any]:
     finished = c["COMPLETE"] + c["FAILED"] + c["PRUNED"]
     return {"new": new, "trials": len(data["trials"]), "running": c["RUNNING"],
             "done": not c["RUNNING"] and finished >= (data["settings"]["budget"] or 0)}
+
+
+class FollowSearch:
+    """``nasforge search --log-to``: each trial logged as the search reports it finished (the
+    search's ``on_progress``), from the record it hands over, so nothing is re-read per trial. The
+    logger is made at the first report, when the store holds the search's complete settings. A
+    tracker that fails mid-search stops logging (``error`` says why); the search goes on."""
+
+    def __init__(self, target: str, experiment: Path, where: Optional[str] = None):
+        require(target)
+        self.target, self.experiment, self.where = target, Path(experiment), where
+        self.logger = None
+        self.error: Optional[str] = None
+        self.logged = 0
+        self.start: Optional[float] = None
+
+    def __call__(self, progress) -> None:
+        trial = progress.last
+        if self.error is not None or trial is None or trial.state in ("RUNNING", "WAITING"):
+            return
+        try:
+            self._log(trial, progress)
+        except Exception as exc:  # noqa: BLE001 - the search must not stop for its tracker
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def _log(self, trial, progress) -> None:
+        import time
+
+        from .views import trial_rows
+
+        if self.logger is None:
+            self._open()
+        if self.start is None:
+            self.start = trial.started if trial.started is not None else time.time()
+        rows = trial_rows([trial], self.space, self.start, time.time())[0]
+        best = progress.best.objective if progress.best is not None else None
+        self.logged += self.logger.log(rows, self.decisions, [best], progress.metric)
+
+    def _open(self) -> None:
+        from .views import open_readonly
+        from ..spaces.base import space_of_section
+        from ..stored_config import read_config
+
+        with open_readonly(self.experiment) as store:
+            config = read_config(store)
+        self.space = space_of_section(config["space"])
+        self.decisions = [d.name for d in self.space.decisions]
+        self.logger = make_logger(self.target, self.experiment, config, self.where)
+
+    def close(self, finished: bool) -> None:
+        if self.logger is not None:
+            self.logger.close(finished)

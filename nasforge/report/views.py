@@ -64,7 +64,7 @@ def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
             "strategy_settings": {k: v for k, v in config["strategy"].items() if k != "name"}}
 
 
-def _trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, str]]:
+def trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, str]]:
     """One row per trial (numeric metrics only), the metric names seen, and a drawing key per trial."""
     rows, names, summaries = [], [], {}
     seen = set()
@@ -178,7 +178,7 @@ def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
     trials = store.trials()
     now = time.time()
     start = min((t.started for t in trials if t.started is not None), default=now)
-    rows, names, _ = _trial_rows(trials, space, start, now)
+    rows, names, _ = trial_rows(trials, space, start, now)
     settings = _settings(config)
     data: Dict[str, Any] = {
         "name": experiment.name or str(experiment), "path": str(experiment), "settings": settings,
