@@ -167,6 +167,44 @@ def test_dashboard_follows_a_running_search(browser, tmp_path):
         dashboard.wait(timeout=30)
 
 
+
+def test_dashboard_page_backs_off_while_unchanged_and_rests_while_hidden(browser, tmp_path):
+    """The live page asks only the change marker, less and less often while the store is unchanged
+    (up to 8 times the interval), and nothing at all while its tab is hidden."""
+    folder = tmp_path / "exp"
+    assert _search(folder, 8).wait(timeout=600) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dashboard = _nasforge("dashboard", "--experiment", str(folder), "--port", str(port), "--interval", "0.5",
+                          "--heavy-every", "1")
+    polls = lambda: browser.execute_script("return NF_STATE.polls || 0")  # noqa: E731
+    try:
+        assert f"http://127.0.0.1:{port}/" in dashboard.stdout.readline()
+        browser.get(f"http://127.0.0.1:{port}/")
+        _wait(lambda: browser.execute_script(
+            "const e = (NF_STATE.experiments || [])[0]; return e && e.importance && e.trials.length === 8"), 120,
+            "the stored trials and the costly views")
+        time.sleep(6)  # the last changes of the answer (costly views done) are behind us
+        before = polls()
+        time.sleep(10)
+        assert polls() - before <= 5  # every 0.5 s would be 20; backing off to 4 s makes 3 or 4
+        browser.execute_script("Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});"
+                               "document.dispatchEvent(new Event('visibilitychange'))")
+        time.sleep(5)  # a poll asked before hiding has come back; its timer found the tab hidden
+        hidden = polls()
+        time.sleep(6)
+        assert polls() == hidden
+        browser.execute_script("Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});"
+                               "document.dispatchEvent(new Event('visibilitychange'))")
+        _wait(lambda: polls() > hidden, 10, "a poll as soon as the tab is shown again")
+        assert _errors(browser) == []
+    finally:
+        browser.get("about:blank")
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+
+
 def test_report_renders_offline_from_a_file(browser, tmp_path):
     folder, shots = tmp_path / "exp", tmp_path / "report-screenshots"
     search = _search(folder, 16)

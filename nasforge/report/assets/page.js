@@ -446,11 +446,19 @@
     show(S.view);
   }
 
+  // Live polling asks only the cheap change marker (api/version); while it stays the same the wait
+  // doubles, up to 8 times the interval, and a hidden tab asks nothing until it is shown again.
+  let quiet = 0, timer = null, busy = false;
   async function poll() {
+    timer = null;
+    if (document.hidden || busy) return;  // resumed by visibilitychange
+    busy = true;
+    S.polls = (S.polls || 0) + 1;
     try {
       const r = await fetch("api/version", {cache: "no-store"});
       if (r.ok) {
         const v = await r.text();
+        quiet = v === S.version ? Math.min(quiet + 1, 3) : 0;
         if (v !== S.version) {
           const d = await fetch("api/data", {cache: "no-store"});
           if (d.ok) { S.version = v; setData((await d.json()).experiments); }
@@ -459,8 +467,14 @@
     } catch (err) {
       $("#status").textContent = "dashboard server not reachable; retrying";
     }
-    setTimeout(poll, BOOT.interval || 2000);
+    busy = false;
+    if (!document.hidden) timer = setTimeout(poll, (BOOT.interval || 2000) * 2 ** quiet);
   }
+  document.addEventListener("visibilitychange", () => {
+    if (BOOT.mode !== "live" || document.hidden || timer !== null || busy) return;
+    quiet = 0;
+    poll();
+  });
 
   async function gunzipText(id) {
     const b64 = document.getElementById(id).textContent.trim();
