@@ -88,29 +88,12 @@ def export_model(
     file (checked only where onnxruntime is importable) disagrees with the model; the files are
     left for inspection.
     """
-    spec = getattr(model, "spec", None)
-    if not isinstance(model, torch.nn.Module) or not isinstance(spec, dict):
-        raise TypeError(f"export_model needs a ChainNet, got {type(model).__name__}")
+    spec = _network_spec(model)
     prep = _checked_preprocessing(spec, preprocessing)
     input_dtype = export_dtype(prep) if prep is not None else None
-    if example_input is None:
-        if prep is None:
-            raise ValueError("example_input is required when there is no preprocessing to make one from")
-        example_input = raw_example(prep, 3, seed=0)
-    _check_example(spec, example_input, prep, input_dtype)
-    user_meta = dict(metadata or {})
-    try:
-        json.dumps(user_meta)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
-
-    out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise ValueError(f"export target {out} exists and is not a directory")
-        if any(out.iterdir()) and not overwrite:
-            raise ValueError(f"export target {out} is not empty; pass overwrite=True to replace the export there")
-    out.mkdir(parents=True, exist_ok=True)
+    example_input = _example(spec, example_input, prep, input_dtype)
+    user_meta = _checked_metadata(metadata)
+    out = _export_dir(out_dir, overwrite)
     paths = {key: out / name for key, name in FILES.items()}
 
     # A CPU copy in eval mode: the export must not move the caller's model or flip its mode.
@@ -120,16 +103,71 @@ def export_model(
     with torch.no_grad():
         reference = exported(x)
 
+    _write_torch_files(net, prep, out, paths)
+    ort = _onnxruntime()
+    other = (lambda n: raw_example(prep, n, seed=1)) if prep is not None else None
+    exporter, opset = _write_onnx(exported, x, paths["onnx"], ort, other)
+    onnx = {"onnx_exporter": exporter, "onnx_opset": opset, "onnx_input": INPUT_NAME, "onnx_output": OUTPUT_NAME,
+            "onnx_checked": ort is not None}
+    paths["metadata"].write_text(json.dumps(_metadata(user_meta, spec, prep, input_dtype, onnx), indent=2) + "\n")
+    paths["readme"].write_text(_readme(spec, prep, input_dtype))
+
+    _check_reload(out, x, reference)
+    return paths
+
+
+def _network_spec(model: ChainNet) -> Dict:
+    spec = getattr(model, "spec", None)
+    if not isinstance(model, torch.nn.Module) or not isinstance(spec, dict):
+        raise TypeError(f"export_model needs a ChainNet, got {type(model).__name__}")
+    return spec
+
+
+def _example(spec: Dict, example_input: Optional[torch.Tensor], prep: Optional[Dict[str, Any]],
+             input_dtype: Optional[str]) -> torch.Tensor:
+    """The caller's example once checked, or random raw-like inputs made from the preprocessing."""
+    if example_input is None:
+        if prep is None:
+            raise ValueError("example_input is required when there is no preprocessing to make one from")
+        example_input = raw_example(prep, 3, seed=0)
+    _check_example(spec, example_input, prep, input_dtype)
+    return example_input
+
+
+def _checked_metadata(metadata: Optional[Dict]) -> Dict:
+    user_meta = dict(metadata or {})
+    try:
+        json.dumps(user_meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
+    return user_meta
+
+
+def _export_dir(out_dir: Union[str, Path], overwrite: bool) -> Path:
+    """The export folder, made; one holding anything is refused unless ``overwrite``."""
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise ValueError(f"export target {out} exists and is not a directory")
+        if any(out.iterdir()) and not overwrite:
+            raise ValueError(f"export target {out} is not empty; pass overwrite=True to replace the export there")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_torch_files(net: torch.nn.Module, prep: Optional[Dict[str, Any]], out: Path,
+                       paths: Dict[str, Path]) -> None:
+    """The network's code, its spec and weights, and the preprocessing its input replays."""
     _copy_network_code(net.spec, out)
     paths["spec"].write_text(json.dumps(net.spec, indent=2) + "\n")
     torch.save(net.state_dict(), paths["weights"])
     # always written: ``null`` says "no preprocessing", and an overwrite must not leave an old one
     paths["preprocessing"].write_text(json.dumps(prep, indent=2) + "\n")
 
-    ort = _onnxruntime()
-    other = (lambda n: raw_example(prep, n, seed=1)) if prep is not None else None
-    exporter, opset = _write_onnx(exported, x, paths["onnx"], ort, other)
 
+def _metadata(user_meta: Dict, spec: Dict, prep: Optional[Dict[str, Any]], input_dtype: Optional[str],
+              onnx: Dict[str, Any]) -> Dict[str, Any]:
+    """The caller's metadata, overridden by the export's own fields (inputs, classes, versions, ONNX)."""
     network_shape = [int(spec["in_channels"]), *(int(s) for s in spec["input_size"])]
     meta = dict(user_meta)
     meta.update(
@@ -141,18 +179,10 @@ def export_model(
             "num_classes": int(spec["num_classes"]),
             "torch_version": torch.__version__,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "onnx_exporter": exporter,
-            "onnx_opset": opset,
-            "onnx_input": INPUT_NAME,
-            "onnx_output": OUTPUT_NAME,
-            "onnx_checked": ort is not None,
+            **onnx,
         }
     )
-    paths["metadata"].write_text(json.dumps(meta, indent=2) + "\n")
-    paths["readme"].write_text(_readme(spec, prep, input_dtype))
-
-    _check_reload(out, x, reference)
-    return paths
+    return meta
 
 
 def export_dtype(prep: Dict[str, Any]) -> str:
