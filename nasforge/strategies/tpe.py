@@ -6,10 +6,12 @@ the rest with Parzen estimators and proposes what maximises their ratio; it is t
 general-purpose baseline a NAS-specific method should beat. Optuna's own defaults are kept
 (in 5.0: multivariate TPE, constant liar for pending trials, 10 random startup trials).
 
-Resume: the state holds every Optuna trial in order (state, tokens, value) and the two random
-states of the sampler (TPE's and its startup random sampler's, reached through private attributes
-of optuna 5.0.0); loading replays the trials into a fresh study with ``add_trial`` and restores
-the random states, so the next proposals are exactly those the saved strategy would have made.
+Seeding and resume: before every ask the sampler is replaced (``study.sampler``, public) by one
+seeded from the strategy's own generator, whose state the strategy saves. TPE keeps nothing
+between asks but its random state (its model is refitted from the study's trials each time), so
+the state holds every Optuna trial in order (state, tokens, value) and the generator; loading
+replays the trials into a fresh study with ``add_trial``, and the next proposals are exactly
+those the saved strategy would have made. No private attribute of Optuna is read.
 A repeat of an architecture is proposed and counted like any other query (no de-duplication).
 """
 
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import warnings
 from typing import Any, Dict, List, Optional
-
-import numpy as np
 
 from ..spaces.base import InvalidArchitectureError, Tokens
 from .base import STRATEGIES, Proposal, Strategy
@@ -31,25 +31,6 @@ def _optuna():
     except ImportError as error:  # pragma: no cover - a declared dependency
         raise ImportError("the tpe strategy needs optuna: pip install optuna==5.0.0") from error
     return optuna
-
-
-def _random_states(sampler) -> List[Any]:
-    """The numpy RandomStates that TPESampler draws from (private in optuna 5.0.0)."""
-    try:
-        return [sampler._rng.rng, sampler._random_sampler._rng.rng]
-    except AttributeError as error:
-        raise RuntimeError("tpe: this optuna version hides the sampler's random state; "
-                           "use optuna==5.0.0 for resumable TPE") from error
-
-
-def _state_to_plain(state: tuple) -> list:
-    name, keys, pos, has_gauss, cached = state
-    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
-
-
-def _plain_to_state(plain: list) -> tuple:
-    name, keys, pos, has_gauss, cached = plain
-    return (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
 
 
 @STRATEGIES.register("tpe")
@@ -79,21 +60,25 @@ class TPE(Strategy):
         self.trials: List[list] = []  # [state, tokens, value] per optuna trial, in number order
         self._new_study()
 
-    def _new_study(self) -> None:
+    def _sampler(self):
+        """A TPE sampler seeded from the strategy's generator (saved with its state)."""
         optuna = _optuna()
         s = self._settings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
+            return optuna.samplers.TPESampler(
                 n_startup_trials=s["n_startup_trials"], n_ei_candidates=s["n_ei_candidates"],
-                multivariate=s["multivariate"], seed=self.seed)
-        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+                multivariate=s["multivariate"], seed=int(self.rng.integers(2 ** 31)))
+
+    def _new_study(self) -> None:
+        self.study = _optuna().create_study(direction="maximize")
 
     def _params(self, tokens: Tokens) -> Dict[str, int]:
         return {d.name: int(t) for d, t in zip(self.space.decisions, tokens)}
 
     def ask(self) -> Proposal:
         for _ in range(self._settings["max_resamples"]):
+            self.study.sampler = self._sampler()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 trial = self.study.ask(self.distributions)
@@ -128,7 +113,6 @@ class TPE(Strategy):
         return {
             **super().state_dict(),
             "trials": [list(t) for t in self.trials],
-            "optuna_rngs": [_state_to_plain(r.get_state()) for r in _random_states(self.study.sampler)],
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -142,5 +126,3 @@ class TPE(Strategy):
                 state=kinds[kind], params=self._params(tokens), distributions=self.distributions,
                 value=value))
         self.trials = [[kind, list(tokens), value] for kind, tokens, value in state["trials"]]
-        for rng, plain in zip(_random_states(self.study.sampler), state["optuna_rngs"]):
-            rng.set_state(_plain_to_state(plain))
