@@ -78,6 +78,7 @@ SPACES: Registry = Registry("search space", {
 })
 STRATEGIES: Registry = Registry("strategy", {
     "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
+    "reinforce-elite": "nasforge.strategies.reinforce_elite",
     "ppo": "nasforge.strategies.ppo", "evolution": "nasforge.strategies.evolution",
     "local-search": "nasforge.strategies.local_search", "bananas": "nasforge.strategies.bananas",
     "tpe": "nasforge.strategies.tpe", "predictor-filter": "nasforge.strategies.predictor_filter",

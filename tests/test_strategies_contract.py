@@ -32,12 +32,15 @@ FAST = {
     "ppo": {"batch_size": 4},
     "predictor-filter": {"warmup": 4, "num_candidates": 5, "predictor_settings": {"n_estimators": 20}},
     "reinforce": {"batch_size": 4},
+    "reinforce-elite": {"batch_size": 4, "pool": 16},
     "tpe": {"n_startup_trials": 4, "n_ei_candidates": 8},
 }
 
 BAD_SETTINGS = {
     "random": [],  # its settings (dedup, max_retries) are not validated
     "reinforce": [{"batch_size": 0}, {"learning_rate": 0.0}, {"baseline_decay": 1.0}],
+    "reinforce-elite": [{"batch_size": 0}, {"pool": 2}, {"risk_quantile": 0.0}, {"queue_size": -1},
+                        {"queue_weight": -1.0}],
     "evolution": [{"population_size": 1}, {"sample_size": 0}, {"population_size": 5, "sample_size": 6},
                   {"max_retries": 0}],
     "local-search": [{"initial_samples": 0}, {"initial_samples": 2.5}, {"max_retries": 0}],

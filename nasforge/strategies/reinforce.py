@@ -206,6 +206,11 @@ class Reinforce(Strategy):
         """R - b, the paper's advantage; a subclass may shape it (benchmarks/hardware/reinforce_variants.py)."""
         return rewards - baseline
 
+    def auxiliary_loss(self) -> torch.Tensor:
+        """A term added to the policy-gradient loss in the same step (none here; reinforce_elite.py
+        adds priority-queue training)."""
+        return torch.zeros(())
+
     def update(self, batch: List[Tuple[Tokens, float]],
                origin: Optional[List[Tuple[Optional[float], int]]] = None) -> float:
         rewards = torch.tensor([r for _, r in batch], dtype=torch.float32)
@@ -217,7 +222,7 @@ class Reinforce(Strategy):
                                          [version != self.updates for _, version in origin])
         # the advantages are given whole, so the loss subtracts a zero baseline (exactly a no-op)
         loss = reinforce_loss(log_probs, entropies, self.advantages(rewards, baseline), 0.0,
-                              self.entropy_weight, weights)
+                              self.entropy_weight, weights) + self.auxiliary_loss()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
