@@ -9,7 +9,7 @@ differences.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ConfigError, SearchConfig
 from .data.datasets import DATASETS, Dataset
@@ -28,12 +28,29 @@ def stored_config(config: SearchConfig, space: SearchSpace, data: Optional[Datas
     return stored
 
 
+def _path_and_size(name: str) -> Tuple[str, str]:
+    """``DIR@SIZE`` -> (``DIR``, ``@SIZE``) for an image folder; any other name -> (name, "")."""
+    folder, at, size = name.rpartition("@")
+    if at and folder and Path(folder).expanduser().is_dir():
+        return folder, at + size
+    return name, ""
+
+
 def dataset_reference(name: str) -> str:
-    """A data file by its absolute path, so that the experiment can be read from any folder; a
-    built-in dataset by its name."""
-    if name in DATASETS or not Path(name).expanduser().is_file():
+    """A data file or image folder by its absolute path (an image size kept), so that the
+    experiment can be read from any folder; a built-in dataset by its name."""
+    path, size = _path_and_size(name)
+    if name in DATASETS or not Path(path).expanduser().exists():
         return name
-    return str(Path(name).expanduser().resolve())
+    return str(Path(path).expanduser().resolve()) + size
+
+
+def stored_data_missing(name: str) -> bool:
+    """Whether a stored dataset names a file or folder that is no longer there (a built-in
+    dataset never is)."""
+    if name in DATASETS or not (name.endswith(".npz") or "/" in name):
+        return False
+    return not Path(_path_and_size(name)[0]).expanduser().exists()
 
 
 def _chain_cnn_dims(stored: Dict[str, Any], tokens_length: Optional[int]) -> Optional[int]:

@@ -145,3 +145,21 @@ def test_search_on_an_image_folder_through_the_cli(tmp_path):
     bad = nasforge(["search", "--dataset", "empty", "--budget", "1"], cwd=tmp_path)
     assert bad.returncode == 2 and "has no class sub-folders" in error_line(bad), shown(bad)
     assert "Traceback" not in bad.stderr
+
+
+def test_an_image_folder_by_path_is_stored_absolute_and_followed_when_moved(tmp_path):
+    """A folder named by a path (with a size) is stored by its absolute path, so the experiment
+    reads from any folder; moved, it is refused by name until --dataset points to it again."""
+    write_folder(tmp_path / "data" / "shapes", classes=("round", "square"), per_class=12, size=(8, 8))
+    run = nasforge(["search", "--dataset", "data/shapes@6", "--space", "nb201-cell", "--set", "space.cells_per_stage=1",
+                    "--set", "space.channels=4", "--budget", "1", "--epochs", "1", "--workers", "1",
+                    "--experiment", "exp"], cwd=tmp_path)
+    ok(run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    retrain = ["retrain", "--experiment", str(tmp_path / "exp"), "--epochs", "1", "--rerank", "1"]
+    ok(nasforge(retrain, cwd=elsewhere))
+    (tmp_path / "data" / "shapes").rename(tmp_path / "moved")
+    gone = nasforge(retrain, cwd=elsewhere)
+    assert gone.returncode == 2 and "--dataset" in error_line(gone) and "Traceback" not in gone.stderr, shown(gone)
+    ok(nasforge([*retrain, "--dataset", str(tmp_path / "moved") + "@6"], cwd=elsewhere))

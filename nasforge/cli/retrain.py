@@ -19,11 +19,10 @@ def load_search_data(config: Dict[str, Any], dataset: Optional[str] = None):
     """The data the search ran on: the stored dataset, or ``dataset`` (the file moved), checked
     by the fingerprint stored with the search either way."""
     from ..data.datasets import load_dataset
-    from ..stored_config import dataset_reference
+    from ..stored_config import dataset_reference, stored_data_missing
 
     name = dataset_reference(dataset) if dataset else config["dataset"]
-    stored_path = not dataset and (name.endswith(".npz") or "/" in name)
-    if stored_path and not Path(name).is_file():
+    if not dataset and stored_data_missing(name):
         raise ConfigError(f"the data file this experiment searched on, {name}, is not there; if it moved, "
                           "pass --dataset NEW_PATH (it is checked against the stored fingerprint)")
     data = load_dataset(name)

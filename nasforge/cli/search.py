@@ -81,7 +81,7 @@ FLAG_TARGETS = {
 
 def cmd_search(args: argparse.Namespace) -> int:
     from ..search import run_search, store_path
-    from ..stored_config import read_config
+    from ..stored_config import read_config, stored_data_missing
     from ..store import Store
 
     console = make_console()
@@ -97,8 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         stored.pop("data_fingerprint", None)
         config = SearchConfig.from_dict(stored)
         config.update(_overrides_from_args(args), source="flags")  # must agree, except the budget
-        if args.dataset is None and (config.dataset.endswith(".npz") or "/" in config.dataset) \
-                and not Path(config.dataset).is_file():
+        if args.dataset is None and stored_data_missing(config.dataset):
             raise ConfigError(f"the data file this experiment searched on, {config.dataset}, is not there; if it "
                               "moved, pass --dataset NEW_PATH (checked against the stored fingerprint)")
     else:
