@@ -21,9 +21,12 @@ class TabularSpace(SearchSpace):
     ``lookup`` gives one architecture's metrics (accuracies as fractions), ``all_metrics`` the
     whole table as numpy arrays (for best achievable values and regrets), ``notes`` says what the
     numbers are, and ``seconds_per_query`` is the simulated cost of one lookup.
+    ``lookup_extras`` names what ``lookup`` adds beyond the table's columns (the estimator declares
+    them as metrics it produces).
     """
 
     notes: str = ""
+    lookup_extras: FrozenSet[str] = frozenset()
     seconds_per_query: float = 1.0
     lookup_estimator = "tabular"
     lookup_settings = ("seconds_per_query",)
@@ -70,7 +73,7 @@ class TabularEstimator(Estimator):
 
     def produces(self) -> FrozenSet[str]:
         columns = set(self.space.all_metrics()) - {"tokens", "key"}
-        return frozenset(columns | {"simulated_seconds"})
+        return frozenset(columns | self.space.lookup_extras | {"simulated_seconds"})
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         try:

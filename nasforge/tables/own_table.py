@@ -119,6 +119,8 @@ class OwnTableSpace(TabularSpace):
     """A table file as a benchmark space. ``space`` (optional) is what the table must have been
     made from, e.g. ``{"name": "chain-cnn", "num_layers": 4}``; ``dataset`` likewise."""
 
+    lookup_extras = frozenset({"table_row", "table_distance"})  # which row answered, and how far off
+
     name = "own-table"
 
     def __init__(self, table: Optional[str] = None, match: str = "exact", neighbour_count: int = 10,
