@@ -86,6 +86,6 @@ def test_one_dimensional_data_is_refused(tmp_path):
     run = nasforge(["search", "--dataset", "mnist1d", "--budget", "1", "--epochs", "1", *SMALL], cwd=tmp_path)
     assert run.returncode == 2, shown(run)
     line = error_line(run)
-    assert "nb201-cell is 2-D" in line and "1-D inputs" in line, line
+    assert "nb201-cell is 2-D" in line and "1-D inputs" in line and "takes 2-D data only" in line, line
     assert "Traceback" not in run.stderr, shown(run)
     assert not (Path(tmp_path) / "runs" / "latest").exists()

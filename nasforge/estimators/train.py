@@ -279,11 +279,13 @@ class TrainEstimator(Estimator):
     def setup(self, space: SearchSpace, data: Optional[Dataset] = None) -> None:
         super().setup(space)
         self.data = data if data is not None else load_dataset(self.dataset_name)
-        dims = getattr(space, "dims", None)
+        dims = space.dims
         if dims is not None and dims != self.data.dims:
+            advice = (f"set the space's dims to {self.data.dims}" if "dims" in space.config()
+                      else f"{space.name} takes {dims}-D data only")
             raise ValueError(
                 f"space {space.name} is {dims}-D but dataset {self.data.name} has {self.data.dims}-D "
-                f"inputs of shape {self.data.input_shape}; set the space's dims to {self.data.dims}"
+                f"inputs of shape {self.data.input_shape}; {advice}"
             )
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
             self.data.x_train, self.data.y_train, self.val_fraction, self.split_seed)

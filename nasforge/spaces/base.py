@@ -59,6 +59,9 @@ class SearchSpace(ABC):
     #: inline when ``auto`` chooses the executor (a lookup costs less than a worker process).
     lookup_estimator: ClassVar[Optional[str]] = None
     lookup_settings: ClassVar[Tuple[str, ...]] = ()
+    #: The number of spatial axes of the data the space's networks take (1: signals, 2: images),
+    #: or None for any. A trained search refuses other data before it starts.
+    dims: Optional[int] = None
 
     @property
     @abstractmethod
