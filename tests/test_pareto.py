@@ -236,3 +236,15 @@ def test_pareto_command_errors(experiment):
         _run(["pareto", "--experiment", str(experiment), "--metrics", "val_acc,params", "--reference", "1"])
     with pytest.raises(ConfigError, match="at least two"):
         _run(["pareto", "--experiment", str(experiment), "--metrics", "val_acc"])
+
+
+def test_a_tables_own_metric_has_its_direction_in_a_fresh_process(tmp_path):
+    """nb201's ``ptq_acc_drop`` is registered by the table's module; ``nasforge pareto`` run on its
+    own (a fresh process) loads the searched space, so the metric's direction is known."""
+    from cli_paths import json_out, nasforge, ok
+
+    ok(nasforge(["search", "--space", "nb201-cifar10", "--strategy", "random", "--budget", "12",
+                 "--experiment", "e"], cwd=tmp_path))
+    run = nasforge(["pareto", "--experiment", "e", "--metrics", "val_acc,ptq_acc_drop", "--json"], cwd=tmp_path)
+    ok(run)
+    assert json_out(run)["directions"] == ["maximize", "minimize"]

@@ -14,10 +14,9 @@ import argparse
 from typing import Any, Dict, List, Optional
 
 from ..config import ConfigError
+from ..objectives.constraints import CONSTRAINT_MODES
 from ..objectives.registry import DIRECTIONS
 
-# The same as objectives.constraints.CONSTRAINT_MODES.
-CONSTRAINT_MODES = ("hard", "soft", "mnasnet-hard")
 
 
 def add_objective_flags(group: argparse._ArgumentGroup) -> None:

@@ -30,14 +30,13 @@ def _split(text: str) -> List[str]:
 
 def _directions(metrics: Sequence[str], given: Optional[str], objective_metric: str,
                 objective_direction: str) -> List[str]:
-    from ..objectives.registry import METRICS
+    from ..objectives.registry import DIRECTION_ALIASES, METRICS
 
     if given:
-        aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
         names = _split(given)
-        if len(names) != len(metrics) or any(n not in aliases for n in names):
+        if len(names) != len(metrics) or any(n not in DIRECTION_ALIASES for n in names):
             raise ConfigError(f"--directions {given!r}: give one of max/min per metric ({len(metrics)})")
-        return [aliases[n] for n in names]
+        return [DIRECTION_ALIASES[n] for n in names]
     out = []
     for m in metrics:
         if m in (OBJECTIVE, objective_metric):
@@ -119,12 +118,23 @@ def plot_front(path: Path, values, front, metrics: Sequence[str], directions: Se
     plt.close(fig)
 
 
+def _load_space(config: Dict[str, Any]) -> None:
+    """Import the searched space's module: a table registers the metrics it reports there (with
+    their directions: nb201's ``*_acc_drop``), which the front needs."""
+    from ..registry import SPACES
+
+    name = config.get("space", {}).get("name")
+    if name in SPACES:
+        SPACES.get(name)
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     from .common import _open_store, make_console
 
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config = store.config() or {}
+        _load_space(config)
         reward = config.get("reward", {})
         objective_metric = reward.get("metric", "val_acc")
         trials = store.trials(["COMPLETE"])

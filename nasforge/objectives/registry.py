@@ -21,6 +21,8 @@ class MetricInfo:
 
 
 DIRECTIONS = ("maximize", "minimize")
+#: The short forms settings and flags accept (``val_acc:max``, ``--directions max,min``).
+DIRECTION_ALIASES = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 METRICS: Dict[str, MetricInfo] = {
     # measured by the training estimator and the final evaluation

@@ -32,12 +32,11 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..objectives.registry import METRICS
+from ..objectives.registry import DIRECTION_ALIASES, METRICS
 from ..objectives.pareto import rank_and_crowding
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal, Strategy
 
-SHORT_DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 
 def parse_objectives(objectives: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -53,9 +52,9 @@ def parse_objectives(objectives: Sequence[str]) -> Tuple[List[str], List[str]]:
             raise ValueError(f"evolution: objective {item!r} must be a string METRIC or METRIC:max|min")
         name, sep, direction = item.strip().partition(":")
         if sep:
-            if direction not in SHORT_DIRECTIONS:
+            if direction not in DIRECTION_ALIASES:
                 raise ValueError(f"evolution: objective {item!r}: direction must be max or min")
-            direction = SHORT_DIRECTIONS[direction]
+            direction = DIRECTION_ALIASES[direction]
         elif name in METRICS:
             direction = METRICS[name].direction
         else:
