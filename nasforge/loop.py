@@ -253,7 +253,7 @@ class Loop:
         slots = max(self.executor.slots, 1)
         eta = None if mean is None else mean * max(self.config.budget - done, 0) / slots
         running = {run.number: run.started for run in self.running.values()}
-        metric = getattr(self.objective.objective, "metric", "objective")
+        metric = self.objective.label
         self.on_progress(Progress(done, self.config.budget, last, best[0] if best else None, elapsed, eta,
                                   running, metric))
 

@@ -237,7 +237,7 @@ def test_soft_mode_adds_its_factors_to_the_given_terms():
 class _ScoreObject:
     """An objective object that happens to be callable too: its ``value`` is what counts."""
 
-    direction, transform, failure_penalty = "maximize", "identity", 0.0
+    direction, transform, failure_penalty, label = "maximize", "identity", 0.0, "score"
 
     def check(self):
         pass
@@ -251,6 +251,7 @@ class _ScoreObject:
 
 def test_an_objective_object_is_used_as_it_is_and_a_plain_function_is_wrapped():
     assert Scorer(_ScoreObject()).evaluate({"val_acc": 0.7}).value == pytest.approx(0.7)
+    assert Scorer(_ScoreObject()).label == "score" and Scorer(Objective("params", "minimize")).label == "params"
     wrapped = Scorer(lambda m: 2 * m["val_acc"])
     assert isinstance(wrapped.objective, CallableObjective)
     assert wrapped.evaluate({"val_acc": 0.7}).value == pytest.approx(1.4)

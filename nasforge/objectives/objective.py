@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Protocol, runtime_checkable
 
 from .registry import DIRECTIONS, METRICS, metric_value
 
@@ -18,6 +18,26 @@ TRANSFORMS: Dict[str, Callable[[float], float]] = {
     "cube": lambda x: x ** 3,
     "square": lambda x: x ** 2,
 }
+
+
+@runtime_checkable
+class ObjectiveLike(Protocol):
+    """What the :class:`~nasforge.objectives.rewards.Scorer` reads of an objective: the three
+    classes below have it; an object of a user's own with these members works as well."""
+
+    direction: str  # "maximize" or "minimize"
+    transform: str  # a key of TRANSFORMS
+    failure_penalty: float  # the reward of a failed trial
+
+    @property
+    def label(self) -> str:
+        """The name shown where the objective's value is (the metric, or the objective's name)."""
+
+    def check(self) -> None:
+        """Raise ValueError naming what is wrong with the settings."""
+
+    def value(self, metrics: Dict[str, Any]) -> float:
+        """The objective's value for one trial's metrics."""
 
 
 @dataclass
@@ -34,6 +54,10 @@ class Objective:
             raise ValueError(f"reward transform must be one of {sorted(TRANSFORMS)}, got {self.transform!r}")
         if not math.isfinite(self.failure_penalty):
             raise ValueError("failure penalty must be a finite number")
+
+    @property
+    def label(self) -> str:
+        return self.metric
 
     def value(self, metrics: Dict[str, Any]) -> float:
         """The objective value of a trial; missing or non-finite values are errors."""
@@ -81,6 +105,10 @@ class WeightedSum:
             raise ValueError(f"direction of {metric!r} must be one of {DIRECTIONS}, got {direction!r}")
         return direction
 
+    @property
+    def label(self) -> str:
+        return self.name
+
     def value(self, metrics: Dict[str, Any]) -> float:
         total = 0.0
         for metric, weight in self.weights.items():
@@ -108,6 +136,10 @@ class CallableObjective:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if not callable(self.fn):
             raise ValueError(f"objective function {self.fn!r} is not callable")
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def value(self, metrics: Dict[str, Any]) -> float:
         value = float(self.fn(metrics))

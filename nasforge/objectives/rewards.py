@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set
 
 from .constraints import CONSTRAINT_MODES, MNASNET_EXPONENTS, Constraint, MnasNetTerm, parse_constraint
-from .objective import TRANSFORMS, CallableObjective, Objective, WeightedSum
+from .objective import TRANSFORMS, CallableObjective, Objective, ObjectiveLike, WeightedSum
 
 
 class Evaluation(NamedTuple):
@@ -55,22 +55,27 @@ class Scorer:
     excess_weight: float = 0.0
 
     def __post_init__(self):
-        if callable(self.objective) and not hasattr(self.objective, "value"):
+        if not isinstance(self.objective, ObjectiveLike) and callable(self.objective):
             self.objective = CallableObjective(self.objective)
         self.constraints = tuple(self.constraints)
         self.terms = tuple(self.terms)
 
     @property
     def direction(self) -> str:
-        return getattr(self.objective, "direction", "maximize")
+        return self.objective.direction
 
     @property
     def transform(self) -> str:
-        return getattr(self.objective, "transform", "identity")
+        return self.objective.transform
 
     @property
     def failure_penalty(self) -> float:
-        return float(getattr(self.objective, "failure_penalty", 0.0))
+        return float(self.objective.failure_penalty)
+
+    @property
+    def label(self) -> str:
+        """The objective's name where its value is shown (progress lines, tables)."""
+        return self.objective.label
 
     def check(self) -> None:
         if self.mode not in CONSTRAINT_MODES:
