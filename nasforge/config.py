@@ -294,10 +294,10 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
         keys, is_open = constructor_settings(_get(ESTIMATORS, name, section))
         keys = {k: v for k, v in keys.items() if k not in SEARCH_SUPPLIES["training"]}
         keys.update(SEARCH_READS["training"])
-        if _tabular_space(config):  # a table answers; only its simulated cost per query applies
-            from .tables import TabularSpace
-
-            keys["seconds_per_query"] = typing.get_type_hints(TabularSpace)["seconds_per_query"]
+        space = _space_class(config)
+        if space is not None and space.lookup_estimator is not None:  # a table answers: only the
+            hints = typing.get_type_hints(space)  # settings its lookup takes apply
+            keys.update({key: hints[key] for key in space.lookup_settings})
         return SectionSchema(keys, f"estimator {name!r}", is_open)
     from .registry import SPACES, STRATEGIES
 
@@ -316,12 +316,13 @@ def _get(registry, name: str, section: str) -> Callable:
         raise ConfigError(f"[{section}] {exc}") from None
 
 
-def _tabular_space(config: "SearchConfig") -> bool:
-    from .tables import TabularSpace
+def _space_class(config: "SearchConfig"):
+    """The searched space's class, or None when its factory is a plain function (a plugin)."""
     from .registry import SPACES
+    from .spaces.base import SearchSpace
 
     factory = _get(SPACES, config.space["name"], "space")
-    return isinstance(factory, type) and issubclass(factory, TabularSpace)
+    return factory if isinstance(factory, type) and issubclass(factory, SearchSpace) else None
 
 
 def check_section(section: str, values: Dict[str, Any], schema: SectionSchema) -> None:

@@ -51,7 +51,7 @@ def nb201_path_encoding(tokens: Sequence[int]) -> np.ndarray:
 
 
 def _is_nb201(space: SearchSpace) -> bool:
-    return getattr(space, "name", "") == "nb201-cifar10"
+    return space.name in ("nb201-cifar10", "nb201-cell")  # the same cells, the same tokens
 
 
 def encode(space: SearchSpace, tokens: Sequence[int], kind: str = "auto") -> np.ndarray:
@@ -59,9 +59,8 @@ def encode(space: SearchSpace, tokens: Sequence[int], kind: str = "auto") -> np.
     if kind not in KINDS:
         raise ValueError(f"encoding must be one of {KINDS}, got {kind!r}")
     tokens = space.validate(tokens)
-    own = getattr(space, "path_encoding", None)
-    if kind in ("auto", "path") and callable(own):
-        return np.asarray(own(tokens), dtype=np.float32)
+    if kind in ("auto", "path") and space.path_encoding is not None:
+        return np.asarray(space.path_encoding(tokens), dtype=np.float32)
     if kind == "path":
         if _is_nb201(space):
             return nb201_path_encoding(tokens)

@@ -62,6 +62,9 @@ class SearchSpace(ABC):
     #: The number of spatial axes of the data the space's networks take (1: signals, 2: images),
     #: or None for any. A trained search refuses other data before it starts.
     dims: Optional[int] = None
+    #: Optional hook ``path_encoding(tokens) -> vector``: the space's own fixed-length encoding,
+    #: which predictors and BANANAS prefer to the one-hot of the canonical tokens. None: one-hot.
+    path_encoding: Optional[Callable[[Sequence[int]], Any]] = None
 
     @property
     @abstractmethod

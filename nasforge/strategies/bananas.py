@@ -75,9 +75,8 @@ class Bananas(Strategy):
         self.fits = 0
 
     def encode(self, tokens: Tokens) -> np.ndarray:
-        path = getattr(self.space, "path_encoding", None)
-        if callable(path):
-            return np.asarray(path(tokens), dtype=np.float32)
+        if self.space.path_encoding is not None:
+            return np.asarray(self.space.path_encoding(tokens), dtype=np.float32)
         return self.space.one_hot(self.space.canonical(tokens))
 
     def _random_unseen(self) -> Tokens:
