@@ -100,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--spaces", nargs="+", default=["nb201-cifar10", "nbgraph-cora",
                                                         "nbgraph-citeseer", "nbgraph-pubmed"])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (tuning: 0; held out: 100)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--json", help="also write every summary to this file")
     parser.add_argument("--threads", type=int, default=1,
@@ -127,7 +129,8 @@ def main(argv=None) -> None:
                 print(f"skipped {label(name, settings)}: {error}")
                 continue
             for space_name, (space, estimator, best) in spaces.items():
-                runs = [run(name, settings, space, estimator, seed, budgets, best) for seed in range(args.seeds)]
+                seeds = range(args.first_seed, args.first_seed + args.seeds)
+                runs = [run(name, settings, space, estimator, seed, budgets, best) for seed in seeds]
                 for budget in budgets:
                     s = summarise(runs, budget)
                     rows.append({"strategy": label(name, settings), "space": space_name, "budget": budget, **s})
