@@ -22,7 +22,7 @@ out=${OUT:-$repo/benchmarks/mutation/results}
 declare -A SOURCE=(
   [reinforce]=nasforge/strategies/reinforce.py
   [controller]=nasforge/strategies/controller.py
-  [rewards]=nasforge/objectives/rewards.py
+  [rewards]="nasforge/objectives/rewards.py nasforge/objectives/objective.py nasforge/objectives/constraints.py"
   [fidelity]=nasforge/estimators/fidelity.py
   [store]="nasforge/store/*"
   [export]=nasforge/report/export.py
@@ -65,7 +65,9 @@ for m in "${modules[@]}"; do
     echo
     echo "[tool.mutmut]"
     echo "source_paths = [\"nasforge\"]"
-    echo "only_mutate = [\"${SOURCE[$m]}\"]"
+    set -f  # the patterns are mutmut's globs, not the shell's
+    echo "only_mutate = [$(printf '"%s",' ${SOURCE[$m]} | sed 's/,$//')]"
+    set +f
     echo "pytest_add_cli_args_test_selection = [$(IFS=,; echo "${tests[*]}")]"
     echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\"$([ -n "${KEYWORDS[$m]:-}" ] && echo ", \"-k\", \"${KEYWORDS[$m]}\"")]"
     echo "process_isolation = \"forkserver\""  # torch is not fork-safe after use
