@@ -13,9 +13,10 @@ with ``dedup``, and changes one thing:
 - ``rank``: each reward is replaced by its quantile among all rewards told so far;
 - ``enas-logits``: every softmax head's logits pass through 2.5 * tanh(logits / 5) (ENAS's tanh
   constant and temperature), which bounds how sharp the policy can get;
-- ``ppo``: nasforge's PPO strategy with its defaults.
+- ``ppo``: nasforge's PPO strategy with its defaults;
+- ``reinforce-elite``: the library's sample-efficient REINFORCE (issue 16) with its defaults.
 
-The variants live here, not in the library: none of them closed the gap (docs/benchmarks-hardware.md).
+The other variants live here, not in the library: none of them closed the gap (docs/benchmarks-hardware.md).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hardware/reinforce_variants.py --seeds 100-119 [--only rank ...]
 
@@ -108,6 +109,7 @@ VARIANTS: Dict[str, tuple] = {
     "enas-logits, normalized": ("reinforce-variant", {**BASE, "tanh_constant": 2.5, "temperature": 5.0,
                                                       "advantage": "normalized"}),
     "ppo": ("ppo", {}),
+    "reinforce-elite": ("reinforce-elite", {}),  # issue 16: its own defaults, nothing tuned on this task
 }
 
 

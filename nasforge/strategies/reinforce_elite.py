@@ -4,19 +4,22 @@ The controller and its policy-gradient core are ``reinforce``'s; three changes, 
 
 - **No duplicate evaluation** (``pool``): each batch is drawn as ``pool`` samples in one pass, and
   the first ``batch_size`` architectures not evaluated before (and distinct) become the children.
-  A converged policy otherwise spends most of a small budget re-training what it knows.
+  A converged policy otherwise spends most of a small budget re-training what it knows. A pool
+  with too few new architectures (a policy that has collapsed) is topped up with repeats, which
+  are evaluated and counted like any child.
 - **Risk-seeking policy gradient** (``risk_quantile`` = epsilon; Petersen et al., *Deep Symbolic
   Regression*, ICLR 2021): only children at or above the batch's (1 - epsilon)-quantile of reward
   are learnt from, with advantage ``R - R_epsilon``: the search is judged by its best child, not
   its mean one. Advantages are divided by the batch's reward deviation (``normalize``), so one
   learning rate fits a reward of any scale.
-- **Priority-queue training** (``queue_size`` K, ``queue_weight`` lambda; Abolafia et al., 2018):
-  the K best architectures seen are kept, and every update also maximises their mean
-  log-likelihood, weighted by lambda, in the same Adam step. This term is maximum likelihood, not
-  policy gradient; the policy-gradient term is what learns from every batch's rewards.
+- **Priority-queue training** (``queue_size`` K, ``queue_weight`` lambda, ``queue_steps``;
+  Abolafia et al., 2018): the K best architectures seen are kept, and every update also maximises
+  their mean log-likelihood, weighted by lambda, in the same Adam step, followed by
+  ``queue_steps`` steps on that term alone. This term is maximum likelihood, not policy gradient;
+  the policy-gradient term is what learns from every batch's rewards.
 
-With ``pool = batch_size``, ``risk_quantile = 1``, ``queue_size = 0`` and ``normalize`` off it is
-``reinforce`` (the paper's update) with the same settings.
+With ``pool = batch_size``, ``risk_quantile = 1``, ``queue_size = 0`` and ``normalize`` off the update
+is ``reinforce``'s (the paper's, without the moving-average baseline: the batch mean stands in).
 """
 
 from __future__ import annotations
@@ -72,9 +75,10 @@ class ReinforceElite(Reinforce):
     name = "reinforce-elite"
 
     def __init__(self, hidden_size: int = 35, num_layers: int = 2, init_range: float = 0.08,
-                 learning_rate: float = 0.01, batch_size: int = 8, baseline_decay: float = 0.95,
-                 entropy_weight: float = 0.01, pool: int = 64, risk_quantile: float = 0.25,
-                 normalize: bool = True, queue_size: int = 10, queue_weight: float = 0.1):
+                 learning_rate: float = 0.02, batch_size: int = 4, baseline_decay: float = 0.95,
+                 entropy_weight: float = 0.03, pool: int = 256, risk_quantile: float = 0.25,
+                 normalize: bool = True, queue_size: int = 10, queue_weight: float = 1.0,
+                 queue_steps: int = 0):
         try:
             super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
                              learning_rate=learning_rate, batch_size=batch_size, baseline_decay=baseline_decay,
@@ -89,8 +93,10 @@ class ReinforceElite(Reinforce):
             raise ValueError(f"reinforce-elite: queue_size must be a non-negative integer, got {queue_size!r}")
         if not queue_weight >= 0:
             raise ValueError(f"reinforce-elite: queue_weight must be non-negative, got {queue_weight!r}")
+        if isinstance(queue_steps, bool) or not isinstance(queue_steps, int) or queue_steps < 0:
+            raise ValueError(f"reinforce-elite: queue_steps must be a non-negative integer, got {queue_steps!r}")
         self._settings.update(pool=pool, risk_quantile=risk_quantile, normalize=normalize,
-                              queue_size=queue_size, queue_weight=queue_weight)
+                              queue_size=queue_size, queue_weight=queue_weight, queue_steps=queue_steps)
         self._settings.pop("dedup", None)
         self._settings.pop("max_resamples", None)
         self.pool, self.risk_quantile, self.normalize = pool, float(risk_quantile), bool(normalize)
@@ -139,6 +145,15 @@ class ReinforceElite(Reinforce):
         if self.queue_weight == 0 or not self.elite.items:
             return torch.zeros(())
         return -self.queue_weight * self.controller.score(self.elite.tokens())[0].mean()
+
+    def update(self, batch, origin=None) -> float:
+        """The policy-gradient step (with the queue's term), then ``queue_steps`` steps on the queue alone."""
+        loss = super().update(batch, origin)
+        for _ in range(self._settings["queue_steps"]):
+            self.optimizer.zero_grad()
+            self.auxiliary_loss().backward()
+            self.optimizer.step()
+        return loss
 
     def state_dict(self) -> Dict[str, Any]:
         return {**super().state_dict(), "elite": self.elite.state(), "seen": sorted(self.seen)}

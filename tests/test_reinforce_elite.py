@@ -1,0 +1,69 @@
+"""reinforce-elite's three changes to REINFORCE: no duplicate evaluation, risk-seeking advantages,
+priority-queue training (nasforge/strategies/reinforce_elite.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nasforge.spaces.base import Decision, SearchSpace
+from nasforge.strategies import create_strategy
+from nasforge.strategies.reinforce_elite import EliteQueue, risk_seeking_advantages
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class NineSpace(SearchSpace):
+    """Two decisions of three choices: nine architectures, all valid."""
+
+    name = "nine"
+
+    @property
+    def decisions(self):
+        return [Decision("a", (0, 1, 2)), Decision("b", (0, 1, 2))]
+
+
+def test_risk_seeking_learns_only_from_the_top_quantile():
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    # the 0.5-quantile (lower) is 2: children at or above it get R - 2, the others nothing
+    assert risk_seeking_advantages(rewards, 0.5, normalize=False).tolist() == [0.0, 0.0, 1.0, 2.0]
+    scaled = risk_seeking_advantages(rewards, 0.5, normalize=True)
+    assert torch.allclose(scaled, torch.tensor([0.0, 0.0, 1.0, 2.0]) / rewards.std(correction=0))
+    # quantile 1: every child, against the batch mean
+    assert risk_seeking_advantages(rewards, 1.0, normalize=False).tolist() == [-1.5, -0.5, 0.5, 1.5]
+
+
+def test_elite_queue_keeps_the_best_distinct_architectures():
+    queue = EliteQueue(2)
+    for key, reward in [("a", 0.1), ("b", 0.5), ("a", 0.9), ("c", 0.3), ("d", 0.7)]:
+        queue.offer(key, (ord(key),), reward)
+    assert queue.tokens() == [(ord("d"),), (ord("b"),)]  # "a" kept its first reward; "c" fell out
+    restored = EliteQueue(2)
+    restored.load(queue.state())
+    assert restored.tokens() == queue.tokens()
+
+
+def test_no_architecture_is_proposed_twice_while_the_pool_holds_new_ones():
+    strategy = create_strategy("reinforce-elite", batch_size=2, pool=64)
+    strategy.setup(NineSpace(), 0)
+    proposed = []
+    for _ in range(9):
+        proposal = strategy.ask()
+        proposed.append(proposal.tokens)
+        strategy.tell(proposal.tokens, float(sum(proposal.tokens)), proposal.info)
+    assert len(set(proposed)) == 9
+
+
+def test_queue_training_raises_the_likelihood_of_the_best():
+    strategy = create_strategy("reinforce-elite", batch_size=2, pool=2, queue_size=1, queue_weight=1.0,
+                               queue_steps=5, learning_rate=0.05)
+    strategy.setup(NineSpace(), 0)
+    best = (2, 2)
+    before = float(strategy.controller.score([best])[0][0])
+    strategy.elite.offer("best", best, 10.0)
+    proposal = strategy.ask()
+    strategy.tell(proposal.tokens, 0.0, proposal.info)
+    proposal = strategy.ask()
+    strategy.tell(proposal.tokens, 0.0, proposal.info)  # a batch of equal rewards: no policy gradient
+    assert strategy.updates == 1
+    assert float(strategy.controller.score([best])[0][0]) > before + 0.1
