@@ -69,7 +69,7 @@ class Registry(Generic[T]):
 # predictors/base.py; executors stay in execution/base.py, which is light) ----------------------
 SPACES: Registry = Registry("search space", {
     "chain-cnn": "nasforge.spaces.chain_cnn",
-    "nb201-cell": "nasforge.spaces.nb201_cell",
+    "nb201-cell": "nasforge.spaces.nb201_cell", "mobile-blocks": "nasforge.spaces.mobile_blocks",
     "nb201-cifar10": "nasforge.tables.nb201",
     **{f"nbgraph-{d}": "nasforge.tables.nbgraph" for d in (
         "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")},

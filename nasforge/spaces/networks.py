@@ -1,8 +1,9 @@
 """Which torch-only network module builds a spec: one place for saving, loading and exporting.
 
-A spec names its kind (``"kind": "nb201-cell"``); chain-cnn's specs, older than kinds, carry
-none. An export copies the module's file as ``model.py`` together with the files it reads
-beside it (the cell network takes its raw-input wrapper from ``chain_net.py``).
+A spec names its kind (``"kind": "nb201-cell"``, ``"mobile-blocks"``); chain-cnn's specs, older
+than kinds, carry none. An export copies the module's file as ``model.py`` together with the
+files it reads beside it (the cell and mobile networks take their raw-input wrapper from
+``chain_net.py``).
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from typing import Dict
 
 from torch import nn
 
-from . import cell_net, chain_net
+from . import cell_net, chain_net, mobile_net
+
+#: kind -> (module, its network class); a spec without a kind is chain-cnn's
+_BY_KIND = {cell_net.KIND: (cell_net, cell_net.CellNet), mobile_net.KIND: (mobile_net, mobile_net.MobileNet)}
 
 
 def network_module(spec: Dict) -> ModuleType:
     """The module whose network builds ``spec``."""
-    return cell_net if spec.get("kind") == cell_net.KIND else chain_net
+    return _BY_KIND.get(spec.get("kind"), (chain_net,))[0]
 
 
 def build_network(spec: Dict) -> nn.Module:
     """The untrained network of ``spec``, whichever space wrote it."""
-    module = network_module(spec)
-    return module.CellNet(spec) if module is cell_net else module.ChainNet(spec)
+    return _BY_KIND.get(spec.get("kind"), (chain_net, chain_net.ChainNet))[1](spec)
 
 
 def _source(module: ModuleType) -> Path:
