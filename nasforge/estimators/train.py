@@ -17,64 +17,17 @@ from torch import nn
 from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.classification import classification_report
-from ..objectives.hardware import (count_flops, count_flops_with_pooling, count_params, measure_latency,
-                                   measure_peak_memory, model_size_bytes)
+from ..objectives.hardware import count_flops, count_params
+from ..quant import training as quant
+from ..quant.metrics import quant_metrics
 from ..spaces.base import SearchSpace, Tokens
 from .augment import mixup, random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .fidelity import Pruning, keep_going
+from .probe import LATENCY_METRICS, MEASURABLE, HardwareProbe  # noqa: F401 (MEASURABLE: read from here)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
-# Metrics a trained child reports only when asked (``measure``); params and FLOPs are always there.
-LATENCY_METRICS = ("latency_ms", "latency_p90_ms", "latency_cv")
-MEASURABLE = ("size_bytes", "flops_with_pooling", "peak_memory_bytes") + LATENCY_METRICS
-
-
-@dataclass
-class HardwareProbe:
-    """How the hardware metrics of a trained child are measured (after training, in eval mode).
-
-    Latency: the median of ``repeats`` timed forward passes of a batch of ``batch_size`` after
-    ``warmup`` untimed ones, with torch's intra-op threads fixed to ``threads`` so that children
-    are timed alike whatever else the process does; the thread count is reported with it.
-    """
-
-    measure: Tuple[str, ...] = ()
-    batch_size: int = 1
-    warmup: int = 10
-    repeats: int = 30
-    threads: int = 1
-    bits: int = 32
-
-    def check(self) -> None:
-        unknown = [m for m in self.measure if m not in MEASURABLE]
-        if unknown:
-            raise ValueError(f"measure: child training cannot measure {unknown}; choose from {list(MEASURABLE)} "
-                             "(params and flops are always reported)")
-        for name in ("batch_size", "repeats", "threads", "bits"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"latency_{name} must be a positive integer, got {value!r}"
-                                 if name != "bits" else f"size_bits must be a positive integer, got {value!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"latency_warmup must be a non-negative integer, got {self.warmup!r}")
-
-    def metrics(self, model: nn.Module, input_shape) -> Dict[str, Any]:
-        """The requested metrics of ``model`` under their registered names."""
-        out: Dict[str, Any] = {}
-        wanted = set(self.measure)
-        if "size_bytes" in wanted:
-            out["size_bytes"] = model_size_bytes(model, self.bits)
-        if "flops_with_pooling" in wanted:
-            out["flops_with_pooling"] = count_flops_with_pooling(model, input_shape)
-        if wanted & set(LATENCY_METRICS):
-            lat = measure_latency(model, input_shape, self.batch_size, self.warmup, self.repeats, self.threads)
-            out.update(latency_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"], latency_cv=lat["cv"],
-                       latency_threads=lat["threads"], latency_batch_size=lat["batch_size"])
-        if "peak_memory_bytes" in wanted:
-            out["peak_memory_bytes"] = measure_peak_memory(model, input_shape, self.batch_size)
-        return out
 
 
 @dataclass
@@ -91,6 +44,9 @@ class TrainRecipe:
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha) of mixup; 0 is off
     ema: float = 0.0  # decay per step of an average of the weights that becomes the model; 0 is off
+    quantization: str = "off"  # "qat" or "ptq" at these bits (nasforge/quant/training.py)
+    weight_bits: int = 32
+    activation_bits: int = 32
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -113,6 +69,7 @@ class TrainRecipe:
             raise ValueError(f"mixup must be a non-negative Beta parameter (0 is off), got {self.mixup}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 is off), got {self.ema}")
+        quant.check_settings(self.quantization, self.weight_bits, self.activation_bits)
 
 
 def resolve_device(device: Any) -> torch.device:
@@ -178,6 +135,7 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     """Train in place; return validation accuracy after each epoch (empty without validation).
     ``go_on(history)`` after each epoch may stop training early (successive halving)."""
     recipe.check()
+    quant.before_training(model, recipe)
     model.to(device)
     xt = torch.as_tensor(x_train, device=device)
     yt = torch.as_tensor(y_train, device=device)
@@ -221,6 +179,7 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
                 break
     if average is not None:  # the averaged weights (and normalisation statistics) become the model
         model.load_state_dict(average.module.state_dict())
+    quant.after_training(model, recipe, xt, seed)
     return history
 
 
@@ -306,15 +265,28 @@ class TrainEstimator(Estimator):
         start = time.perf_counter()
         history = train_network(model, self.x_train, self.y_train, self.recipe, seed, self.device,
                                 self.x_val, self.y_val, go_on=go_on)
+        seconds = time.perf_counter() - start
         return model, {
             "val_acc": max(history[-self.score_epochs:]),
             "val_acc_last": history[-1],
             "val_acc_history": history,
             "params": params,
             "flops": flops,
-            "train_seconds": time.perf_counter() - start,
+            "train_seconds": seconds,
             "epochs": len(history),
-        }
+        } | self._quantised(model, history)
+
+    def _quantised(self, model: nn.Module, history: List[float]) -> Dict[str, Any]:
+        """A quantised child's bit metrics; after PTQ its val_acc is the quantised network's
+        (the full-precision one stays as val_acc_fp32)."""
+        if not quant.is_quantised(model):
+            return {}
+        out: Dict[str, Any] = quant_metrics(model, self.data.input_shape)
+        if self.recipe.quantization == "ptq":
+            scores = predict(model, torch.as_tensor(self.x_val, device=self.device))
+            acc = float((scores.argmax(1) == self.y_val).mean())
+            out.update(val_acc=acc, val_acc_last=acc, val_acc_fp32=max(history[-self.score_epochs:]))
+        return out
 
     def max_epochs(self) -> int:
         return self.recipe.epochs
@@ -324,7 +296,7 @@ class TrainEstimator(Estimator):
         if measured & set(LATENCY_METRICS):
             measured |= set(LATENCY_METRICS) | {"latency_threads", "latency_batch_size"}
         return frozenset({"val_acc", "val_acc_last", "val_acc_history", "params", "flops", "train_seconds",
-                          "epochs"} | measured)
+                          "epochs"} | measured | quant.produces(self.recipe, getattr(self, "space", None)))
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         rungs: Dict[int, List[float]] = {int(k): v for k, v in (self.context.get("rungs") or {}).items()}
@@ -393,5 +365,6 @@ def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: 
         "shift": recipe.shift,
         "label_smoothing": recipe.label_smoothing,
         "seed": seed,
+        **(quant_metrics(model, data.input_shape) if quant.is_quantised(model) else {}),
         **(probe.metrics(model, data.input_shape) if probe is not None else {}),
     }

@@ -44,6 +44,13 @@ METRICS: Dict[str, MetricInfo] = {
     "peak_memory_bytes": MetricInfo("bytes", "minimize", "parameters + buffers + peak live activations"),
     "train_seconds": MetricInfo("s", "minimize", "wall time of child training"),
     "simulated_seconds": MetricInfo("s", "minimize", "cost a tabular query stands for"),
+    # quantised children (nasforge/quant/metrics.py defines them; val_acc is then the quantised accuracy)
+    "weight_bits": MetricInfo("bits", "minimize", "sum of parameters x their bits (conv/linear weights at their "
+                              "layer's bits, the rest at 32)"),
+    "quant_size_bytes": MetricInfo("bytes", "minimize", "weight_bits plus floating buffers at 32 bits, in bytes"),
+    "bitops": MetricInfo("bit operations", "minimize", "per conv/linear layer: multiply-accumulates of one "
+                         "example x weight bits x activation bits"),
+    "val_acc_fp32": MetricInfo("fraction", "maximize", "validation accuracy before post-training quantisation"),
     # NAS-Bench-Graph (nasforge/tables/nbgraph.py)
     "latency_s": MetricInfo("s", "minimize", "NAS-Bench-Graph's stored latency"),
     "params_m": MetricInfo("millions", "minimize", "NAS-Bench-Graph's stored parameter count"),

@@ -29,7 +29,7 @@ schedule).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, Tokens
 from .chain_net import OPS, READOUTS, ChainNet
@@ -40,13 +40,17 @@ STRIDES = (1, 2)
 PAPER_STRIDES = (1, 2, 3)
 HEAD_DEPTHS = (0, 1, 2)
 HEAD_WIDTHS = (64, 128, 256)
+#: Bit widths searched with ``mixed_precision`` unless set (fake.py's widths, off excluded).
+MP_WEIGHT_BITS = (1, 2, 4, 8)
+MP_ACTIVATION_BITS = (4, 8)
 
 
 @SPACES.register("chain-cnn")
 class ChainCNNSpace(SearchSpace):
     name = "chain-cnn"
 
-    def __init__(self, num_layers: int = 6, dims: int = 1, paper: bool = False):
+    def __init__(self, num_layers: int = 6, dims: int = 1, paper: bool = False, mixed_precision: bool = False,
+                 weight_bit_choices: Optional[List[int]] = None, activation_bit_choices: Optional[List[int]] = None):
         if dims not in (1, 2):
             raise ValueError(f"chain-cnn: dims must be 1 or 2, got {dims!r}")
         if not isinstance(num_layers, int) or not 1 <= num_layers <= 24:
@@ -56,15 +60,21 @@ class ChainCNNSpace(SearchSpace):
         if paper and dims != 2:
             raise ValueError("chain-cnn: paper=true is the paper's image space (filter and stride height and "
                              f"width) and needs 2-D data of shape (channels, height, width); this data is {dims}-D")
+        if paper and mixed_precision:
+            raise ValueError("chain-cnn: mixed_precision is not offered in the paper's space (paper=true)")
         self.num_layers = num_layers
         self.dims = dims
         self.paper = paper
+        self.mixed_precision = mixed_precision
+        self.precision = precision_choices(mixed_precision, weight_bit_choices, activation_bit_choices)
         self._decisions = self._make_decisions()
         self._index = {d.name: i for i, d in enumerate(self._decisions)}
 
     def config(self) -> Dict[str, Any]:
         # "paper" only when set, so that the stored settings of earlier searches stay as they were
-        return {"num_layers": self.num_layers, "dims": self.dims, **({"paper": True} if self.paper else {})}
+        return {"num_layers": self.num_layers, "dims": self.dims, **({"paper": True} if self.paper else {}),
+                **({"mixed_precision": True, "weight_bit_choices": list(self.precision[0]),
+                    "activation_bit_choices": list(self.precision[1])} if self.mixed_precision else {})}
 
     def _kernel_names(self, layer: int) -> List[str]:
         if self.dims == 1:
@@ -89,11 +99,20 @@ class ChainCNNSpace(SearchSpace):
                 out.append(Decision(name, KERNELS, layer=i))
             out.append(Decision(f"L{i}.filters", FILTERS, layer=i))
             out.append(Decision(f"L{i}.stride", STRIDES, layer=i))
+            out += self._bit_decisions(f"L{i}", layer=i)
         if not self.paper:
             out.append(Decision("readout", READOUTS))
             out.append(Decision("head.depth", HEAD_DEPTHS))
             out.append(Decision("head.width", HEAD_WIDTHS))
+            out += self._bit_decisions("head")
         return out
+
+    def _bit_decisions(self, prefix: str, **where: int) -> List[Decision]:
+        """With mixed precision: the weight and activation bits of a layer (or of the whole head)."""
+        if not self.mixed_precision:
+            return []
+        return [Decision(f"{prefix}.weight_bits", self.precision[0], **where),
+                Decision(f"{prefix}.activation_bits", self.precision[1], **where)]
 
     @property
     def decisions(self) -> List[Decision]:
@@ -117,6 +136,8 @@ class ChainCNNSpace(SearchSpace):
                 ignored = self._kernel_names(i) + [f"L{i}.filters", f"L{i}.stride"]
             elif op in ("maxpool", "avgpool"):
                 ignored = [f"L{i}.filters"]
+            if op != "conv" and self.mixed_precision:
+                ignored += [f"L{i}.weight_bits", f"L{i}.activation_bits"]
             for name in ignored:
                 t[ix[name]] = 0
         if HEAD_DEPTHS[t[ix["head.depth"]]] == 0:
@@ -162,7 +183,17 @@ class ChainCNNSpace(SearchSpace):
             "num_classes": int(num_classes),
             "layers": self.layers(tokens),
             **self.ending(tokens),
+            **({"quant": self.quant_record(tokens)} if self.mixed_precision else {}),
         }
+
+    def quant_record(self, tokens: Sequence[int]) -> Dict[str, List[int]]:
+        """Bits per conv / linear layer of the network, in module order (convolutions of the chain,
+        then the head's linear layers), as ``nasforge.quant.layers`` reads them."""
+        values = self.encode(tokens)
+        owners = [f"L{i}" for i, layer in enumerate(self.layers(tokens)) if layer["op"] == "conv"]
+        owners += ["head"] * (self.ending(tokens)["head"]["depth"] + 1)
+        return {"weight_bits": [int(values[f"{o}.weight_bits"]) for o in owners],
+                "activation_bits": [int(values[f"{o}.activation_bits"]) for o in owners]}
 
     def build(self, tokens: Sequence[int], input_shape: Tuple[int, ...], num_classes: int) -> ChainNet:
         return ChainNet(self.spec(tokens, input_shape, num_classes))
@@ -214,3 +245,23 @@ class ChainCNNSpace(SearchSpace):
         else:
             lines.append("head: fc to classes")
         return lines
+
+
+def precision_choices(mixed: bool, weight: Optional[List[int]], activation: Optional[List[int]]):
+    """The searched (weight, activation) bit choices, checked; ValueError names the setting."""
+    if not isinstance(mixed, bool):
+        raise ValueError(f"chain-cnn: mixed_precision must be true or false, got {mixed!r}")
+    if not mixed and (weight is not None or activation is not None):
+        raise ValueError("chain-cnn: weight_bit_choices and activation_bit_choices need mixed_precision=true")
+    from ..quant.fake import ACTIVATION_BITS, WEIGHT_BITS
+
+    out = []
+    for given, default, allowed, what in ((weight, MP_WEIGHT_BITS, WEIGHT_BITS, "weight"),
+                                          (activation, MP_ACTIVATION_BITS, ACTIVATION_BITS, "activation")):
+        choices = tuple(default if given is None else given)
+        if not choices or any(isinstance(b, bool) or b not in allowed for b in choices) \
+                or len(set(choices)) != len(choices):
+            raise ValueError(f"chain-cnn: {what}_bit_choices must be distinct values from "
+                             f"{', '.join(map(str, allowed))}, got {given!r}")
+        out.append(choices)
+    return tuple(out)

@@ -1,7 +1,9 @@
 """The chain network of the ``chain-cnn`` space, built from a plain-dict spec.
 
 This file imports nothing but torch on purpose: ``nasforge export`` copies it next to the
-weights, so that an exported model loads and predicts without nasforge installed.
+weights, so that an exported model loads and predicts without nasforge installed. A quantised
+spec (``"quant"``: bits per conv / linear layer) also loads ``nasforge/quant/layers.py`` and
+``fake.py`` (torch only), which an export copies beside it.
 
 Spec (all plain JSON values)::
 
@@ -166,6 +168,8 @@ class ChainNet(nn.Module):
             width = int(spec["head"]["width"])
         head.append(nn.Linear(width, int(spec["num_classes"])))
         self.head = nn.Sequential(*head)
+        if self.spec.get("quant"):  # bit widths per conv / linear layer (mixed precision, QAT, PTQ)
+            quant_layers().quantize_modules(self, self.spec["quant"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs: List[torch.Tensor] = []
@@ -182,6 +186,21 @@ class ChainNet(nn.Module):
         else:
             feat = feat.flatten(2).mean(dim=2)
         return self.head(feat)
+
+
+def quant_layers():
+    """nasforge's quantised layers (torch only): the package's module, or in an export the copy
+    ``quant_layers.py`` beside this file (with ``fake.py``); only a quantised spec needs it."""
+    try:
+        from ..quant import layers
+    except ImportError:  # loaded as a file (an export's model.py): no package around it
+        import os
+        import runpy
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                             "quant_layers.py")))
+    return layers
 
 
 def _per_channel(value, ndim: int) -> torch.Tensor:

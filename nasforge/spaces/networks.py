@@ -41,4 +41,8 @@ def export_sources(spec: Dict) -> Dict[str, Path]:
     files = {"model.py": _source(module)}
     if module is not chain_net:
         files["chain_net.py"] = _source(chain_net)
+    if spec.get("quant"):  # chain_net loads the quantised layers, which load fake.py, from beside it
+        from ..quant import fake, layers
+
+        files.update({"quant_layers.py": _source(layers), "fake.py": _source(fake)})
     return files
