@@ -114,7 +114,8 @@ class ReinforceElite(Reinforce):
 
     def _sample(self) -> Proposal:
         if not self.queue:
-            tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.pool)
+            with torch.no_grad():  # most of the pool is dropped: the update re-scores the children kept
+                tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.pool)
             rows = [tuple(int(v) for v in t) for t in tokens.tolist()]
             chosen, keys = [], set()
             for k, t in enumerate(rows):  # new architectures first, in sampling order
@@ -125,9 +126,7 @@ class ReinforceElite(Reinforce):
                 if len(chosen) == self.batch_size:
                     break
             chosen += [k for k in range(len(rows)) if k not in chosen][:self.batch_size - len(chosen)]
-            self.queue = [(rows[k], float(log_probs[k].detach()), float(entropies[k].detach())) for k in chosen]
-            for k in chosen:
-                self.kept[rows[k]] = (log_probs[k], entropies[k])
+            self.queue = [(rows[k], float(log_probs[k]), float(entropies[k])) for k in chosen]
         tokens, log_prob, entropy = self.queue.pop(0)
         return Proposal(tokens, {"log_prob": log_prob, "entropy": entropy, "policy_version": self.updates})
 
