@@ -21,6 +21,14 @@ The first evaluation first trains omega for ``warmup_steps`` on uniformly sample
 common ENAS-style warm start, so that early rewards are not noise). ``params`` and ``flops`` are those
 of the stand-alone network. :meth:`state_dict`, :meth:`save` and :meth:`load` carry omega, the
 optimiser and the step count, so a resumed search continues with the trained supernet.
+
+**Single-path one-shot mode** (``mode = "single-path"``; what ``auto`` picks for every space but
+chain-cnn, e.g. ``nb201-cell``): Guo et al.'s method (2020) instead of ENAS's. The warm-up and the
+``steps`` of every evaluation train the supernet on uniformly sampled paths, never on the
+architecture being scored (``steps = 0``: trained once by the warm-up, then frozen, as in the
+paper); the reward is the path's validation accuracy with the inherited weights after its
+batch-norm statistics are recomputed on ``calibration_batches`` fixed training batches
+(:mod:`.single_path`, which also says how a space joins).
 """
 
 from __future__ import annotations
@@ -38,10 +46,14 @@ from ..objectives.hardware import count_flops, count_params
 from ..spaces.base import SearchSpace, Tokens
 from ..spaces.chain_cnn import ChainCNNSpace
 from .base import ESTIMATORS, Estimator, TrialFailed
+from .single_path import SUPERNETS, recalibrate, supernet_class
 from .supernet import ChainSuperNet, random_tokens, supernet_parameters
 from .train import resolve_device
 
 OPTIMIZERS = ("adamw", "sgd")
+MODES = ("auto", "enas", "single-path")
+#: Settings added after checkpoints were first written: an older checkpoint had these values.
+_LATER_SETTINGS = {"mode": "auto", "calibration_batches": 4}
 
 
 @ESTIMATORS.register("shared-weights")
@@ -57,12 +69,14 @@ class SharedWeightsEstimator(Estimator):
                  steps: int = 10, warmup_steps: int = 500, batch_size: int = 64, eval_size: int = 0,
                  optimizer: str = "adamw", learning_rate: float = 2e-3, weight_decay: float = 1e-4,
                  grad_clip: float = 5.0, seed: int = 0, max_params: int = 5_000_000,
-                 max_supernet_params: int = 50_000_000, device: str = "auto"):
+                 max_supernet_params: int = 50_000_000, device: str = "auto", mode: str = "auto",
+                 calibration_batches: int = 4):
         super().__init__(dataset=dataset, val_fraction=val_fraction, split_seed=split_seed, steps=steps,
                          warmup_steps=warmup_steps, batch_size=batch_size, eval_size=eval_size,
                          optimizer=optimizer, learning_rate=learning_rate, weight_decay=weight_decay,
                          grad_clip=grad_clip, seed=seed, max_params=max_params,
-                         max_supernet_params=max_supernet_params, device=device)
+                         max_supernet_params=max_supernet_params, device=device, mode=mode,
+                         calibration_batches=calibration_batches)
         checks = [
             (0 < val_fraction < 1, f"val_fraction must be in (0, 1), got {val_fraction}"),
             (isinstance(steps, int) and steps >= 0, f"steps must be a non-negative integer, got {steps!r}"),
@@ -75,6 +89,9 @@ class SharedWeightsEstimator(Estimator):
             (learning_rate > 0, f"learning_rate must be positive, got {learning_rate}"),
             (weight_decay >= 0, f"weight_decay must be non-negative, got {weight_decay}"),
             (grad_clip >= 0, f"grad_clip must be non-negative (0 turns it off), got {grad_clip}"),
+            (mode in MODES, f"mode must be one of {MODES}, got {mode!r}"),
+            (isinstance(calibration_batches, int) and calibration_batches >= 1,
+             f"calibration_batches must be a positive integer, got {calibration_batches!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -83,29 +100,51 @@ class SharedWeightsEstimator(Estimator):
         self.device = resolve_device(device)
         self.data: Optional[Dataset] = None
         self.steps_done = 0
+        self.last_loss = float("nan")
         self._metrics_cache: Dict[Tokens, Tuple[int, int]] = {}
 
     # ---- binding --------------------------------------------------------------------------------
+    def resolve_mode(self, space: SearchSpace) -> str:
+        """``enas`` for chain-cnn, ``single-path`` for the spaces with such a supernet; refuses the rest."""
+        chain, mode = isinstance(space, ChainCNNSpace), self._settings["mode"]
+        if mode == "auto":
+            mode = "enas" if chain else "single-path"
+        if chain != (mode == "enas"):
+            raise ValueError(f"shared-weights: mode {mode!r} does not cover the {space.name!r} space: chain-cnn "
+                             f"is trained ENAS-style (mode 'enas'), the other spaces single-path "
+                             f"({', '.join(sorted(SUPERNETS))})")
+        if mode == "single-path":
+            supernet_class(space)  # raises, naming the spaces that have a supernet
+        return mode
+
     def setup(self, space: SearchSpace, data: Optional[Dataset] = None) -> None:
-        if not isinstance(space, ChainCNNSpace):
-            raise ValueError(f"shared-weights: only the chain-cnn space has a supernet, got {space.name!r}")
+        self.mode = self.resolve_mode(space)
         super().setup(space)
         s = self._settings
         self.data = data if data is not None else load_dataset(self.dataset_name)
-        if space.dims != self.data.dims:
-            raise ValueError(f"shared-weights: space is {space.dims}-D but dataset {self.data.name} has "
+        dims = getattr(space, "dims", None)
+        if dims is not None and dims != self.data.dims:
+            raise ValueError(f"shared-weights: space is {dims}-D but dataset {self.data.name} has "
                              f"{self.data.dims}-D inputs of shape {self.data.input_shape}")
-        size = supernet_parameters(space, self.data.input_shape, self.data.num_classes)
+        shape, classes = self.data.input_shape, self.data.num_classes
+        size = supernet_parameters(space, shape, classes) if self.mode == "enas" else 0
+        if size <= s["max_supernet_params"]:
+            torch.manual_seed(s["seed"])  # supernet initialisation only
+            net = (ChainSuperNet if self.mode == "enas" else supernet_class(space))(space, shape, classes)
+            size = sum(p.numel() for p in net.parameters())
         if size > s["max_supernet_params"]:
             raise ValueError(f"shared-weights: the supernet of this space would hold {size:,} parameters, over "
-                             f"max_supernet_params={s['max_supernet_params']:,}; use fewer layers or raise it")
+                             f"max_supernet_params={s['max_supernet_params']:,}; use a smaller space or raise it")
         (xt, yt), (xv, yv) = split_validation(self.data.x_train, self.data.y_train, s["val_fraction"],
                                               s["split_seed"])
         dev = self.device
         self.x_train, self.y_train = torch.as_tensor(xt, device=dev), torch.as_tensor(yt, device=dev)
         self.x_val, self.y_val = torch.as_tensor(xv, device=dev), torch.as_tensor(yv, device=dev)
-        torch.manual_seed(s["seed"])  # supernet initialisation only
-        self.supernet = ChainSuperNet(space, self.data.input_shape, self.data.num_classes).to(dev)
+        self.supernet = net.to(dev)
+        # Single-path: the same training batches recalibrate every path's batch norm (fewer if the split is small).
+        order = torch.randperm(len(yt), generator=torch.Generator().manual_seed(s["seed"])).to(dev)
+        count = s["calibration_batches"] * s["batch_size"]
+        self.calibration = list(self.x_train[order[:count]].split(s["batch_size"]))
         # Listed once: walking the supernet's modules for them at every step cost 7% of a search.
         self.params = list(self.supernet.parameters())
         # foreach: one multi-tensor update instead of a Python loop over the tensors (bit-identical)
@@ -116,6 +155,7 @@ class SharedWeightsEstimator(Estimator):
             self.optimizer = torch.optim.SGD(self.params, lr=s["learning_rate"], momentum=0.9, nesterov=True,
                                              weight_decay=s["weight_decay"], foreach=True)
         self.steps_done = 0
+        self.last_loss = float("nan")
         self._metrics_cache = {}
 
     # ---- the two ENAS phases --------------------------------------------------------------------
@@ -141,6 +181,8 @@ class SharedWeightsEstimator(Estimator):
                 nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], s["grad_clip"])
             self.optimizer.step()
             self.steps_done += 1
+        if steps:
+            self.last_loss = float(loss.detach())
         return float(loss.detach())
 
     @torch.no_grad()
@@ -152,16 +194,21 @@ class SharedWeightsEstimator(Estimator):
         if 0 < size < len(y):
             idx = torch.randperm(len(y), generator=generator)[:size].to(self.device)
             x, y = x[idx], y[idx]
+        if self.mode == "single-path":  # the path's own batch-norm statistics, then eval mode
+            recalibrate(self.supernet, tokens, self.calibration)
         if self.supernet.training:
             self.supernet.eval()
         scores = self.supernet(x, tokens)
         return float((scores.argmax(1) == y).float().mean())
 
+    def uniform_steps(self, steps: int, gen: torch.Generator) -> None:
+        """``steps`` steps of omega, each on its own uniformly sampled architecture."""
+        for _ in range(steps):
+            self.train_steps(random_tokens(self.space, gen), 1, gen)
+
     def warm_up(self) -> None:
         """Train omega on uniformly sampled architectures (once, before the first reward)."""
-        gen = torch.Generator().manual_seed(self._settings["seed"])
-        for _ in range(self._settings["warmup_steps"]):
-            self.train_steps(random_tokens(self.space, gen), 1, gen)
+        self.uniform_steps(self._settings["warmup_steps"], torch.Generator().manual_seed(self._settings["seed"]))
 
     def stand_alone(self, tokens: Tokens) -> Tuple[int, int]:
         """Parameters and FLOPs of the stand-alone network (cached: they depend on tokens alone)."""
@@ -188,7 +235,11 @@ class SharedWeightsEstimator(Estimator):
             self.warm_up()
             warmup = s["warmup_steps"]
         gen = torch.Generator().manual_seed(int(seed))
-        loss = self.train_steps(tokens, s["steps"], gen)
+        if self.mode == "enas":
+            loss = self.train_steps(tokens, s["steps"], gen)
+        else:  # single path: the shared weights never train on the architecture being scored
+            self.uniform_steps(s["steps"], gen)
+            loss = self.last_loss
         val_acc = self.validation_accuracy(tokens, gen)
         seconds = time.perf_counter() - start
         samples = (s["steps"] + warmup) * s["batch_size"]
@@ -209,13 +260,14 @@ class SharedWeightsEstimator(Estimator):
     def state_dict(self) -> Dict[str, Any]:
         """Everything a resumed search needs: omega, the optimiser, the step count, the settings."""
         return {"settings": self.settings(), "space": self.space.config(), "steps_done": self.steps_done,
+                "last_loss": self.last_loss,
                 "supernet": {k: v.detach().cpu().clone() for k, v in self.supernet.state_dict().items()},
                 "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        mine = self.settings()
-        diff = [f"{k}: saved {state['settings'].get(k)!r}, now {v!r}" for k, v in mine.items()
-                if k != "device" and state["settings"].get(k) != v]
+        mine, saved = self.settings(), {**_LATER_SETTINGS, **state["settings"]}
+        diff = [f"{k}: saved {saved.get(k)!r}, now {v!r}" for k, v in mine.items()
+                if k != "device" and saved.get(k) != v]
         if state["space"] != self.space.config():
             diff.append(f"space: saved {state['space']}, now {self.space.config()}")
         if diff:
@@ -223,6 +275,7 @@ class SharedWeightsEstimator(Estimator):
         self.supernet.load_state_dict(state["supernet"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["steps_done"])
+        self.last_loss = float(state.get("last_loss", float("nan")))
 
     def save(self, path: str | Path) -> None:
         """Write the state atomically (a crash mid-write leaves the previous file intact)."""

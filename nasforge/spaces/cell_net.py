@@ -87,22 +87,26 @@ def edge_op(op: str, channels: int) -> nn.Module:
     return relu_conv_bn(channels, channels, 1 if op == "nor_conv_1x1" else 3)
 
 
+def live_edges(edges: List[Tuple[int, int, str]]) -> Tuple[List[Tuple[int, int, str]], bool]:
+    """The edges that carry a function of the cell input, in computing order, and whether the output
+    does: a ``none`` edge, or one read from a node fed only by zeros, contributes nothing."""
+    live = {0}  # nodes that carry a function of the input (not identically zero)
+    kept = []
+    for to, src, op in sorted(edges):
+        if op != "none" and src in live:
+            live.add(to)
+            kept.append((to, src, op))
+    return kept, NODES - 1 in live
+
+
 class Cell(nn.Module):
     """Four nodes, each the sum of its incoming edges; edges fed only by zeros are dropped."""
 
     def __init__(self, edges: List[Tuple[int, int, str]], channels: int):
         super().__init__()
-        live = {0}  # nodes that carry a function of the input (not identically zero)
-        kept: List[Tuple[int, int]] = []
-        ops = []
-        for to, src, op in sorted(edges):
-            if op != "none" and src in live:
-                live.add(to)
-                kept.append((to, src))
-                ops.append(edge_op(op, channels))
-        self.edges = kept
-        self.ops = nn.ModuleList(ops)
-        self.output_live = NODES - 1 in live
+        kept, self.output_live = live_edges(edges)
+        self.edges = [(to, src) for to, src, _ in kept]
+        self.ops = nn.ModuleList(edge_op(op, channels) for _, _, op in kept)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.output_live:
