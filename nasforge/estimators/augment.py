@@ -9,6 +9,11 @@ small wrap-around shift is a translation.
 
 Mixup (Zhang et al., 2018) trains on convex combinations of pairs of examples, with the loss
 mixed in the same proportion; it is off by default (``mixup = 0``).
+
+For images, the two augmentations of the ResNet / NAS-Bench-201 CIFAR recipe: a random crop of
+the image's own size from the image zero-padded by ``crop_padding`` pixels on every side, and a
+horizontal flip of half the images (``flip``). Both are off by default and refused on 1-D data
+(a signal has no horizontal axis, and a crop would invent zeros where a shift wraps).
 """
 
 from __future__ import annotations
@@ -48,3 +53,38 @@ def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator,
     partner = torch.randperm(x.shape[0], generator=generator).to(x.device)
     lam = float(rng.beta(alpha, alpha))
     return lam * x + (1 - lam) * x[partner], partner, lam
+
+
+def check_image_settings(crop_padding: int, flip: bool, dims: int = 2) -> None:
+    """Raise ValueError for a bad setting, or for either one turned on with data of ``dims`` != 2 axes."""
+    if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
+        raise ValueError(f"crop_padding must be a non-negative whole number of pixels, got {crop_padding!r}")
+    if not isinstance(flip, bool):
+        raise ValueError(f"flip must be true or false, got {flip!r}")
+    if dims != 2 and (crop_padding or flip):
+        raise ValueError(f"training.crop_padding and training.flip augment images (2-D data); this data is {dims}-D "
+                         "(for signals use training.shift)")
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` (batch, channels, height, width) zero-padded by ``padding`` on every side,
+    then cropped back to its size at its own offset (top, left) drawn from [0, 2 * padding]."""
+    if padding <= 0:
+        return x
+    check_image_settings(padding, False, x.dim() - 2)
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator).to(x.device)
+    rows = (offsets[:, :1] + torch.arange(h, device=x.device))[:, None, :, None].expand(n, x.shape[1], h, w + 2 * padding)
+    picked = torch.gather(padded, 2, rows)
+    cols = (offsets[:, 1:] + torch.arange(w, device=x.device))[:, None, None, :].expand(n, x.shape[1], h, w)
+    return torch.gather(picked, 3, cols)
+
+
+def random_flip(x: torch.Tensor, on: bool, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` (batch, channels, height, width) mirrored left-right with probability 1/2."""
+    if not on:
+        return x
+    check_image_settings(0, True, x.dim() - 2)
+    flipped = torch.rand(x.shape[0], generator=generator).to(x.device) < 0.5
+    return torch.where(flipped[:, None, None, None], x.flip(3), x)
