@@ -21,7 +21,7 @@ from ..objectives.hardware import count_flops, count_params
 from ..quant import training as quant
 from ..quant.metrics import quant_metrics
 from ..spaces.base import SearchSpace, Tokens
-from .augment import mixup, random_shift
+from .augment import check_image_settings, mixup, random_crop, random_flip, random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .fidelity import Pruning, keep_going
 from .probe import LATENCY_METRICS, MEASURABLE, HardwareProbe  # noqa: F401 (MEASURABLE: read from here)
@@ -43,6 +43,8 @@ class TrainRecipe:
     shift: int = 0  # augmentation: random circular shift of up to this many samples/pixels per axis
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha) of mixup; 0 is off
+    crop_padding: int = 0  # images: random crop of the image's size from it zero-padded by this many pixels
+    flip: bool = False  # images: mirror half of each batch left-right
     ema: float = 0.0  # decay per step of an average of the weights that becomes the model; 0 is off
     quantization: str = "off"  # "qat" or "ptq" at these bits (nasforge/quant/training.py)
     weight_bits: int = 32
@@ -67,6 +69,7 @@ class TrainRecipe:
             raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if not self.mixup >= 0:
             raise ValueError(f"mixup must be a non-negative Beta parameter (0 is off), got {self.mixup}")
+        check_image_settings(self.crop_padding, self.flip)
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 is off), got {self.ema}")
         quant.check_settings(self.quantization, self.weight_bits, self.activation_bits)
@@ -157,6 +160,7 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
         for b in range(batches):
             idx = perm[b * recipe.batch_size : (b + 1) * recipe.batch_size]
             xb, yb = random_shift(xt[idx], recipe.shift, gen), yt[idx]
+            xb = random_flip(random_crop(xb, recipe.crop_padding, gen), recipe.flip, gen)
             if mix_rng is not None:
                 xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
                 out = model(xb)
@@ -246,6 +250,7 @@ class TrainEstimator(Estimator):
                 f"space {space.name} is {dims}-D but dataset {self.data.name} has {self.data.dims}-D "
                 f"inputs of shape {self.data.input_shape}; {advice}"
             )
+        check_image_settings(self.recipe.crop_padding, self.recipe.flip, self.data.dims)
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
             self.data.x_train, self.data.y_train, self.val_fraction, self.split_seed)
 
@@ -362,7 +367,7 @@ def retrain_and_test(space: SearchSpace, tokens: Tokens, data: Dataset, recipe: 
         "flops": count_flops(model, data.input_shape),
         "train_seconds": seconds,
         "epochs": recipe.epochs,
-        "shift": recipe.shift,
+        "shift": recipe.shift, "crop_padding": recipe.crop_padding, "flip": recipe.flip,
         "label_smoothing": recipe.label_smoothing,
         "seed": seed,
         **(quant_metrics(model, data.input_shape) if quant.is_quantised(model) else {}),
