@@ -26,6 +26,13 @@ def lookup_estimator(space_name: str) -> Optional[str]:
     return None  # a plugin's factory function declares nothing: its space is trained
 
 
+def default_estimator(space_name: str) -> str:
+    """The estimator a space is trained with when ``[training] estimator`` names none
+    (``SearchSpace.default_estimator``; ``train`` for a space that declares none)."""
+    factory = SPACES.get(space_name)
+    return getattr(factory, "default_estimator", None) or "train"
+
+
 def is_tabular(space_name: str) -> bool:
     """Benchmark spaces are looked up in a table instead of trained (and need no data)."""
     return lookup_estimator(space_name) is not None
@@ -33,7 +40,7 @@ def is_tabular(space_name: str) -> bool:
 
 def estimator_name(config: SearchConfig) -> str:
     """The estimator a search uses: the space's lookup estimator, else ``[training] estimator``."""
-    return lookup_estimator(config.space["name"]) or config.training.get("estimator", "train")
+    return lookup_estimator(config.space["name"]) or config.training.get("estimator", default_estimator(config.space["name"]))
 
 
 def build_space(config: SearchConfig, data: Optional[Dataset]) -> SearchSpace:
@@ -64,7 +71,7 @@ def build_estimator(config: SearchConfig, data: Optional[Dataset] = None,
             estimator = create_estimator(lookup, **settings)
         else:
             settings = dict(config.training)
-            name = settings.pop("estimator", "train")
+            name = settings.pop("estimator", default_estimator(config.space["name"]))
             if "dataset" in inspect.signature(ESTIMATORS.get(name)).parameters:
                 settings["dataset"] = config.dataset
             estimator = create_estimator(name, **settings)

@@ -288,13 +288,13 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
     if section == "training":
         from .registry import ESTIMATORS
 
-        name = config.training.get("estimator", "train")
+        space = _space_class(config)
+        name = config.training.get("estimator", getattr(space, "default_estimator", None) or "train")
         if not isinstance(name, str):
             raise ConfigError(f"[training] estimator must be a string (an estimator's name), got {name!r}")
         keys, is_open = constructor_settings(_get(ESTIMATORS, name, section))
         keys = {k: v for k, v in keys.items() if k not in SEARCH_SUPPLIES["training"]}
         keys.update(SEARCH_READS["training"])
-        space = _space_class(config)
         if space is not None and space.lookup_estimator is not None:  # a table answers: only the
             hints = typing.get_type_hints(space)  # settings its lookup takes apply
             keys.update({key: hints[key] for key in space.lookup_settings})

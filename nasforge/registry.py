@@ -75,6 +75,7 @@ SPACES: Registry = Registry("search space", {
         "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")},
     "own-table": "nasforge.tables.own_table", "mnist1d-chain": "nasforge.tables.own_table",
     "mnist1d-chain-nearest": "nasforge.tables.own_table",
+    "update-rules": "nasforge.spaces.update_rules",
 })
 STRATEGIES: Registry = Registry("strategy", {
     "random": "nasforge.strategies.random_search", "reinforce": "nasforge.strategies.reinforce",
@@ -88,6 +89,7 @@ ESTIMATORS: Registry = Registry("estimator", {
     "train": "nasforge.estimators.train", "train-and-test": "nasforge.estimators.train_and_test",
     "shared-weights": "nasforge.estimators.weight_sharing", "zero-cost": "nasforge.estimators.zero_cost",
     "synthetic": "nasforge.estimators.synthetic", "tabular": "nasforge.tables",
+    "rule-train": "nasforge.estimators.rule_train",
 })
 PREDICTORS: Registry = Registry("predictor", {
     "gp": "nasforge.predictors.gp", "mlp-ensemble": "nasforge.predictors.mlp", "gbt": "nasforge.predictors.trees",

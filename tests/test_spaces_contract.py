@@ -59,6 +59,7 @@ CASES: Dict[str, List[Case]] = {
     "own-table": [Case(_named("own-table", table=str(MNIST1D_CHAIN)), True, (1, 40))],
     "mnist1d-chain": [Case(_named("mnist1d-chain"), True, (1, 40))],
     "mnist1d-chain-nearest": [Case(_named("mnist1d-chain-nearest"), True, (1, 40))],
+    "update-rules": [Case(_named("update-rules")), Case(_named("update-rules", groups=2, weight_bits=2))],
 }
 
 PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name in sorted(SPACES.builtins)

@@ -59,6 +59,9 @@ class SearchSpace(ABC):
     #: inline when ``auto`` chooses the executor (a lookup costs less than a worker process).
     lookup_estimator: ClassVar[Optional[str]] = None
     lookup_settings: ClassVar[Tuple[str, ...]] = ()
+    #: The estimator a search of this space uses when ``[training] estimator`` names none (None:
+    #: ``train``): a space whose tokens are not a network (``update-rules``) names its own.
+    default_estimator: ClassVar[Optional[str]] = None
     #: The number of spatial axes of the data the space's networks take (1: signals, 2: images),
     #: or None for any. A trained search refuses other data before it starts.
     dims: Optional[int] = None
