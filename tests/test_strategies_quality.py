@@ -99,7 +99,7 @@ def nb201_regret(name: str, settings, budget: int) -> float:
                    lambda t: estimator.evaluate(t, 0)["val_acc"], budget, seed) for seed in SEEDS))
 
 
-@pytest.mark.parametrize("name", ["evolution", "local-search", "bananas", "tpe"])
+@pytest.mark.parametrize("name", ["evolution", "local-search", "bananas", "tpe", "reinforce-elite"])
 def test_nb201_search_and_model_based_strategies_beat_random_at_100_queries(name):
     assert nb201_regret(name, {}, 100) < 0.5 * nb201_regret("random", {}, 100)
 
