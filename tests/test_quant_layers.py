@@ -4,6 +4,8 @@ the layers really see, and chain-cnn's mixed-precision decisions built into the 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -74,12 +76,14 @@ def test_calibrated_range_is_the_largest_input_seen():
 
 
 def test_strip_keeps_the_quantised_weights_and_drops_rounding():
-    net = quantize_modules(_net(), {"weight_bits": 4, "activation_bits": 32})
-    levels = quantisable_layers(net)[0].weight.detach().clone()
-    strip(net)
+    original = quantize_modules(_net(), {"weight_bits": 4, "activation_bits": 8})
+    levels = quantisable_layers(original)[0].weight.detach().clone()
+    net = strip(copy.deepcopy(original))
     assert torch.equal(quantisable_layers(net)[0].weight, levels)
     assert layer_bits(quantisable_layers(net)[0]) == {"weight_bits": 32, "activation_bits": 32}
     assert not any(isinstance(m, ActQuant) for m in net.modules())
+    assert layer_bits(quantisable_layers(original)[0]) == {"weight_bits": 4, "activation_bits": 8}
+    original(torch.randn(2, 2, 8))  # the original still works: stripping a copy left it alone
 
 
 def test_refused_records():

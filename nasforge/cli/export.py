@@ -44,11 +44,17 @@ def _preprocessing(model_dir: Path, config, console):
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
     from ..report.model_files import load_model_dir
+    from .export_rule import cmd_export_optimizer, is_rule_space
 
+    if args.optimizer:
+        return cmd_export_optimizer(args)
     experiment, store = _open_store(args.experiment, readonly=True)
     console = make_console()
     with store:
         config, space = _space_of(store)
+        if is_rule_space(space):
+            raise ConfigError(f"{experiment} searched update rules, which have no network to export: "
+                              "use `nasforge export --optimizer` for the rule as a torch optimiser")
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
         out = Path(args.out) if args.out else experiment / "export"
         _check_out(out, args.overwrite)
@@ -71,7 +77,26 @@ def cmd_export(args: argparse.Namespace) -> int:
                       "preprocessing included:")
         for name, path in written.items():
             console.print(f"  {name}: {path}")
+        if args.int8:
+            _int8(model, out, config, args.min_agreement, console)
     return 0
+
+
+def _int8(model, out: Path, config, min_agreement: float, console) -> None:
+    """The int8 ONNX model beside the export, calibrated on training data, checked on the test split."""
+    import numpy as np
+
+    from ..data.datasets import load_dataset
+    from ..report.export_int8 import export_int8
+
+    data = load_dataset(config["dataset"])
+    pick = np.random.default_rng(0).permutation(len(data.x_train))[:512]
+    r = export_int8(model, out, data.x_train[pick], data.x_test, data.y_test, min_agreement)
+    console.print(f"int8 ({r['int8_file']}, onnxruntime static quantisation): agrees with the PyTorch network "
+                  f"on {r['agreement']:.1%} of {r['test_examples']} test examples; test accuracy "
+                  f"{r['int8_test_acc']:.4f} (PyTorch {r['torch_test_acc']:.4f}); latency {r['int8_latency_ms']:.3f} ms "
+                  f"vs fp32 {r['fp32_latency_ms']:.3f} ms (batch 1, 1 thread); {r['int8_bytes']:,} vs "
+                  f"{r['fp32_bytes']:,} bytes; written to int8.json")
 
 
 def add_export_parser(subparsers) -> None:
@@ -81,4 +106,11 @@ def add_export_parser(subparsers) -> None:
     e.add_argument("--trial", type=int, help="trial number (default: the best)")
     e.add_argument("--out", help="output directory (default: <experiment>/export)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    e.add_argument("--optimizer", action="store_true",
+                   help="an update-rules search: write the rule as one torch.optim.Optimizer file (--out rule.py; "
+                        "default <experiment>/optimizer.py)")
+    e.add_argument("--int8", action="store_true", help="also write model_int8.onnx (onnxruntime static "
+                   "quantisation calibrated on training data), checked against the network on the test split")
+    e.add_argument("--min-agreement", type=float, default=0.95,
+                   help="with --int8: least share of test predictions the int8 model must share with the network")
     e.set_defaults(func=cmd_export)

@@ -139,11 +139,16 @@ def calibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> None:
 
 
 def strip(model: nn.Module) -> nn.Module:
-    """``model`` in place with its quantised weights as plain weights and no activation rounding:
-    the float network a deployment tool quantises again (``nasforge export --int8``)."""
+    """``model`` in place with its quantised weights as its weights and no rounding left: the float
+    network a deployment tool quantises again (``nasforge export --int8``). The weight's
+    parametrisation stays, at 32 bits (the identity): torch's ``remove_parametrizations`` edits the
+    class that a deep copy shares with its original, which would break the original."""
     for layer in quantisable_layers(model):
         if parametrize.is_parametrized(layer, "weight"):
-            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+            with torch.no_grad():
+                layer.parametrizations["weight"].original.copy_(layer.weight)
+            for p in layer.parametrizations["weight"]:
+                p.bits = 32
         if hasattr(layer, "act_quant"):
             del layer.act_quant
     return model
