@@ -1,0 +1,69 @@
+"""Quantisation through the real CLI on a small real slice of MNIST-1D: a mixed-precision search
+under a weight-bits constraint read back (trials, best, pareto), a QAT search retrained and exported
+to int8 ONNX, nb201's quantised accuracies searched as objectives, and bad settings refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_paths import error_line, json_out, nasforge, ok
+
+TINY = ["--layers", "2", "--epochs", "1", "--batch-size", "64", "--strategy", "random", "--seed", "1"]
+
+
+def test_mixed_precision_search_reads_back_with_weight_bits(tmp_path, mnist1d_npz):
+    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "4", "--experiment", "mp",
+                 "--set", "space.mixed_precision=true", "--set", "space.weight_bit_choices=[1,2,8]",
+                 "--constraint", "weight_bits<=60000", "--constraint-mode", "mnasnet-hard", "--quiet"], cwd=tmp_path))
+    trials = json_out(nasforge(["trials", "--experiment", "mp", "--json"], cwd=tmp_path))
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    assert len(done) == 4
+    for t in done:  # every child reports its bits; 1..8-bit weights are far below 32 bits a parameter
+        assert 0 < t["metrics"]["weight_bits"] < 32 * t["metrics"]["params"]
+        assert t["metrics"]["bitops"] > 0
+    assert len({t["metrics"]["weight_bits"] for t in done}) > 1
+    best = json_out(nasforge(["best", "--experiment", "mp", "--json"], cwd=tmp_path))
+    assert "weight_bits" in json.dumps(best)
+    front = json_out(nasforge(["pareto", "--experiment", "mp", "--metrics", "val_acc,weight_bits", "--json"],
+                              cwd=tmp_path))
+    assert front["directions"] == ["maximize", "minimize"] and front["front"]
+
+
+def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
+    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "q", "--quiet",
+                 "--set", "training.quantization=\"qat\"", "--set", "training.weight_bits=8",
+                 "--set", "training.activation_bits=8"], cwd=tmp_path))
+    ok(nasforge(["retrain", "--experiment", "q", "--epochs", "3"], cwd=tmp_path))
+    spec = json.loads(next((tmp_path / "q" / "retrain").glob("*/spec.json")).read_text())
+    assert spec["quant"] == {"weight_bits": 8, "activation_bits": 8}  # retrain carried the setting
+    run = nasforge(["export", "--experiment", "q", "--int8", "--min-agreement", "0.5"], cwd=tmp_path)
+    ok(run)
+    report = json.loads((tmp_path / "q" / "export" / "int8.json").read_text())
+    assert report["agreement"] >= 0.5 and report["int8_bytes"] > 0 and report["int8_latency_ms"] > 0
+    assert (tmp_path / "q" / "export" / "quant_layers.py").exists()
+    refused = nasforge(["export", "--experiment", "q", "--int8", "--overwrite", "--min-agreement", "1.01"],
+                       cwd=tmp_path)
+    assert refused.returncode == 2 and "min_agreement must be in [0, 1]" in error_line(refused)
+
+
+@pytest.mark.parametrize("objective", ["ptq_acc", "qat_acc"])
+def test_nb201_quantised_accuracies_are_searchable_objectives(tmp_path, objective):
+    ok(nasforge(["search", "--space", "nb201-cifar10", "--strategy", "random", "--budget", "8", "--objective",
+                 objective, "--experiment", "n", "--quiet"], cwd=tmp_path))
+    trials = [t for t in json_out(nasforge(["trials", "--experiment", "n", "--json"], cwd=tmp_path))
+              if t["state"] == "COMPLETE"]
+    assert trials and all(t["objective"] == pytest.approx(t["metrics"][objective]) for t in trials)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["training.weight_bits=3", "training.quantization=\"qat\""], "weight bits must be one of 1, 2, 4, 8, 32"),
+    (["training.weight_bits=4"], "need quantization=qat"),
+    (["training.quantization=\"int4\""], "quantization must be one of off, qat, ptq"),
+    (["space.mixed_precision=true", "space.activation_bit_choices=[2]"], "activation_bit_choices must be"),
+])
+def test_bad_quantisation_settings_exit_2(tmp_path, mnist1d_npz, settings, message):
+    run = nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "bad",
+                    *[a for s in settings for a in ("--set", s)]], cwd=tmp_path)
+    assert run.returncode == 2 and message in error_line(run), error_line(run)
+    assert "Traceback" not in run.stderr and not (tmp_path / "bad").exists()
