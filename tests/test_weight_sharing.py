@@ -187,6 +187,8 @@ def test_registered_and_refuses_bad_input(mnist1d_slice):
         est.setup(ChainCNNSpace(num_layers=2, dims=2), mnist1d_slice)
     with pytest.raises(ValueError, match="max_supernet_params"):
         SharedWeightsEstimator(max_supernet_params=1000).setup(ChainCNNSpace(2, 1), mnist1d_slice)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        SharedWeightsEstimator().setup(ChainCNNSpace(2, 1, mixed_precision=True), mnist1d_slice)
     with pytest.raises(RuntimeError, match="setup"):
         SharedWeightsEstimator().evaluate((0,), 0)
 

@@ -161,6 +161,9 @@ class ChainSuperNet(nn.Module):
         if space.paper:
             raise ValueError("the weight-sharing supernet covers chain-cnn's own space, not paper=true "
                              "(separate stride height and width)")
+        if space.mixed_precision:
+            raise ValueError("the weight-sharing supernet shares full-precision weights; it does not search "
+                             "bit widths (mixed_precision=true): use the train estimator")
         self.space = space
         self.input_shape = tuple(int(s) for s in input_shape)
         if len(self.input_shape) != space.dims + 1:
