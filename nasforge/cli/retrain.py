@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from .common import _human, _open_store, _pct, _space_of, make_console
+from .export_rule import is_rule_space
 from .inspect import _pick_trial
 
 
@@ -43,6 +44,9 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     if is_tabular(config["space"]["name"]):
         raise ConfigError(f"{config['space']['name']} is a tabular benchmark: its architectures are looked up, "
                           "not trained, so there is nothing to retrain or export")
+    if is_rule_space(space):
+        raise ConfigError("an update-rules search finds an optimiser, not a network: export it with "
+                          "`nasforge export --optimizer`, measure it with benchmarks/search/update_rules.py")
     data = load_search_data(config, dataset)
     try:
         recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))
