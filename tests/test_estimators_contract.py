@@ -45,7 +45,9 @@ CASES: Dict[str, List[Case]] = {
     "shared-weights": [Case({"warmup_steps": 3, "steps": 2, "batch_size": 16}, _chain),
                        # single-path one-shot mode, chosen by the space
                        Case({"warmup_steps": 3, "steps": 2, "batch_size": 16},
-                            lambda: SPACES.create("nb201-cell", cells_per_stage=1, channels=4))],
+                            lambda: SPACES.create("nb201-cell", cells_per_stage=1, channels=4)),
+                       Case({"warmup_steps": 3, "steps": 2, "batch_size": 16},
+                            lambda: SPACES.create("mobile-blocks", stages=[[8, 1], [12, 2]], max_blocks=2))],
     "zero-cost": [Case({"batch_size": 16, "num_batches": 2}, _chain)],
     "synthetic": [Case({"seconds": 0}, _chain)],
     "tabular": [Case({}, lambda: SPACES.create("nb201-cifar10"), uses_data=False),

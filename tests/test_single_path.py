@@ -55,10 +55,8 @@ def tokens_strategy():
     return st.tuples(*[st.integers(0, d.size - 1) for d in _space().decisions])
 
 
-@settings(max_examples=30, deadline=None)
-@given(tokens=tokens_strategy(), train=st.booleans())
-def test_extracted_network_computes_what_the_supernet_computes(tokens, train):
-    net = perturbed_supernet()
+def assert_path_matches(net, tokens, train: bool) -> None:
+    """Recalibrate the path, extract it, and compare both on one batch in train or eval mode."""
     x = torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(sum(tokens)))
     saved = {k: v.clone() for k, v in net.state_dict().items()}
     try:
@@ -72,6 +70,12 @@ def test_extracted_network_computes_what_the_supernet_computes(tokens, train):
         net.load_state_dict(saved)
     assert got.shape == (6, 5)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tokens=tokens_strategy(), train=st.booleans())
+def test_extracted_network_computes_what_the_supernet_computes(tokens, train):
+    assert_path_matches(perturbed_supernet(), tokens, train)
 
 
 def test_every_weighted_edge_choice_is_one_shared_weight_set():
@@ -195,3 +199,53 @@ def test_a_real_cli_search_completes_reads_back_and_resumes(tmp_path):
     steps = [r["metrics"]["supernet_steps"] for r in rows]
     assert steps == [22, 24, 26, 28, 30]  # one warm-up, then continued from the checkpoint
     assert all(0.0 <= r["metrics"]["val_acc"] <= 1.0 for r in rows)
+
+
+# ---- mobile-blocks: the same contract on SPOS's choice blocks -----------------------------------------
+MOBILE = {"stages": [[8, 1], [12, 2]], "max_blocks": 2, "stem_channels": 8, "head_channels": 16}
+
+
+@functools.lru_cache(maxsize=None)
+def perturbed_mobile_supernet(per_block: bool):
+    from nasforge.estimators.mobile_supernet import MobileSuperNet
+
+    torch.manual_seed(1)
+    net = MobileSuperNet(SPACES.create("mobile-blocks", per_block=per_block, **MOBILE), SHAPE, 5)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    return net
+
+
+@pytest.mark.parametrize("per_block", [True, False])
+def test_extracted_mobile_network_computes_what_the_supernet_computes(per_block):
+    net = perturbed_mobile_supernet(per_block)
+
+    @settings(max_examples=20, deadline=None)
+    @given(tokens=st.tuples(*[st.integers(0, d.size - 1) for d in net.space.decisions]), train=st.booleans())
+    def check(tokens, train):
+        assert_path_matches(net, tokens, train)
+
+    check()
+
+
+def test_mobile_choice_blocks_are_shared_by_position_and_choice():
+    net = perturbed_mobile_supernet(True)
+    space = net.space
+    base = {d.name: d.choices[0] for d in space.decisions}
+    one = space.decode({**base, "width": 1.0, "S0.blocks": 1, "S0.B0.kernel": 5, "S1.blocks": 1})
+    two = space.decode({**base, "width": 1.0, "S0.blocks": 2, "S0.B0.kernel": 5, "S1.blocks": 2, "S1.B1.se": True})
+    a, b = net.extract(one), net.extract(two)
+    shared = net.widths["w2"]["positions"][0]["e1k5"]
+    assert torch.equal(a.blocks[0].body[0][0].weight, shared.body[0][0].weight)  # stage 0's first block
+    assert torch.equal(b.blocks[0].body[0][0].weight, shared.body[0][0].weight)
+    assert torch.equal(a.blocks[1].body[0][0].weight, b.blocks[2].body[0][0].weight)  # stage 1's first block
+    assert len(b.blocks) == 4 and len(a.blocks) == 2
+
+
+def test_mobile_blocks_search_their_supernet_through_the_estimator(digits):
+    space = SPACES.create("mobile-blocks", **MOBILE)
+    est = _estimator(space, digits)
+    assert est.mode == "single-path"
+    metrics = est.evaluate(space.sample(np.random.default_rng(0)), seed=0)
+    assert metrics["supernet_steps"] == 5 and 0.0 <= metrics["val_acc"] <= 1.0

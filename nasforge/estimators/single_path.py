@@ -28,6 +28,7 @@ from ..spaces.base import SearchSpace
 #: space name -> "module:Class" of its single-path supernet.
 SUPERNETS: Dict[str, str] = {
     "nb201-cell": "nasforge.estimators.cell_supernet:CellSuperNet",
+    "mobile-blocks": "nasforge.estimators.mobile_supernet:MobileSuperNet",
 }
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
