@@ -1,0 +1,94 @@
+"""``mobile-blocks`` through the real command line on digits: a search with image augmentation read
+back (trials, stored config), retrain, export used in a fresh interpreter on the raw test images;
+a latency-constrained search whose feasible trials and best are within the limit; 1-D data refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from cli_paths import error_line, json_out, nasforge, ok, shown
+from export_check import accuracy_on_raw_digits
+
+pytestmark = pytest.mark.timeout(900)
+
+SMALL = ["--space", "mobile-blocks", "--set", "space.stages=[[4, 1], [8, 2]]", "--set", "space.stem_channels=4",
+         "--set", "space.head_channels=16", "--set", "space.max_blocks=2"]
+SEARCH = ["search", "--dataset", "digits", "--epochs", "1", "--workers", "1", *SMALL]
+LIMIT_MS = 3.0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Dict[str, subprocess.CompletedProcess]:
+    folder = tmp_path_factory.mktemp("mobile")
+    done = {"folder": folder}
+    done["search"] = nasforge([*SEARCH, "--budget", "3", "--experiment", "exp", "--set", "training.crop_padding=1",
+                               "--set", "training.flip=true"], cwd=folder)
+    if done["search"].returncode == 0:
+        done["trials"] = nasforge(["trials", "--json", "--experiment", "exp"], cwd=folder)
+        done["retrain"] = nasforge(["retrain", "--experiment", "exp", "--epochs", "1", "--rerank", "1"], cwd=folder)
+        if done["retrain"].returncode == 0:
+            done["export"] = nasforge(["export", "--experiment", "exp"], cwd=folder)
+    done["latency"] = nasforge([*SEARCH, "--budget", "4", "--experiment", "lat", "--strategy", "random",
+                                "--constraint", f"latency_ms<={LIMIT_MS}"], cwd=folder)
+    if done["latency"].returncode == 0:
+        done["lat_trials"] = nasforge(["trials", "--json", "--experiment", "lat"], cwd=folder)
+        done["lat_best"] = nasforge(["best", "--json", "--experiment", "lat"], cwd=folder)
+    return done
+
+
+def test_search_reads_back_with_its_augmentation_stored(runs):
+    ok(runs["search"])
+    rows = json_out(runs["trials"])
+    assert sorted(r["number"] for r in rows if r["state"] == "COMPLETE") == [0, 1, 2], rows
+    from nasforge.spaces.base import create_space
+
+    space = create_space("mobile-blocks", stages=[[4, 1], [8, 2]], stem_channels=4, head_channels=16, max_blocks=2)
+    for row in rows:
+        assert row["arch_hash"] == space.arch_hash(row["tokens"]), row
+    with sqlite3.connect(runs["folder"] / "exp" / "trials.sqlite") as db:
+        config = json.loads(db.execute("select value from meta where key = 'config'").fetchone()[0])
+    assert config["training"]["crop_padding"] == 1 and config["training"]["flip"] is True, config
+
+
+def test_retrain_and_export_take_raw_digits(runs, tmp_path):
+    ok(runs["retrain"])
+    reported = float(re.findall(r"test accuracy\s+(\d+(?:\.\d+)?)%", runs["retrain"].stdout)[0]) / 100
+    ok(runs["export"])
+    out = runs["folder"] / "exp" / "export"
+    for name in ("model.py", "chain_net.py", "spec.json", "weights.pt", "model.onnx", "preprocessing.json"):
+        assert (out / name).is_file(), f"export lacks {name}{shown(runs['export'])}"
+    assert json.loads((out / "spec.json").read_text())["kind"] == "mobile-blocks"
+    got = accuracy_on_raw_digits(out, tmp_path)
+    assert not got["nasforge"], "the exported model imported nasforge"
+    assert abs(got["acc"] - reported) <= 1.0 / got["n"] + 5e-5, (got, reported)
+
+
+def test_latency_constrained_search_keeps_only_networks_within_the_limit(runs):
+    ok(runs["latency"])
+    rows = [r for r in json_out(runs["lat_trials"]) if r["state"] == "COMPLETE"]
+    assert len(rows) == 4, rows
+    for row in rows:  # feasible exactly when measured within the limit
+        assert bool(row["feasible"]) == (row["metrics"]["latency_ms"] <= LIMIT_MS), row
+    feasible = {tuple(r["tokens"]) for r in rows if r["feasible"]}
+    best = runs["lat_best"]
+    if feasible:
+        ok(best)
+        assert json_out(best) and all(tuple(b["tokens"]) in feasible for b in json_out(best)), best.stdout
+    else:  # nothing within the limit on this machine: no best at all, never an infeasible one
+        assert best.returncode != 0 and "no completed trial" in error_line(best), shown(best)
+
+
+def test_one_dimensional_data_is_refused(tmp_path):
+    run = nasforge(["search", "--dataset", "mnist1d", "--budget", "1", "--epochs", "1", *SMALL], cwd=tmp_path)
+    assert run.returncode == 2, shown(run)
+    line = error_line(run)
+    assert "mobile-blocks is 2-D" in line and "takes 2-D data only" in line, line
+    assert "Traceback" not in run.stderr, shown(run)
+    assert not (Path(tmp_path) / "runs" / "latest").exists()
