@@ -2,8 +2,8 @@
 
 The controller and its policy-gradient core are ``reinforce``'s; three changes, each a setting:
 
-- **No duplicate evaluation** (``pool``): each batch is drawn as ``pool`` samples in one pass, and
-  the first ``batch_size`` architectures not evaluated before (and distinct) become the children.
+- **No duplicate evaluation** (``pool``): the controller samples up to ``pool`` architectures per
+  batch, and the first ``batch_size`` not evaluated before (and distinct) become the children.
   A converged policy otherwise spends most of a small budget re-training what it knows. A pool
   with too few new architectures (a policy that has collapsed) is topped up with repeats, which
   are evaluated and counted like any child.
@@ -114,21 +114,30 @@ class ReinforceElite(Reinforce):
 
     def _sample(self) -> Proposal:
         if not self.queue:
-            with torch.no_grad():  # most of the pool is dropped: the update re-scores the children kept
-                tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.pool)
-            rows = [tuple(int(v) for v in t) for t in tokens.tolist()]
-            chosen, keys = [], set()
-            for k, t in enumerate(rows):  # new architectures first, in sampling order
-                key = self._key(t)
-                if key not in self.seen and key not in keys:
-                    chosen.append(k)
-                    keys.add(key)
-                if len(chosen) == self.batch_size:
-                    break
-            chosen += [k for k in range(len(rows)) if k not in chosen][:self.batch_size - len(chosen)]
-            self.queue = [(rows[k], float(log_probs[k]), float(entropies[k])) for k in chosen]
+            self.queue = self._new_batch()
         tokens, log_prob, entropy = self.queue.pop(0)
         return Proposal(tokens, {"log_prob": log_prob, "entropy": entropy, "policy_version": self.updates})
+
+    def _new_batch(self) -> List[Tuple[Tokens, float, float]]:
+        """The first ``batch_size`` new architectures among up to ``pool`` samples, drawn in chunks
+        (the first new ones of i.i.d. samples do not depend on how many are drawn at once, and a
+        young policy rarely needs more than one chunk); repeats only when the pool runs out."""
+        chosen: List[Tuple[Tokens, float, float]] = []
+        spare: List[Tuple[Tokens, float, float]] = []
+        keys = set()
+        drawn, chunk = 0, min(self.pool, max(32, 8 * self.batch_size))
+        while len(chosen) < self.batch_size and drawn < self.pool:
+            with torch.no_grad():  # most samples are dropped: the update re-scores the children kept
+                tokens, log_probs, entropies = self.controller.run(generator=self.generator,
+                                                                   batch=min(chunk, self.pool - drawn))
+            drawn += len(tokens)
+            for t, lp, h in zip(tokens.tolist(), log_probs.tolist(), entropies.tolist()):
+                row = tuple(int(v) for v in t)
+                key = self._key(row)
+                fresh = key not in self.seen and key not in keys and len(chosen) < self.batch_size
+                (chosen if fresh else spare).append((row, lp, h))
+                keys.add(key)
+        return chosen + spare[:self.batch_size - len(chosen)]
 
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.elite.offer(self._key(tokens), tuple(tokens), reward)
