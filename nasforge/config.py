@@ -45,7 +45,7 @@ class SearchConfig:
     # spaces, strategies and estimators they register can be named in this config
     plugins: List[str] = field(default_factory=list)
     space: Dict[str, Any] = field(default_factory=lambda: {"name": "chain-cnn", "num_layers": 6})
-    strategy: Dict[str, Any] = field(default_factory=lambda: {"name": "reinforce"})
+    strategy: Dict[str, Any] = field(default_factory=lambda: {"name": "reinforce-elite"})
     training: Dict[str, Any] = field(default_factory=lambda: {"epochs": 8})
     reward: Dict[str, Any] = field(default_factory=lambda: {"metric": "val_acc", "transform": "cube"})
     # name: auto (inline for tabular benchmarks, local otherwise), inline, local or ray; workers,

@@ -32,7 +32,7 @@ def test_flags_override_the_file(tmp_path):
     c = SearchConfig()
     c.update(given)
     assert c.budget == 7 and c.training == {"epochs": 5, "batch_size": 32}
-    assert c.strategy == {"name": "reinforce", "entropy_weight": 0.01}
+    assert c.strategy == {"name": "reinforce-elite", "entropy_weight": 0.01}
 
 
 def test_a_new_strategy_name_drops_the_old_strategys_settings(tmp_path):

@@ -141,7 +141,7 @@ def check(**sections) -> None:
 
 @pytest.mark.parametrize("sections, message", [
     ({"strategy": {"batch_sise": 4}}, "[strategy] unknown setting 'batch_sise' (did you mean 'batch_size'?); "
-                                      "valid keys for strategy 'reinforce': baseline_decay, batch_size"),
+                                      "valid keys for strategy 'reinforce-elite': baseline_decay, batch_size"),
     ({"strategy": {"name": "magic"}}, "[strategy] unknown strategy 'magic'; choose one of: "),
     ({"strategy": {"name": "random", "dedup": "yes"}}, "[strategy] dedup must be true or false, got 'yes'"),
     ({"space": {"num_layers": 2.5}}, "[space] num_layers must be an integer, got 2.5"),

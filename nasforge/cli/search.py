@@ -276,20 +276,21 @@ def _add_space_flags(s, d: SearchConfig) -> None:
 
 
 def _add_strategy_flags(s, d: SearchConfig) -> None:
-    """The strategy's name and, as flags, the paper controller's settings (reinforce, ppo)."""
+    """The strategy's name and, as flags, the controller's settings (reinforce-elite, reinforce, ppo)."""
     from ..registry import STRATEGIES
 
-    g = s.add_argument_group("strategy", "--controller-* and the two flags after them set reinforce's (and ppo's) "
-                                         "settings; other strategies take theirs with --set strategy.KEY=VALUE")
+    g = s.add_argument_group("strategy", "--controller-* and the two flags after them set the controller's "
+                                         "settings (reinforce-elite, the default, reinforce: the paper's, ppo); "
+                                         "other strategies take theirs with --set strategy.KEY=VALUE")
     g.add_argument("--strategy", metavar="NAME",
                    help=f"search strategy: {names_text(STRATEGIES.names(), d.strategy['name'])}")
-    g.add_argument("--controller-lr", type=float, help="controller Adam learning rate (0.0006)")
+    g.add_argument("--controller-lr", type=float, help="controller Adam learning rate (reinforce-elite 0.02; reinforce 0.0006)")
     g.add_argument("--controller-hidden", type=int, help="LSTM hidden units (35)")
     g.add_argument("--controller-layers", type=int, help="LSTM layers (2)")
-    g.add_argument("--controller-batch", type=int, help="children per controller update, m (8)")
+    g.add_argument("--controller-batch", type=int, help="children per controller update, m (reinforce-elite 4; reinforce 8)")
     g.add_argument("--controller-init", type=float, help="uniform initialisation range (0.08)")
     g.add_argument("--baseline-decay", type=float, help="exponential moving average decay of the baseline (0.95)")
-    g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (0.0001)")
+    g.add_argument("--entropy-weight", type=float, help="entropy bonus weight (reinforce-elite 0.03; reinforce 0.0001)")
 
 
 def _add_training_flags(s, d: SearchConfig) -> None:
