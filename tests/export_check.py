@@ -4,12 +4,13 @@ nasforge on the path) and run on the raw digits test images of nasforge's own sp
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 
-from cli_paths import ok, python
+from cli_paths import ok, python, shown
 
 USE_EXPORT = r'''
 import importlib.util, json, sys
@@ -41,3 +42,19 @@ def accuracy_on_raw_digits(export: Path, scratch: Path) -> Dict:
     run = python(["use.py", Path(export).resolve(), scratch / "raw.npz"], cwd=scratch, isolated=True, timeout=120)
     ok(run)
     return {**json.loads(run.stdout.strip().splitlines()[-1]), "n": len(yt)}
+
+
+def check_retrain_and_export(runs: Dict, kind: str, scratch: Path) -> None:
+    """A CLI test's retrain and export (``runs["retrain"]``, ``runs["export"]`` of experiment ``exp``
+    in ``runs["folder"]``): every file there, the spec's ``kind``, and the export's accuracy on the raw
+    test images equal to the retrain's reported one (within one image)."""
+    ok(runs["retrain"])
+    reported = float(re.findall(r"test accuracy\s+(\d+(?:\.\d+)?)%", runs["retrain"].stdout)[0]) / 100
+    ok(runs["export"])
+    out = runs["folder"] / "exp" / "export"
+    for name in ("model.py", "chain_net.py", "spec.json", "weights.pt", "model.onnx", "preprocessing.json"):
+        assert (out / name).is_file(), f"export lacks {name}{shown(runs['export'])}"
+    assert json.loads((out / "spec.json").read_text())["kind"] == kind
+    got = accuracy_on_raw_digits(out, scratch)
+    assert not got["nasforge"], "the exported model imported nasforge"
+    assert abs(got["acc"] - reported) <= 1.0 / got["n"] + 5e-5, (got, reported)

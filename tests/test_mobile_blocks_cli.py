@@ -5,7 +5,6 @@ a latency-constrained search whose feasible trials and best are within the limit
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Dict
 import pytest
 
 from cli_paths import error_line, json_out, nasforge, ok, shown
-from export_check import accuracy_on_raw_digits
+from export_check import check_retrain_and_export
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -58,16 +57,7 @@ def test_search_reads_back_with_its_augmentation_stored(runs):
 
 
 def test_retrain_and_export_take_raw_digits(runs, tmp_path):
-    ok(runs["retrain"])
-    reported = float(re.findall(r"test accuracy\s+(\d+(?:\.\d+)?)%", runs["retrain"].stdout)[0]) / 100
-    ok(runs["export"])
-    out = runs["folder"] / "exp" / "export"
-    for name in ("model.py", "chain_net.py", "spec.json", "weights.pt", "model.onnx", "preprocessing.json"):
-        assert (out / name).is_file(), f"export lacks {name}{shown(runs['export'])}"
-    assert json.loads((out / "spec.json").read_text())["kind"] == "mobile-blocks"
-    got = accuracy_on_raw_digits(out, tmp_path)
-    assert not got["nasforge"], "the exported model imported nasforge"
-    assert abs(got["acc"] - reported) <= 1.0 / got["n"] + 5e-5, (got, reported)
+    check_retrain_and_export(runs, "mobile-blocks", tmp_path)
 
 
 def test_latency_constrained_search_keeps_only_networks_within_the_limit(runs):
