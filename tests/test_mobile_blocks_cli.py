@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(900)
 SMALL = ["--space", "mobile-blocks", "--set", "space.stages=[[4, 1], [8, 2]]", "--set", "space.stem_channels=4",
          "--set", "space.head_channels=16", "--set", "space.max_blocks=2"]
 SEARCH = ["search", "--dataset", "digits", "--epochs", "1", "--workers", "1", *SMALL]
-LIMIT_MS = 3.0
+LIMIT_MS = 0.01  # no network's batch-1 forward takes 10 microseconds on a CPU: every child is over it
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +61,15 @@ def test_retrain_and_export_take_raw_digits(runs, tmp_path):
 
 
 def test_latency_constrained_search_keeps_only_networks_within_the_limit(runs):
+    """Every child is over the limit, so none may be feasible and there is no best to return (a
+    search that ignored the limit would mark them feasible and name one)."""
     ok(runs["latency"])
     rows = [r for r in json_out(runs["lat_trials"]) if r["state"] == "COMPLETE"]
     assert len(rows) == 4, rows
-    for row in rows:  # feasible exactly when measured within the limit
-        assert bool(row["feasible"]) == (row["metrics"]["latency_ms"] <= LIMIT_MS), row
-    feasible = {tuple(r["tokens"]) for r in rows if r["feasible"]}
+    for row in rows:  # measured, over the limit, infeasible
+        assert row["metrics"]["latency_ms"] > LIMIT_MS and not row["feasible"], row
     best = runs["lat_best"]
-    if feasible:
-        ok(best)
-        assert json_out(best) and all(tuple(b["tokens"]) in feasible for b in json_out(best)), best.stdout
-    else:  # nothing within the limit on this machine: no best at all, never an infeasible one
-        assert best.returncode != 0 and "no completed trial" in error_line(best), shown(best)
+    assert best.returncode != 0 and "no completed trial" in error_line(best), shown(best)
 
 
 def test_one_dimensional_data_is_refused(tmp_path):
