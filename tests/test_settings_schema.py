@@ -99,6 +99,8 @@ def test_every_builtin_component_can_be_checked_and_its_defaults_fit_its_hints()
 
     for section, registry in REGISTRIES.items():
         for name, factory in registry.load_all().items():
+            if name not in registry.builtins:
+                continue  # a plugin another test registered (counting, faulty, ...): its own business
             keys, is_open = constructor_settings(factory)
             assert is_open == (name == "tabular"), (section, name)
             for owner in factory.__mro__:

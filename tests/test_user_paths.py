@@ -381,7 +381,9 @@ def killed(kind, tmp_path_factory):
     Yields (folder, experiment, processes of the search's session still alive 15 s after the kill)."""
     folder = tmp_path_factory.mktemp(f"killed-{kind.name}")
     dataset = kind.prepare(folder)
-    args = ["search", "--dataset", dataset, "--budget", str(RESUME_BUDGET), "--epochs", "1", "--layers", "2",
+    # enough epochs that a trial lasts seconds, not the 0.1 s of one epoch on an idle machine: the
+    # kill must land between the first stored trial and the last
+    args = ["search", "--dataset", dataset, "--budget", str(RESUME_BUDGET), "--epochs", "25", "--layers", "2",
             "--workers", "1"]
     with open(folder / "search.out", "w") as out, open(folder / "search.err", "w") as err:
         # its own session, so that whatever it leaves behind can be found (and cleaned up) by its id
