@@ -12,7 +12,7 @@ two layers, one worker. Commands run as the README shows them: no ``--experiment
 One search per data kind is shared by that kind's cells (module-scoped fixtures); a cell whose
 command fails still lets the later cells run their own commands, so each failure is seen where
 it happens (except export, which is not run when retrain failed: it would start a 60-epoch
-retrain of its own). The kill -9 cells run a search of their own (budget 3) per kind. The default run covers one 1-D kind (MNIST-1D) and one 2-D kind (an (N, H, W) .npz)
+retrain of its own). The kill -9 cells run a search of their own (budget 12) per kind. The default run covers one 1-D kind (MNIST-1D) and one 2-D kind (an (N, H, W) .npz)
 through every step; the other three kinds are marked slow (``pytest -m slow``), to keep the
 default run within a few minutes on two cores.
 
@@ -44,7 +44,7 @@ from cli_paths import error_line, json_out, nasforge, ok, python, shown, user_en
 pytestmark = pytest.mark.timeout(300)
 
 TINY = ["--budget", "2", "--epochs", "1", "--layers", "2", "--workers", "1"]
-RESUME_BUDGET = 3
+RESUME_BUDGET = 12  # enough slots that the kill lands before the last, however fast the machine
 
 
 # ---- the user's data ----------------------------------------------------------------------------
@@ -376,14 +376,14 @@ def _cmdline(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def killed(kind, tmp_path_factory):
-    """A search (budget 3) in a clean folder, killed with SIGKILL once its first trial is stored.
+    """A search (budget 12) in a clean folder, killed with SIGKILL once its first trial is stored.
 
     Yields (folder, experiment, processes of the search's session still alive 15 s after the kill)."""
     folder = tmp_path_factory.mktemp(f"killed-{kind.name}")
     dataset = kind.prepare(folder)
-    # enough epochs that a trial lasts seconds, not the 0.1 s of one epoch on an idle machine: the
-    # kill must land between the first stored trial and the last
-    args = ["search", "--dataset", dataset, "--budget", str(RESUME_BUDGET), "--epochs", "25", "--layers", "2",
+    # several epochs per trial and a dozen trials: on an idle machine one epoch of these tiny sets
+    # takes 0.1 s, and the kill must land between the first stored trial and the last
+    args = ["search", "--dataset", dataset, "--budget", str(RESUME_BUDGET), "--epochs", "3", "--layers", "2",
             "--workers", "1"]
     with open(folder / "search.out", "w") as out, open(folder / "search.err", "w") as err:
         # its own session, so that whatever it leaves behind can be found (and cleaned up) by its id
@@ -397,7 +397,7 @@ def killed(kind, tmp_path_factory):
                 pytest.fail(f"the search ended (exit {proc.returncode}) before it could be killed:\n"
                             f"{(folder / 'search.out').read_text()[-2000:]}\n{(folder / 'search.err').read_text()[-2000:]}")
             assert time.time() < deadline, "the search stored no completed trial within 180 s"
-            time.sleep(0.3)
+            time.sleep(0.05)
             experiment, done = _store_complete(folder)
         assert done < RESUME_BUDGET, "the search finished before it could be killed"
         proc.send_signal(signal.SIGKILL)  # kill -9 of the search, as a user would
