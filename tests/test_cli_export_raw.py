@@ -53,6 +53,9 @@ def _images(_):
                 y_test=bunch.target[order[1400:]], layout="NHW")
 
 
+# slow: test_user_paths walks the same path (export -> a fresh process on the raw test arrays) for a
+# 1-D and a 2-D .npz in the default run
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_signals, _images], ids=["NL", "NHW"])
 def test_exported_model_scores_the_reported_accuracy_on_the_raw_file(tmp_path, mnist1d, make):
     arrays = make(mnist1d)

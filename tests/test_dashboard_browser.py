@@ -168,6 +168,7 @@ def test_dashboard_follows_a_running_search(browser, tmp_path):
 
 
 
+@pytest.mark.slow  # 40 s of real waiting for the back-off; the default run keeps the live-follow test
 def test_dashboard_page_backs_off_while_unchanged_and_rests_while_hidden(browser, tmp_path):
     """The live page asks only the change marker, less and less often while the store is unchanged
     (up to 8 times the interval), and nothing at all while its tab is hidden."""

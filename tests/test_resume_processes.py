@@ -56,7 +56,10 @@ def resume(tmp_path: Path, budget: int) -> subprocess.CompletedProcess:
 BUDGET = 40
 
 
-@pytest.mark.parametrize("how,workers", [("kill -9", 1), ("ctrl+c", 1), ("kill -9", 2)])
+# the default run keeps kill -9 with two workers; one worker is test_user_paths' kill cells, and
+# Ctrl+C is test_store_faults' and test_cli_stops' (exit 130 and the resume)
+@pytest.mark.parametrize("how,workers", [pytest.param("kill -9", 1, marks=pytest.mark.slow),
+                                         pytest.param("ctrl+c", 1, marks=pytest.mark.slow), ("kill -9", 2)])
 def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, mnist1d_npz, how, workers):
     # children of this tiny slice train in a fraction of a second, so the budget is large enough that
     # the search is certainly still running when the signal arrives
