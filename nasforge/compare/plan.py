@@ -59,40 +59,34 @@ def tabular_benchmarks() -> List[str]:
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
-def resolve_benchmarks(names: Sequence[str]) -> List[str]:
-    """Expand ``all`` and ``nbgraph-all``; refuse unknown names with the list of valid ones."""
-    known = tabular_benchmarks()
+def _expand(names: Sequence[str], known: List[str], groups: Dict[str, List[str]], kind: str) -> List[str]:
+    """Each name, or the members of a group name, once each in order; unknown names refused with
+    the valid ones, and an empty choice refused."""
     result: List[str] = []
     for name in names:
-        if name == "all":
-            chosen = known
-        elif name == "nbgraph-all":
-            chosen = [n for n in known if n.startswith("nbgraph-")]
+        if name in groups:
+            chosen = groups[name]
         elif name in known:
             chosen = [name]
         else:
-            raise ConfigError(f"unknown benchmark {name!r}; choose from: all, nbgraph-all, {', '.join(known)}")
+            raise ConfigError(f"unknown {kind} {name!r}; choose from: {', '.join([*groups, *known])}")
         result.extend(n for n in chosen if n not in result)
     if not result:
-        raise ConfigError("no benchmark chosen")
+        raise ConfigError(f"no {kind} chosen")
     return result
+
+
+def resolve_benchmarks(names: Sequence[str]) -> List[str]:
+    """Expand ``all`` and ``nbgraph-all``; refuse unknown names with the list of valid ones."""
+    known = tabular_benchmarks()
+    groups = {"all": known, "nbgraph-all": [n for n in known if n.startswith("nbgraph-")]}
+    return _expand(names, known, groups, "benchmark")
 
 
 def resolve_strategies(names: Sequence[str]) -> List[str]:
     """Expand ``all`` to every registered strategy; refuse unknown names."""
     known = STRATEGIES.names()
-    result: List[str] = []
-    for name in names:
-        if name == "all":
-            chosen = known
-        elif name in known:
-            chosen = [name]
-        else:
-            raise ConfigError(f"unknown strategy {name!r}; choose from: all, {', '.join(known)}")
-        result.extend(n for n in chosen if n not in result)
-    if not result:
-        raise ConfigError("no strategy chosen")
-    return result
+    return _expand(names, known, {"all": known}, "strategy")
 
 
 @lru_cache(maxsize=None)
