@@ -26,6 +26,7 @@ from .objectives.rewards import Evaluation
 from .parts import Parts, retries_allowed
 from .spaces.base import InvalidArchitectureError, SearchSpace
 from .store import Store, TrialRecord
+from .strategies.base import one_torch_thread
 
 
 class SearchStopped(RuntimeError):
@@ -159,15 +160,16 @@ class Loop:
             if number >= self.config.budget:
                 return
             self.numbers_used += 1
-            proposal = self.strategy.ask()
+            with one_torch_thread():
+                proposal = self.strategy.ask()
+                state = self.strategy.state_dict()
             seed = trial_seed(self.config.seed, number)
             try:
                 tokens = self.parts.space.validate(proposal.tokens)
                 arch_hash, invalid = self.parts.space.arch_hash(tokens), None
             except InvalidArchitectureError as exc:  # the strategy proposed something the space refuses
                 tokens, arch_hash, invalid = tuple(proposal.tokens), "invalid", str(exc)
-            trial_id = self.store.add_trial(number, tokens, arch_hash, seed, proposal.info,
-                                            strategy_state=self.strategy.state_dict())
+            trial_id = self.store.add_trial(number, tokens, arch_hash, seed, proposal.info, strategy_state=state)
             run = _Running(number, 0, tuple(tokens), arch_hash, seed, dict(proposal.info))
             if invalid is not None:
                 self.running[trial_id] = run
@@ -220,14 +222,16 @@ class Loop:
             state, value, reward, feasible = "FAILED", None, self.objective.failure_penalty, False
         info = {**run.info, "metrics": metrics, "feasible": feasible}
         updates_before = self.strategy.updates
-        try:
-            self.strategy.tell(run.tokens, reward, info)
-        except InvalidArchitectureError:
-            if outcome.kind != "invalid":
-                raise  # a valid architecture the strategy cannot take back is a bug, not a bad child
+        with one_torch_thread():
+            try:
+                self.strategy.tell(run.tokens, reward, info)
+            except InvalidArchitectureError:
+                if outcome.kind != "invalid":
+                    raise  # a valid architecture the strategy cannot take back is a bug, not a bad child
+            strategy_state = self.strategy.state_dict()
         keep = self.strategy.updates != updates_before  # the state after a policy change is kept
         self.store.finish_trial(outcome.trial_id, state, metrics, value, reward, error,
-                                strategy_state=self.strategy.state_dict(), keep_state=keep,
+                                strategy_state=strategy_state, keep_state=keep,
                                 feasible=feasible, worker=outcome.worker)
         if self.executor.in_driver:
             self.parts.estimator.save(self.checkpoint)  # shared weights: after the trial that trained them

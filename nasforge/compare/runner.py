@@ -14,12 +14,12 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..strategies.base import one_torch_thread
 from .one_run import MAX_QUERIES, reference, run_one  # noqa: F401  (re-exported: the names users import)
 from .plan import (DEFAULT_CHECKPOINTS, NOT_COMPARED, QUERIES, SECONDS, TABULAR_DEFAULTS,  # noqa: F401
                    BenchmarkPlan, RunSpec, compared_strategies, resolve_benchmarks, resolve_strategies,
@@ -142,21 +142,6 @@ def _init_worker() -> None:
         pass
 
 
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_benchmark(plan: BenchmarkPlan, workers: Optional[int] = None,
                   on_run: Optional[Callable[[Dict[str, Any]], None]] = None) -> BenchmarkResult:
     """Check the plan, run every (benchmark, strategy, seed), return the runs in plan order.
@@ -172,7 +157,7 @@ def run_benchmark(plan: BenchmarkPlan, workers: Optional[int] = None,
     references = {b: reference(b, constraints) for b in plan.benchmarks}  # also loads every table before timing runs
     results: List[Optional[Dict[str, Any]]] = [None] * len(specs)
     if workers == 1:
-        with _one_torch_thread():
+        with one_torch_thread():
             for i, spec in enumerate(specs):
                 results[i] = run_one(spec)
                 if on_run:
