@@ -31,13 +31,12 @@ from .data.datasets import Dataset
 from .experiment_lock import LOCK_FILE, ExperimentLock, locked_error, running_writer
 from .loop import Loop, Progress, SearchResult, SearchStopped, SearchTerminated
 from .parts import build_parts
-from .store import EmptyStoreError, Store
+from .store import STORE_FILE, EmptyStoreError, Store, store_path
 from .stored_config import dataset_reference, read_config, same_data, stored_config, with_defaults
 
 __all__ = ["ESTIMATOR_CHECKPOINT", "STORE_FILE", "Progress", "SearchResult", "SearchStopped", "SearchTerminated",
            "run_search", "store_path"]  # the Python API: results and stops come from the loop
 
-STORE_FILE = "trials.sqlite"
 ESTIMATOR_CHECKPOINT = "estimator.pt"  # the state of an estimator that learns (shared weights)
 
 
@@ -58,10 +57,6 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def store_path(experiment: str | Path) -> Path:
-    return Path(experiment) / STORE_FILE
 
 
 def _discard_unused(store: Store, experiment: Path, new_folder: bool) -> None:

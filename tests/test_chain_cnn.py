@@ -156,3 +156,12 @@ def test_mutation_changes_exactly_one_decision():
         m = SPACE_1D.mutate(t, rng)
         assert sum(a != b for a, b in zip(t, m)) == 1
         SPACE_1D.validate(m)
+
+
+def test_the_space_offers_only_what_chain_net_builds():
+    """chain_cnn keeps its own choice lists (so that reading a space imports no torch) and
+    chain_net.py its own (it is exported standalone): every offered choice must be buildable."""
+    from nasforge.spaces import chain_cnn, chain_net
+
+    assert set(chain_cnn.OPS) <= set(chain_net.OPS)
+    assert set(chain_cnn.READOUTS) <= set(chain_net.READOUTS)

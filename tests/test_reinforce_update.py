@@ -111,17 +111,29 @@ def _played(strategy, rewards):
         strategy.tell(p.tokens, r, p.info)
 
 
-def test_a_state_saved_before_the_policy_was_kept_as_bytes_still_loads():
-    """Older stores hold the controller and optimiser state dicts themselves; such a state must
-    give the same future as the current format."""
+def _older(state, form: str):
+    """A current state as the two earlier formats saved it."""
+    controller = torch.load(io.BytesIO(state["policy"]), weights_only=True)["controller"]
+    optimizer = torch.load(io.BytesIO(state["policy_optimizer"]), weights_only=True)
+    older = {k: v for k, v in state.items() if k not in ("policy", "policy_optimizer")}
+    if form == "inline":
+        older.update(controller=controller, optimizer=optimizer)
+    else:
+        buf = io.BytesIO()
+        torch.save({"controller": controller, "optimizer": optimizer}, buf)
+        older["policy"] = buf.getvalue()
+    return older
+
+
+@pytest.mark.parametrize("form", ["inline", "one policy part"])
+def test_a_state_saved_in_an_earlier_format_still_loads(form):
+    """Older stores hold the controller and optimiser state dicts themselves, or both in one
+    ``policy`` part; such a state must give the same future as the current format."""
     space = ChainCNNSpace(num_layers=2, dims=1)
     a = Reinforce(batch_size=2, learning_rate=0.05)
     a.setup(space, seed=4)
     _played(a, [0.1, 0.7, 0.4])
-    state = a.state_dict()
-    policy = torch.load(io.BytesIO(state["policy"]), weights_only=True)
-    legacy = {k: v for k, v in state.items() if k != "policy"}
-    legacy.update(controller=policy["controller"], optimizer=policy["optimizer"])
+    legacy = _older(a.state_dict(), form)
     b = Reinforce(batch_size=2, learning_rate=0.05)
     b.setup(space, seed=99)
     b.load_state_dict(legacy)

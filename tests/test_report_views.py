@@ -143,35 +143,50 @@ def _report_data(html: str) -> dict:
     return json.loads(gzip.decompress(base64.b64decode(payload)))
 
 
-def test_report_in_a_fresh_process_computes_importance_beside_it(reinforce_run, tmp_path):
-    """The command as a user runs it (torch not yet imported, so the forest is fitted in a forked
-    second process): the same importances as computed here, and the second process is gone after."""
+def test_report_in_a_fresh_process_computes_importance_and_policy_beside_it(reinforce_run, tmp_path):
+    """The command as a user runs it (torch not yet imported, so the forest and the policy are
+    computed in forked processes): the same views as computed here in one process."""
     out = tmp_path / "r.html"
     done = subprocess.run([sys.executable, "-m", "nasforge", "report", "--experiment", str(reinforce_run),
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    reported = _report_data(out.read_text())["experiments"][0]["importance"]
-    assert reported == json.loads(json.dumps(views.experiment_data(reinforce_run)["importance"]))
-    assert reported["trials"] == 16 and len(reported["decisions"]) == len(reported["values"])
+    reported = _report_data(out.read_text())["experiments"][0]
+    here = json.loads(json.dumps(views.experiment_data(reinforce_run)))
+    assert reported["importance"] == here["importance"]
+    assert reported["learning"] == here["learning"] and reported["learning"]["kind"] == "policy"
+    assert reported["importance"]["trials"] == 16
+    assert len(reported["importance"]["decisions"]) == len(reported["importance"]["values"])
 
 
-def test_importance_in_background_forks_and_agrees(tmp_path):
-    script = (
-        "import sys\n"
-        "from nasforge.report.importance import InBackground, importance\n"
-        "bg = InBackground()\n"
-        "assert bg.pool is not None and 'torch' not in sys.modules\n"
-        "from nasforge.tables.own_table import MNIST1DChainSpace\n"
-        "space = MNIST1DChainSpace()\n"
-        "rows = [{'state': 'COMPLETE', 'objective': float(k % 5 + (k % 3) * 0.1), "
-        "'tokens': [k % 3] + [0] * (len(space.decisions) - 1)} for k in range(30)]\n"
-        "later = bg.start(space, rows)\n"
-        "got = later(); bg.close()\n"
-        "assert got == importance(space, rows), (got, importance(space, rows))\n"
-        "assert got['decisions'][0] == space.decisions[0].name\n"
-        "print('ok')\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+BACKGROUND_SCRIPT = """\
+import sys, time
+from pathlib import Path
+from nasforge.report.background import InBackground
+from nasforge.report.importance import importance
+from nasforge.report.views import open_readonly, _settings_and_space, trial_rows
+bg = InBackground()
+assert set(bg.pools) == {"importance", "learning"}, bg.pools
+store = open_readonly(Path(sys.argv[1]))
+config, space = _settings_and_space(store, None)
+rows = trial_rows(store.trials(), space, 0.0, time.time())[0]
+imp, learn = bg.importance(space, rows), bg.learning(Path(sys.argv[1]), store, config, space, rows)
+got = (imp(), learn())
+children = [p.pid for pool in bg.pools.values() for p in pool._processes.values()]
+# reading the store, the space and the rows imported no torch here: only the workers did
+assert "torch" not in sys.modules, "the report's own process imported torch"
+bg.close()
+print(repr(got[0] == importance(space, rows)), len(got[1]["updates"]), *children)
+"""
+
+
+def test_importance_and_policy_in_background_fork_and_agree(reinforce_run):
+    done = subprocess.run([sys.executable, "-c", BACKGROUND_SCRIPT, str(reinforce_run)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    same, updates, *children = done.stdout.split()
+    assert same == "True" and int(updates) == 4 and len(children) == 2
+    for pid in children:  # closed: no worker is left behind
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 def _fails(argv, capsys) -> str:

@@ -168,6 +168,7 @@ def test_a_search_stored_by_an_older_version_resumes(tmp_path, mnist1d_slice):
     with Store(store_path(exp)) as store:  # the controller's state as version 1 saved it: inline
         state = store.latest_strategy_state()
     state.update(torch.load(io.BytesIO(state.pop("policy")), weights_only=True))
+    state["optimizer"] = torch.load(io.BytesIO(state.pop("policy_optimizer")), weights_only=True)
     con = sqlite3.connect(store_path(exp))
     con.execute("DELETE FROM strategy_states")
     con.execute("INSERT INTO strategy_states (trial_id, keep, created, state) VALUES (NULL, 1, 0, ?)",

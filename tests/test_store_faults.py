@@ -195,7 +195,7 @@ def damage_state(experiment: Path) -> None:
 def damage_state_blob(experiment: Path) -> None:
     """Bytes inside the controller's weights (a blob shared by the newest states)."""
     blob = bytes(_query(experiment, "SELECT data FROM blobs WHERE hash IN (SELECT hash FROM state_blobs WHERE "
-                                    "state_id = (SELECT MAX(id) FROM strategy_states))")[0])
+                                    "state_id = (SELECT MAX(id) FROM strategy_states) AND key = 'policy')")[0])
     assert _garble_everywhere(experiment, blob[len(blob) // 2:len(blob) // 2 + 64], whole_page=False) >= 1
 
 

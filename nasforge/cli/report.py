@@ -21,7 +21,7 @@ def experiments_of(args_experiments: Optional[List[str]]) -> List[Path]:
 def cmd_report(args: argparse.Namespace) -> int:
     from .common import make_console
     from ..report.html import plotly_js_path, report_page
-    from ..report.importance import InBackground
+    from ..report.background import InBackground
     from ..report.views import NothingToShow, experiment_data
 
     console = make_console()
@@ -44,11 +44,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
     start = time.perf_counter()
     data = []
-    background = InBackground() if experiments else None  # scikit-learn's import beside torch's
+    background = InBackground() if experiments else None  # importance and policy beside this process
     try:
         for experiment in experiments:
             try:
-                one = experiment_data(experiment, importance=background)
+                one = experiment_data(experiment, background=background)
             except NothingToShow as exc:
                 raise ConfigError(f"nothing to report: {exc}") from None
             if not one["trials"]:

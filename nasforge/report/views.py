@@ -23,8 +23,7 @@ class NothingToShow(ValueError):
 
 def open_readonly(experiment: Path):
     """The experiment's store, read-only; a clear error when there is none."""
-    from ..search import store_path
-    from ..store import Store, StoreError
+    from ..store import Store, StoreError, store_path
 
     path = store_path(experiment)
     if not Path(experiment).exists():
@@ -127,14 +126,14 @@ def final_results(store, experiment: Path, rows: Sequence[Dict[str, Any]]) -> Di
 
 
 def experiment_data(experiment: Path, heavy: bool = True, drawings: bool = True,
-                    cache: Optional[Dict[str, Any]] = None, store=None, importance=None) -> Dict[str, Any]:
+                    cache: Optional[Dict[str, Any]] = None, store=None, background=None) -> Dict[str, Any]:
     """Everything the views show for one experiment. ``heavy``: also the Pareto fronts, the policy
     or population view and the decision importance (what a live page refreshes less often).
     ``cache`` (a dict the caller keeps) saves reading the settings and building the space again,
     re-computing the policy of a stored controller state already seen and re-drawing architectures;
     ``store``: an open read-only store to use (and leave open) instead of opening one;
-    ``importance``: where decision importance is computed (``importance.InBackground``; default
-    here, when it is shown)."""
+    ``background``: where decision importance and the learning view are computed
+    (``background.InBackground``; default here, when it is shown)."""
     import sqlite3
 
     from ..store import StoreError
@@ -142,9 +141,9 @@ def experiment_data(experiment: Path, heavy: bool = True, drawings: bool = True,
     experiment = Path(experiment)
     try:
         if store is not None:
-            return _experiment_data(experiment, store, heavy, drawings, cache, importance)
+            return _experiment_data(experiment, store, heavy, drawings, cache, background)
         with open_readonly(experiment) as opened:
-            return _experiment_data(experiment, opened, heavy, drawings, cache, importance)
+            return _experiment_data(experiment, opened, heavy, drawings, cache, background)
     except sqlite3.DatabaseError as exc:  # read outside the store's own methods (kept states)
         raise StoreError(f"{experiment}: its store cannot be read ({exc}); if it is damaged, restore it from a "
                          "backup or salvage it with `sqlite3 trials.sqlite .recover`") from None
@@ -170,7 +169,7 @@ def _settings_and_space(store, cache: Optional[Dict[str, Any]]):
 
 
 def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
-                     cache: Optional[Dict[str, Any]], importance=None) -> Dict[str, Any]:
+                     cache: Optional[Dict[str, Any]], background=None) -> Dict[str, Any]:
     config, space = _settings_and_space(store, cache)
     if config is None:
         raise NothingToShow(f"{experiment}: the search has created its store but not yet written its "
@@ -198,10 +197,14 @@ def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
         from .learning import learning_view
         from .pareto_view import pareto_views
 
-        # started first: elsewhere (a second process) it runs while the policy is computed here
-        importance_later = importance.start(space, rows) if importance is not None else in_process(space, rows)
+        if background is not None:  # started first: each runs in a process of its own meanwhile
+            importance_later = background.importance(space, rows)
+            learning_later = background.learning(experiment, store, config, space, rows)
+        else:
+            importance_later = in_process(space, rows)
+            learning_later = lambda: learning_view(store, config, space, rows, cache)  # noqa: E731
         data["pareto"] = pareto_views(rows, names, settings["metric"], settings["direction"])
-        data["learning"] = _or_reason(learning_view, store, config, space, rows, cache)
+        data["learning"] = _or_reason(learning_later)
         data["importance"] = _or_reason(importance_later)
     return data
 

@@ -1,6 +1,6 @@
-"""Search spaces, chosen by name: ``create_space("chain-cnn", num_layers=6)``."""
+"""Search spaces, chosen by name: ``create_space("chain-cnn", num_layers=6)``. The registry imports
+a space's module when its name is first asked for, so importing this package imports no torch."""
 
-from . import chain_cnn  # noqa: F401  (registration)
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, create_space
 
 __all__ = ["SPACES", "Decision", "InvalidArchitectureError", "SearchSpace", "create_space"]

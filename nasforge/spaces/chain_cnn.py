@@ -32,8 +32,12 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, Tokens
-from .chain_net import OPS, READOUTS, ChainNet
 
+# The choices this space offers; ``chain_net.py`` (torch, exported standalone, so it cannot import
+# this module) builds each of them, which tests/test_chain_cnn.py checks. Kept here so that reading a
+# space (a report, a table lookup) imports no torch.
+OPS = ("conv", "maxpool", "avgpool", "identity")
+READOUTS = ("avg", "flatten")
 KERNELS = (1, 3, 5, 7)
 FILTERS = (24, 36, 48, 64)
 STRIDES = (1, 2)
@@ -195,7 +199,9 @@ class ChainCNNSpace(SearchSpace):
         return {"weight_bits": [int(values[f"{o}.weight_bits"]) for o in owners],
                 "activation_bits": [int(values[f"{o}.activation_bits"]) for o in owners]}
 
-    def build(self, tokens: Sequence[int], input_shape: Tuple[int, ...], num_classes: int) -> ChainNet:
+    def build(self, tokens: Sequence[int], input_shape: Tuple[int, ...], num_classes: int):
+        from .chain_net import ChainNet
+
         return ChainNet(self.spec(tokens, input_shape, num_classes))
 
     @staticmethod
@@ -253,6 +259,8 @@ def precision_choices(mixed: bool, weight: Optional[List[int]], activation: Opti
         raise ValueError(f"chain-cnn: mixed_precision must be true or false, got {mixed!r}")
     if not mixed and (weight is not None or activation is not None):
         raise ValueError("chain-cnn: weight_bit_choices and activation_bit_choices need mixed_precision=true")
+    if not mixed:  # nothing to check: and no torch (fake.py's) for a space that is only read
+        return MP_WEIGHT_BITS, MP_ACTIVATION_BITS
     from ..quant.fake import ACTIVATION_BITS, WEIGHT_BITS
 
     out = []

@@ -17,11 +17,20 @@ blobs), ``errors.py`` (SQLite errors as messages) and ``store.py`` (the :class:`
 them). Reading trials imports no torch; only a strategy state does.
 """
 
+from pathlib import Path
+
 from .errors import EmptyStoreError, StoreError
 from .records import STATES, TrialRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .states import dump_state, load_state
 from .store import Store
 
-__all__ = ["EmptyStoreError", "MIGRATIONS", "SCHEMA_VERSION", "STATES", "Store", "StoreError", "TrialRecord",
-           "dump_state", "load_state"]
+__all__ = ["EmptyStoreError", "MIGRATIONS", "SCHEMA_VERSION", "STATES", "STORE_FILE", "Store", "StoreError",
+           "TrialRecord", "dump_state", "load_state", "store_path"]
+
+STORE_FILE = "trials.sqlite"
+
+
+def store_path(experiment: "str | Path") -> Path:
+    """Where an experiment folder keeps its store (here, so that readers need not import the search)."""
+    return Path(experiment) / STORE_FILE

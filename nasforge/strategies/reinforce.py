@@ -69,22 +69,28 @@ def moving_average(baseline: Optional[float], rewards: List[float], decay: float
     return baseline
 
 
-def _serialised_policy(strategy: Any) -> bytes:
-    """The controller and optimiser as bytes, serialised once per update: they change only when
-    the policy is updated, while the state is saved twice per trial."""
+def _serialised_policy(strategy: Any) -> Tuple[bytes, bytes]:
+    """The controller and the optimiser as bytes, serialised once per update: they change only when
+    the policy is updated, while the state is saved twice per trial. Two parts, so that a reader of
+    the policy (the report's policy view) loads the controller's weights without Adam's moments,
+    which are twice as many tensors."""
     cached = getattr(strategy, "_policy_bytes", None)
     if cached is None or cached[0] != strategy.updates:
-        buf = io.BytesIO()
-        torch.save({"controller": strategy.controller.state_dict(), "optimizer": strategy.optimizer.state_dict()},
-                   buf)
-        strategy._policy_bytes = (strategy.updates, buf.getvalue())
+        parts = []
+        for content in ({"controller": strategy.controller.state_dict()}, strategy.optimizer.state_dict()):
+            buf = io.BytesIO()
+            torch.save(content, buf)
+            parts.append(buf.getvalue())
+        strategy._policy_bytes = (strategy.updates, tuple(parts))
     return strategy._policy_bytes[1]
 
 
 def policy_state(strategy: Any) -> Dict[str, Any]:
     """The parts every controller-based strategy saves, copied so later updates leave them alone."""
+    controller, optimizer = _serialised_policy(strategy)
     return {
-        "policy": _serialised_policy(strategy),
+        "policy": controller,
+        "policy_optimizer": optimizer,
         "generator": strategy.generator.get_state().clone(),
         "baseline": strategy.baseline,
         "queue": [[list(t), lp, h] for t, lp, h in strategy.queue],
@@ -93,9 +99,12 @@ def policy_state(strategy: Any) -> Dict[str, Any]:
 
 
 def load_policy_state(strategy: Any, state: Dict[str, Any]) -> None:
-    """Inverse of :func:`policy_state` (also reads states saved before the policy was kept as bytes)."""
+    """Inverse of :func:`policy_state`; also reads the states saved before: the controller and the
+    optimiser in one ``policy`` part, and before that both inline."""
     if "policy" in state:
         policy = torch.load(io.BytesIO(state["policy"]), weights_only=True)
+        if "policy_optimizer" in state:
+            policy["optimizer"] = torch.load(io.BytesIO(state["policy_optimizer"]), weights_only=True)
     else:
         policy = {"controller": state["controller"], "optimizer": state["optimizer"]}
     strategy.controller.load_state_dict(policy["controller"])
@@ -104,7 +113,8 @@ def load_policy_state(strategy: Any, state: Dict[str, Any]) -> None:
     strategy.baseline = state["baseline"]
     strategy.queue = [(tuple(t), float(lp), float(h)) for t, lp, h in state["queue"]]
     strategy.updates = int(state["updates"])
-    strategy._policy_bytes = (strategy.updates, state["policy"]) if "policy" in state else None
+    strategy._policy_bytes = (strategy.updates, (state["policy"], state["policy_optimizer"])) \
+        if "policy_optimizer" in state else None
 
 
 @STRATEGIES.register("reinforce")
