@@ -9,10 +9,12 @@ import torch
 from nasforge.data.datasets import Dataset, load_mnist1d
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Tiny tensors: one torch thread avoids spinning workers on a busy machine. A module
-    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    """Every test in this process on one torch thread: the tensors here are tiny, and torch's default
+    threads spin against the other processes on a busy machine (a controller test took 173 s beside
+    another job, in place of seconds). Commands the tests start run with the project's own
+    settings; a test of thread handling sets what it needs."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

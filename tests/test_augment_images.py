@@ -10,9 +10,6 @@ import torch
 from nasforge.estimators.augment import random_crop, random_flip
 from nasforge.estimators.train import TrainEstimator, TrainRecipe, train_network
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def images(n: int = 3, h: int = 3, w: int = 4) -> torch.Tensor:
     return torch.arange(1, n * 2 * h * w + 1, dtype=torch.float32).reshape(n, 2, h, w)
 

@@ -13,8 +13,6 @@ import torch
 from nasforge.spaces.base import Decision
 from nasforge.strategies.controller import Controller, allowed_next_of
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 PLAIN = [Decision("a", (0, 1, 2)), Decision("b", (0, 1, 2)), Decision("c", (0, 1))]
 
 

@@ -59,9 +59,6 @@ UNDECLARED: dict = {}  # (estimator, case) -> why it may not declare a metric it
 PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name in sorted(ESTIMATORS.builtins)
           for i in range(len(CASES.get(name, [None])))]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def tiny_digits() -> Dataset:
     """160 training and 40 test images of scikit-learn's digits (8 x 8, 10 classes)."""

@@ -29,9 +29,6 @@ EXECUTOR_CASES: Dict[str, Dict[str, Any]] = {
 PARAMS = [pytest.param(name, marks=EXECUTOR_CASES.get(name, {}).get("marks", []), id=name)
           for name in sorted(EXECUTORS.builtins)]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def recipe() -> EstimatorRecipe:
     config = SearchConfig(budget=3, seed=0, dataset="digits")
     config.space = {"name": "chain-cnn", "num_layers": 2, "dims": 2}

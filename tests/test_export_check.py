@@ -17,8 +17,6 @@ from nasforge.report.export import export_model
 from nasforge.spaces.chain_net import ChainNet
 
 ort = pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 SPEC = {
     "dims": 1,
     "in_channels": 1,

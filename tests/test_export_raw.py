@@ -25,8 +25,6 @@ from nasforge.report.model_files import load_model_dir, load_preprocessing, save
 from nasforge.spaces.base import space_of_section
 
 pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 FRESH = r"""
 import json, sys
 sys.modules["nasforge"] = None  # nasforge may be installed here: make any import of it fail

@@ -126,9 +126,12 @@ def test_peak_memory_sees_in_place_ops_and_dead_intermediates():
 # ---- latency -------------------------------------------------------------------------------------------
 def test_latency_returns_sane_fields_and_restores_threads():
     model = _small_net().train()
-    before = torch.get_num_threads()
-    result = measure_latency(model, (1, 10), batch_size=2, warmup=2, repeats=7, threads=1)
-    assert result["threads"] == 1 and torch.get_num_threads() == before
+    torch.set_num_threads(2)  # the session runs on one: restoring must be seen
+    try:
+        result = measure_latency(model, (1, 10), batch_size=2, warmup=2, repeats=7, threads=1)
+        assert result["threads"] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
     assert result["device"] == "cpu" and result["batch_size"] == 2 and result["repeats"] == 7
     assert 0 < result["min_ms"] <= result["median_ms"] <= result["p90_ms"]
     assert result["min_ms"] <= result["mean_ms"] and result["cv"] >= 0

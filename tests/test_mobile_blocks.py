@@ -10,9 +10,6 @@ from nasforge.spaces.base import InvalidArchitectureError, create_space
 from nasforge.spaces.mobile_blocks import scaled
 from nasforge.spaces.mobile_net import InvertedResidual, MobileNet
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def small(**settings):
     base = dict(stages=[[4, 1], [8, 2]], stem_channels=4, head_channels=8)
     return create_space("mobile-blocks", **{**base, **settings})

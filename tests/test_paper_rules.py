@@ -25,9 +25,6 @@ from nasforge.search import store_path
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 from nasforge.strategies.reinforce import MAX_IMPORTANCE, Reinforce, moving_average
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 # ---- 9. the baseline: b <- decay * b + (1 - decay) * R ----------------------------------------------
 
 

@@ -18,9 +18,6 @@ from nasforge.strategies.predictor_filter import PredictorFilter  # noqa: F401  
 SETTINGS = {"warmup": 5, "num_candidates": 8, "predictor_settings": {"n_estimators": 30}}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def reward_of(tokens) -> float:
     digest = hashlib.sha256(json.dumps([int(t) for t in tokens]).encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2 ** 32

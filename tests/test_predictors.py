@@ -13,9 +13,6 @@ from nasforge.spaces import create_space
 FAST = {"mlp-ensemble": {"train_steps": 200}, "gbt": {}, "gp": {"restarts": 0}}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     """y = a fixed linear function of the one-hot encoding + small noise, on chain-cnn (3 layers)."""

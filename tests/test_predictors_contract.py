@@ -17,9 +17,6 @@ from nasforge.predictors.base import PREDICTORS, create_predictor
 #: Small settings per built-in: the defaults take seconds on a busy machine.
 SMALL = {"mlp-ensemble": {"members": 3, "train_steps": 150}, "gbt": {"n_estimators": 60}, "gp": {"restarts": 0}}
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def make(name: str, seed: int = 0):
     if name not in SMALL:
         pytest.fail(f"predictor {name!r} is registered but has no settings in SMALL: add them")

@@ -215,6 +215,7 @@ def test_readme_bash_command(reader_folder, line, tokens):
 API_BUDGET = 2  # the README's budget of 40 children of 8 epochs is many minutes
 
 
+@pytest.mark.slow  # the default run has test_api_script: this block as a script and from stdin, 1 epoch
 @pytest.mark.timeout(420)
 def test_readme_python_api_as_a_script(tmp_path):
     found = blocks("python")

@@ -23,9 +23,6 @@ from nasforge.strategies import create_strategy
 from nasforge.strategies.controller import Controller
 from test_controller import TinySkipSpace  # the same small space, restricted here
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 class TinyMaskedSpace(TinySkipSpace):
     """test_controller's three layers with skip bits (128 token sequences), of which only ``rows``
     are evaluable."""

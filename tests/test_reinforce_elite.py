@@ -3,15 +3,11 @@ priority-queue training (nasforge/strategies/reinforce_elite.py)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.strategies import create_strategy
 from nasforge.strategies.reinforce_elite import EliteQueue, risk_seeking_advantages
-
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 class NineSpace(SearchSpace):
     """Two decisions of three choices: nine architectures, all valid."""

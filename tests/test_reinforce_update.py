@@ -15,7 +15,6 @@ import torch
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 from nasforge.strategies.reinforce import MAX_IMPORTANCE, Reinforce, importance_weights, reinforce_loss
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 BETA = 0.01
 
 

@@ -23,9 +23,6 @@ from nasforge.report.archdraw import chain_layers, draw
 from nasforge.report.importance import importance
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _search(folder: Path, strategy: dict, budget: int = 16) -> Path:
     config = SearchConfig(budget=budget, seed=1)
     config.space = {"name": "mnist1d-chain"}

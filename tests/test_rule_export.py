@@ -19,8 +19,6 @@ from nasforge.quant.rules import RuleOptimizer
 from nasforge.spaces.update_rules import REFERENCE_RULES, UpdateRuleSpace
 from tests.cli_paths import nasforge
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 FRESH = """
 import importlib.util, sys, torch
 spec = importlib.util.spec_from_file_location("found_rule", sys.argv[1])

@@ -12,8 +12,6 @@ import pytest
 from nasforge.cli.main import main
 from nasforge.store import Store
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 SEARCH = ["search", "--space", "mnist1d-chain", "--strategy", "random", "--budget", "6", "--seed", "3", "--quiet"]
 
 

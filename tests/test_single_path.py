@@ -23,7 +23,6 @@ from nasforge.estimators.single_path import recalibrate
 from nasforge.estimators.weight_sharing import SharedWeightsEstimator
 from nasforge.spaces.base import SPACES
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 SHAPE = (1, 7, 6)  # odd sizes: the reductions round up
 
 

@@ -68,9 +68,6 @@ PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name in sorted(SPACES.buil
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _made: Dict[Tuple[str, int], SearchSpace] = {}
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def case_of(name: str, index: int) -> Case:
     if name not in CASES:
         pytest.fail(f"space {name!r} is registered but has no case in CASES: add one")

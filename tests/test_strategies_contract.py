@@ -92,9 +92,6 @@ def space(request):
     return SPACES[request.param]()
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_valid_and_reproducible(name, space):
     first = step(make(name, space, seed=3), 20)

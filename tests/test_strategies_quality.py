@@ -54,9 +54,6 @@ class SameArchitecture(Strategy):
         pass
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def best_found(strategy: Strategy, space, reward, budget: int, seed: int) -> float:
     strategy.setup(space, seed)
     best = -np.inf

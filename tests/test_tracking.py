@@ -10,9 +10,6 @@ import pytest
 from nasforge import SearchConfig, run_search
 from nasforge.cli.main import main
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("track") / "exp"

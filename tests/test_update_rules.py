@@ -18,7 +18,6 @@ from nasforge.quant.rules import RuleOptimizer
 from nasforge.spaces.base import SPACES, InvalidArchitectureError
 from nasforge.spaces.update_rules import REFERENCE_RULES, UpdateRuleSpace
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 STEPS = 12
 
 

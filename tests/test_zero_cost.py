@@ -19,9 +19,6 @@ from nasforge.estimators.zero_cost import (
 from nasforge.spaces import create_space
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _two_layer(bias=False, norm=False):
     torch.manual_seed(0)
     layers = [nn.Linear(4, 3, bias=bias)]
