@@ -235,6 +235,32 @@ def test_report_renders_offline_from_a_file(browser, tmp_path):
             "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
 
 
+def test_a_long_trials_table_is_shown_a_page_at_a_time(browser, tmp_path):
+    """150 trials: 100 rows drawn, the next page has the other 50 (nothing lost between pages), and
+    sorting starts again at the first page with the best trial on top."""
+    folder = tmp_path / "exp"
+    search = _search(folder, 150)
+    assert search.wait(timeout=600) == 0, search.stdout.read()
+    out = tmp_path / "report.html"
+    report = _nasforge("report", "--experiment", str(folder), "--out", str(out))
+    assert report.wait(timeout=600) == 0, report.stdout.read()
+    browser.get(out.as_uri())
+    _wait(lambda: browser.execute_script("return window.NF_STATE && NF_STATE.loads === 1"), 120, "the report's data")
+    numbers = lambda: [int(n) for n in browser.execute_script(  # noqa: E731
+        "return Array.from(document.querySelectorAll('#trials-table tbody tr')).map(r => r.dataset.number)")]
+    assert numbers() == list(range(100))
+    assert "rows 1-100 of 150" in browser.find_element("css selector", "#trials-pager").text
+    assert browser.find_element("css selector", "#trials-prev").get_attribute("disabled") is not None
+    _click(browser, "#trials-next")
+    assert numbers() == list(range(100, 150))
+    assert browser.find_element("css selector", "#trials-next").get_attribute("disabled") is not None
+    _click(browser, '#trials-table th[data-key="objective"]')  # maximised: best first
+    objectives = browser.execute_script("return NF_STATE.experiments[0].trials.map(t => [t.number, t.objective])")
+    best = max(objectives, key=lambda p: (p[1], -p[0]))[0]
+    assert len(numbers()) == 100 and numbers()[0] == best
+    assert _errors(browser) == []
+
+
 def test_without_a_browser_the_skip_names_what_to_install(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(pytest.skip.Exception) as skipped:
