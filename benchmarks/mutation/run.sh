@@ -69,7 +69,7 @@ for m in "${modules[@]}"; do
     echo "only_mutate = [$(printf '"%s",' ${SOURCE[$m]} | sed 's/,$//')]"
     set +f
     echo "pytest_add_cli_args_test_selection = [$(IFS=,; echo "${tests[*]}")]"
-    echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\"$([ -n "${KEYWORDS[$m]:-}" ] && echo ", \"-k\", \"${KEYWORDS[$m]}\"")]"
+    echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-n\", \"0\"$([ -n "${KEYWORDS[$m]:-}" ] && echo ", \"-k\", \"${KEYWORDS[$m]}\"")]"
     echo "process_isolation = \"forkserver\""  # torch is not fork-safe after use
     echo "use_git_change_detection = false"
   } > "$work/pyproject.toml"
