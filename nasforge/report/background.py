@@ -8,8 +8,8 @@ when the slower of them is. Reading the store, the rows, the drawings and the pa
 neither library, so this process never pays for them.
 
 Each worker is forked before this process imports torch (no threads are copied) and starts its
-import at once; where fork is not the platform's way (only Linux is used), or a worker has died,
-the work is done here instead, with the same result.
+import at once. Only on Linux, where fork is the platform's way; elsewhere, or when a worker has
+died, the work is done in this process instead, with the same result.
 """
 
 from __future__ import annotations

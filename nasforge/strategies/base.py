@@ -70,8 +70,8 @@ def create_strategy(name: str, **settings: Any) -> Strategy:
 def one_torch_thread() -> Iterator[None]:
     """Run a strategy's own work (a controller over a batch of tens, a small predictor) on one torch
     thread. More threads only contend, with the workers training children on the same cores above
-    all: a 100-trial REINFORCE search on a table took 28.9 s with torch's default 2 threads on a
-    2-core machine that was busy, and 2.6 s with one."""
+    all: a 100-trial REINFORCE search on a table took 12 to 31 s with torch's default 2 threads on a
+    2-core machine running the test suite beside it, and 2.7 to 2.9 s with one."""
     try:
         import torch
     except ImportError:
