@@ -89,6 +89,6 @@ def estimator_from_recipe(config: Dict[str, Any], data: Any = None) -> Estimator
 
 
 def estimator_recipe(config: Dict[str, Any], data: Any = None) -> EstimatorRecipe:
-    """What a worker needs to build the search's estimator (the stored config; the dataset when
-    the Python API was handed one)."""
+    """What a worker needs to build the search's estimator (the stored config; the dataset the
+    driver loaded or was handed, so that no worker reads the files again)."""
     return EstimatorRecipe(estimator_from_recipe, config, data)

@@ -94,7 +94,6 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
     config.dataset = dataset_reference(config.dataset)
     with _sigterm_as_interrupt():
         _check_start(experiment, path, resume)
-        given = data
         parts = build_parts(config, data)  # every component is checked before the store is touched
         wanted = stored_config(config, parts.space, parts.data)
         new_folder = not experiment.exists()
@@ -115,7 +114,9 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
                         f"the budget ({config.budget}) is below the {store.numbers_used()} trials this experiment "
                         f"has already used; resume with a budget of at least {store.numbers_used()}")
                 store.set_config(wanted)
-                recipe = estimator_recipe({k: v for k, v in wanted.items() if k != "data_fingerprint"}, given)
+                # the data the driver read travels with the recipe: a worker does not read and decode
+                # the files again (an image folder is decoded once, not once per worker)
+                recipe = estimator_recipe({k: v for k, v in wanted.items() if k != "data_fingerprint"}, parts.data)
                 loop = Loop(parts, store, experiment, experiment / ESTIMATOR_CHECKPOINT, on_progress)
                 return loop.run(resume, recipe)
             except BaseException:

@@ -3,6 +3,7 @@ and an end-to-end CLI search on a folder the test writes."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -163,3 +164,44 @@ def test_an_image_folder_by_path_is_stored_absolute_and_followed_when_moved(tmp_
     gone = nasforge(retrain, cwd=elsewhere)
     assert gone.returncode == 2 and "--dataset" in error_line(gone) and "Traceback" not in gone.stderr, shown(gone)
     ok(nasforge([*retrain, "--dataset", str(tmp_path / "moved") + "@6"], cwd=elsewhere))
+
+
+DECODES_ONLY_IN_THE_DRIVER = """\
+# Loaded in every process of the search (a plugin): decoding an image anywhere but in the driver fails.
+import os
+from nasforge.data import images
+
+_decode = images.decode
+
+
+def decode(path, size):
+    if os.environ.get("NASFORGE_TEST_DRIVER_PID") != str(os.getpid()):
+        raise RuntimeError(f"process {os.getpid()} decoded {path}: the folder was read again")
+    return _decode(path, size)
+
+
+images.decode = decode
+"""
+
+
+def test_workers_get_the_decoded_images_and_read_no_file(tmp_path, monkeypatch):
+    """Two local workers and an image folder: the driver reads it once and the workers are handed
+    the arrays (a plugin makes decoding fail in any other process, so a worker that read the
+    folder again would fail every trial)."""
+    from nasforge import SearchConfig, run_search
+    from nasforge.search import store_path
+    from nasforge.store import Store
+
+    write_folder(tmp_path / "shapes", classes=("round", "square"), per_class=12, size=(8, 8))
+    (tmp_path / "decodes_only_in_the_driver.py").write_text(DECODES_ONLY_IN_THE_DRIVER, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))  # workers get the driver's sys.path
+    monkeypatch.setenv("NASFORGE_TEST_DRIVER_PID", str(os.getpid()))
+    config = SearchConfig(dataset=str(tmp_path / "shapes"), budget=2, seed=0, training={"epochs": 1},
+                          execution={"name": "local", "workers": 2})
+    config.space = {"name": "nb201-cell", "cells_per_stage": 1, "channels": 4}
+    config.plugins = ["decodes_only_in_the_driver"]
+    run_search(config, tmp_path / "exp")
+    with Store(store_path(tmp_path / "exp"), readonly=True) as store:
+        trials = store.trials()
+    assert [t.state for t in trials] == ["COMPLETE", "COMPLETE"], [(t.state, t.error) for t in trials]
+    assert len({t.worker for t in trials}) == 2  # both workers trained one

@@ -50,7 +50,7 @@ class Outcome:
 @dataclass
 class EstimatorRecipe:
     """Everything a worker needs to build the estimator: the search config (a dict), the dataset
-    when the caller handed one to the Python API, and ``builder``, the function that turns the two
+    the driver loaded (or None: the worker loads it by name), and ``builder``, the function that turns the two
     into a ready estimator (``nasforge.build.estimator_from_recipe``). The layer above hands the
     builder down, so executors import nothing of it; a module-level function pickles by name."""
 
