@@ -63,3 +63,32 @@ def test_queue_training_raises_the_likelihood_of_the_best():
     strategy.tell(proposal.tokens, 0.0, proposal.info)  # a batch of equal rewards: no policy gradient
     assert strategy.updates == 1
     assert float(strategy.controller.score([best])[0][0]) > before + 0.1
+
+
+def test_one_scoring_pass_for_batch_and_queue_gives_the_separate_passes_update():
+    """The update scores the batch and the queue's architectures together; the step must be the
+    one that scoring them apart gives (the controller's rows do not interact)."""
+    from nasforge.spaces.base import create_space
+    from nasforge.strategies.reinforce import Reinforce
+    from nasforge.strategies.reinforce_elite import ReinforceElite
+
+    class Apart(ReinforceElite):
+        def batch_log_probs(self, tokens):
+            self._elite_log_probs = None
+            return Reinforce.batch_log_probs(self, tokens)
+
+    space = create_space("nb201-cifar10")
+    together, apart = create_strategy("reinforce-elite"), Apart()
+    for s in (together, apart):
+        s.setup(space, 7)
+    for _ in range(40):  # 10 updates, the queue full after the third
+        p, q = together.ask(), apart.ask()
+        assert p.tokens == q.tokens
+        reward = space.lookup(p.tokens)["val_acc"]
+        together.tell(p.tokens, reward, p.info)
+        apart.tell(q.tokens, reward, q.info)
+    assert together.updates == 10 and len(together.elite.items) == 10
+    # equal up to the float sums of a 14-row pass against a 4-row and a 10-row one: about 1e-6
+    # after the first Adam step (which normalises the gradient), not growing over 10 updates
+    for x, y in zip(together.controller.parameters(), apart.controller.parameters()):
+        assert torch.allclose(x, y, atol=1e-5, rtol=0)
