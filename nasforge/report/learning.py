@@ -22,14 +22,10 @@ def learning_view(store, config: Dict[str, Any], space, rows, cache: Optional[Di
     settings = _strategy(config, space, setup=False).settings()
     if not all(k in settings for k in CONTROLLER_SETTINGS):
         return None
-    import torch
+    from ..strategies.base import one_torch_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small batches: more threads only contend, with a search above all
-    try:
+    with one_torch_thread():  # small batches: more threads only contend, with a search above all
         return _policy_view(store, config, settings, space, rows, cache)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _strategy(config: Dict[str, Any], space, setup: bool = True):
