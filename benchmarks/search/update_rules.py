@@ -1,17 +1,30 @@
-"""Learned update rules against the baselines on one quantised child (issue 17.3a).
+"""Learned update rules against tuned baselines on one quantised child (issue 17.3a).
 
-Baselines, written as update-rules tokens and trained by the same code as a search's children
-(``nasforge/estimators/rule_train.py``): SGD with momentum + STE, Adam + STE, PowerSign, AddSign
-and Bop, each at a small grid of learning rates (Bop: of its adaptivity rate gamma), the setting
-chosen by mean validation accuracy over the seeds; reported: validation and test accuracy (the
-child trained on the 80% training split, tested on the held-out test split), mean and spread.
+A *task* is a dataset, the weight bits and the update-rules space's child (``--child-layers``).
+Every optimiser, baseline or found, is trained by the code that trains a search's children
+(``nasforge/estimators/rule_train.py``: the child's conv / linear weights quantised in the forward
+pass, the rule updating their latent values, Adam for biases and batch norm) for ``--epochs`` on
+the 80% training split (split seed 0), and scored on the other 20% (validation) and on the test
+split. Three disjoint sets of training seeds (initialisation and batch order):
 
-With ``--search-budget N`` a rule search runs first (``run_search``, the CLI's code: update-rules
-space, the given strategy, inline) with seed 0, and its best rule is measured the same way on
-seeds the search did not use (``--seeds``, default 100 101 102).
+* search seeds: those ``run_search`` derives from its seed 0, one per child;
+* selection seeds (``--select-seeds``, default 10 11 12): every choice is made on their mean
+  validation accuracy: each baseline's setting and the rule kept from the search's best;
+* test seeds (``--test-seeds``, default 100-104): reported, never used to choose anything.
 
-    python benchmarks/search/update_rules.py [--bits 1] [--epochs 4] [--seeds 100 101 102]
-        [--search-budget 0] [--search-epochs 2] [--strategy reinforce] [--json out.json]
+Baselines, written as the space's tokens (``REFERENCE_RULES``): SGD with momentum + STE, Adam +
+STE, PowerSign, AddSign, each over five learning rates of the space's grid, extended by one step
+while the best is at an end of the range tried; Bop over gamma x tau (learning rate 1: a flip).
+
+With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
+reinforce-elite, inline, seed 0, children trained for ``--epochs``); its ``--rerank`` best rules
+of distinct behaviour (``behaviour``) are trained on the selection seeds and the best of them by mean validation accuracy is the
+found rule. With ``--rule FILE`` (the JSON of an earlier run) that run's found rule, its learning
+rate unchanged, is measured on this task instead: the transfer tables.
+
+    python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
+        [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
+        [--rerank 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ import json
 import statistics
 import tempfile
 import time
-from typing import Dict, List
+from pathlib import Path
+from typing import Dict, List, Sequence
 
 import torch
 
@@ -30,97 +44,192 @@ from nasforge.data import load_dataset
 from nasforge.data.datasets import split_validation
 from nasforge.estimators.rule_train import quantised_child, rule_optimizers, train_with_rule
 from nasforge.estimators.train import predict
-from nasforge.spaces.update_rules import REFERENCE_RULES, UpdateRuleSpace
+from nasforge.quant.fake import weight_levels
+from nasforge.quant.rules import RuleOptimizer, formula
+from nasforge.spaces.update_rules import LEARNING_RATES, REFERENCE_RULES, UpdateRuleSpace
+from nasforge.store import Store, store_path
 
-#: name -> (reference rule, [(learning rate, space settings)]) to try
-GRID = {
-    "sgd-momentum + STE": ("sgd-momentum", [(0.1, {}), (0.3, {})]),
-    "adam + STE": ("adam", [(1e-3, {}), (3e-3, {})]),
-    "powersign": ("powersign", [(0.03, {}), (0.1, {})]),
-    "addsign": ("addsign", [(0.03, {}), (0.1, {})]),
-    "bop": ("bop", [(1.0, {"gamma": 1e-3}), (1.0, {"gamma": 1e-2})]),
+#: label -> (reference rule, learning rates tried first); each range is extended while its best
+#: is at an end (``tune``)
+LR_GRID = {
+    "SGD + momentum 0.9 + STE": ("sgd-momentum", (0.01, 0.03, 0.1, 0.3, 1.0)),
+    "Adam + STE": ("adam", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
+    "PowerSign": ("powersign", (0.01, 0.03, 0.1, 0.3, 1.0)),
+    "AddSign": ("addsign", (0.01, 0.03, 0.1, 0.3, 1.0)),
 }
+BOP_GAMMAS = (1e-3, 1e-2, 1e-1)
+BOP_TAUS = (1e-6, 1e-5, 1e-4, 1e-3)
 
 
-def measure(space: UpdateRuleSpace, groups, lr: float, data, epochs: int, seed: int) -> Dict[str, float]:
-    (xt, yt), (xv, yv) = split_validation(data.x_train, data.y_train, 0.2, 0)
-    model, weights = quantised_child(space, data.input_shape, data.num_classes, seed)
-    optimizers = rule_optimizers(model, weights, space, groups, lr, other_lr=1e-3)
-    try:
-        history, _ = train_with_rule(model, optimizers, xt, yt, epochs, 64, seed, torch.device("cpu"), xv, yv)
-    except Exception as exc:  # noqa: BLE001 - a diverging rule scores 0, as a failed trial
-        return {"val_acc": 0.0, "test_acc": 0.0, "error": str(exc)}
-    test = float((predict(model, torch.as_tensor(data.x_test)).argmax(1) == data.y_test).mean())
-    return {"val_acc": history[-1], "test_acc": test}
+class Task:
+    """One dataset, weight bits and child; ``run`` trains one optimiser with one seed."""
+
+    def __init__(self, dataset: str, bits: int, child_layers: int, epochs: int):
+        self.dataset, self.bits, self.child_layers, self.epochs = dataset, bits, child_layers, epochs
+        self.data = load_dataset(dataset)
+        (self.xt, self.yt), (self.xv, self.yv) = split_validation(self.data.x_train, self.data.y_train, 0.2, 0)
+
+    def space(self, **constants) -> UpdateRuleSpace:
+        return UpdateRuleSpace(weight_bits=self.bits, child_layers=self.child_layers, **constants)
+
+    def run(self, groups, lr: float, constants: Dict, seed: int) -> Dict[str, float]:
+        space = self.space(**constants)
+        model, weights = quantised_child(space, self.data.input_shape, self.data.num_classes, seed)
+        optimizers = rule_optimizers(model, weights, space, groups, lr, other_lr=1e-3)
+        try:
+            history, _ = train_with_rule(model, optimizers, self.xt, self.yt, self.epochs, 64, seed,
+                                         torch.device("cpu"), self.xv, self.yv)
+        except Exception as exc:  # noqa: BLE001 - a diverging rule scores 0, as its trial would fail
+            return {"val_acc": 0.0, "test_acc": 0.0, "error": str(exc)}
+        test = float((predict(model, torch.as_tensor(self.data.x_test)).argmax(1) == self.data.y_test).mean())
+        return {"val_acc": history[-1], "test_acc": test}
+
+    def selection_val(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> float:
+        """Mean validation accuracy on the selection seeds (their test accuracy is not looked at)."""
+        return statistics.mean(self.run(groups, lr, constants, s)["val_acc"] for s in seeds)
+
+    def tested(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> Dict[str, float]:
+        runs = [self.run(groups, lr, constants, s) for s in seeds]
+        out: Dict[str, float] = {}
+        for key in ("val_acc", "test_acc"):
+            values = [r[key] for r in runs]
+            out[key] = statistics.mean(values)
+            out[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[key + "_runs"] = values
+        return out
 
 
-def summarise(runs: List[Dict[str, float]]) -> Dict[str, float]:
-    out = {}
-    for key in ("val_acc", "test_acc"):
-        values = [r[key] for r in runs]
-        out[key] = statistics.mean(values)
-        out[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return out
+def tune(task: Task, seeds: Sequence[int]) -> Dict[str, Dict]:
+    """Each baseline's setting of the highest mean validation accuracy on the selection seeds."""
+    chosen = {}
+    for label, (name, lrs) in LR_GRID.items():
+        groups = REFERENCE_RULES[name][0]
+        tried = {lr: task.selection_val(groups, lr, {}, seeds) for lr in lrs}
+        while True:  # one step further while the best is at an end of the range
+            best = max(tried, key=tried.get)
+            i = LEARNING_RATES.index(best)
+            step = [LEARNING_RATES[j] for j in (i - 1, i + 1) if 0 <= j < len(LEARNING_RATES)
+                    and LEARNING_RATES[j] not in tried]
+            if not step or best not in (min(tried), max(tried)):
+                break
+            tried[step[0]] = task.selection_val(groups, step[0], {}, seeds)
+        chosen[label] = {"rule": name, "lr": best, "constants": {}, "select_val": tried[best],
+                         "tried": [{"lr": lr, "select_val": v} for lr, v in sorted(tried.items())]}
+        print(f"  {label}: lr {best:g} ({len(tried)} tried), selection val {100 * tried[best]:.1f}", flush=True)
+    groups = REFERENCE_RULES["bop"][0]
+    tried_bop = [({"gamma": g, "tau": t}, task.selection_val(groups, 1.0, {"gamma": g, "tau": t}, seeds))
+                 for g in BOP_GAMMAS for t in BOP_TAUS]
+    constants, value = max(tried_bop, key=lambda item: item[1])
+    chosen["Bop"] = {"rule": "bop", "lr": 1.0, "constants": constants, "select_val": value,
+                     "tried": [{**c, "select_val": v} for c, v in tried_bop]}
+    print(f"  Bop: {constants}, selection val {100 * value:.1f}", flush=True)
+    return chosen
 
 
-def baselines(args, data) -> Dict[str, Dict]:
-    results = {}
-    for label, (name, settings) in GRID.items():
-        tried = []
-        for lr, extra in settings:
-            space = UpdateRuleSpace(weight_bits=args.bits, **extra)
-            runs = [measure(space, REFERENCE_RULES[name][0], lr, data, args.epochs, s) for s in args.seeds]
-            tried.append({"lr": lr, **extra, **summarise(runs)})
-        results[label] = {**max(tried, key=lambda r: r["val_acc"]), "tried": tried}
-    return results
+def behaviour(groups, lr: float, bits: int) -> tuple:
+    """What a rule does: a weight vector after 30 steps of it on fixed random gradients. Rules that
+    the space's canonical form keeps apart can be one rule (``power(sign(g^3), x)`` is ``sign(g)``
+    for every x); the search's best children are made distinct by this, not by their tokens."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(64, generator=gen) * 0.1)
+    opt = RuleOptimizer([p], groups, lr, quantise=lambda w: weight_levels(w.view(1, -1), bits).view(-1))
+    for _ in range(30):
+        p.grad = torch.randn(64, generator=gen) * 0.01
+        opt.step()
+    return tuple(f"{v:.5f}" for v in p.detach().tolist())
 
 
-def searched(args, data) -> Dict:
-    config = SearchConfig(dataset="mnist1d", budget=args.search_budget, seed=0)
-    config.space = {"name": "update-rules", "weight_bits": args.bits}
-    config.strategy = {"name": args.strategy, **({"batch_size": 4} if args.strategy == "reinforce" else {})}
-    config.training = {"epochs": args.search_epochs}
+def search(task: Task, args) -> List[Dict]:
+    """The search's ``--rerank`` best rules of distinct behaviour, each with its mean validation
+    accuracy on the selection seeds; the first is the found rule. An experiment folder that holds
+    the search already is resumed (to its budget), not searched again."""
+    config = SearchConfig(dataset=task.dataset, budget=args.search_budget, seed=0)
+    config.space = {"name": "update-rules", "weight_bits": task.bits, "child_layers": task.child_layers}
+    config.strategy = {"name": args.strategy}
+    config.training = {"epochs": task.epochs}
     config.execution = {"name": "inline"}
+    folder = args.experiment or tempfile.mkdtemp(prefix="update-rules-")
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        result = run_search(config, folder)
-    best = result.best[0]
-    space = UpdateRuleSpace(weight_bits=args.bits)
-    groups, lr = space.rule(best.tokens)
-    runs = [measure(space, groups, lr, data, args.epochs, s) for s in args.seeds]
-    return {"rule": space.summary(best.tokens), "tokens": list(best.tokens), "search_val_acc": best.objective,
-            "search_seconds": time.perf_counter() - start, **summarise(runs)}
+    result = run_search(config, folder, resume=store_path(folder).exists(), data=task.data)
+    seconds = time.perf_counter() - start
+    print(f"  search: {result.completed} complete, {result.failed} failed, {seconds:.0f} s", flush=True)
+    with Store(store_path(folder), readonly=True) as store:
+        trials = sorted(store.trials(["COMPLETE"]), key=lambda r: (-r.objective, r.id))
+    space, seen, candidates = task.space(), set(), []
+    for record in trials:
+        groups, lr = space.rule(record.tokens)
+        key = behaviour(groups, lr, task.bits)
+        if key in seen:
+            continue
+        seen.add(key)
+        candidates.append({"rule": f"{lr:g} * {formula(groups)}", "groups": [list(g) for g in groups], "lr": lr,
+                           "tokens": list(record.tokens), "search_val": record.objective,
+                           "select_val": task.selection_val(groups, lr, {}, args.select_seeds)})
+        print(f"  {candidates[-1]['rule']}: search {100 * record.objective:.1f}, "
+              f"selection {100 * candidates[-1]['select_val']:.1f}", flush=True)
+        if len(candidates) == args.rerank:
+            break
+    candidates.sort(key=lambda c: -c["select_val"])
+    candidates[0]["search_seconds"] = seconds
+    candidates[0]["search_children"] = {"complete": result.completed, "failed": result.failed}
+    return candidates
+
+
+def table(task: Task, rows: Dict[str, Dict]) -> None:
+    print(f"\n| optimiser ({task.dataset}, {task.bits}-bit weights, {task.child_layers} conv layers, "
+          f"{task.epochs} epochs) | setting | selection val % | val % (test seeds) | test % (test seeds) |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, r in rows.items():
+        setting = ", ".join(f"{k} {v:g}" for k, v in r["constants"].items()) if r["constants"] else f"lr {r['lr']:g}"
+        print(f"| {label} | {setting} | {100 * r['select_val']:.1f} | {100 * r['val_acc']:.1f} ± "
+              f"{100 * r['val_acc_sd']:.1f} | {100 * r['test_acc']:.1f} ± {100 * r['test_acc_sd']:.1f} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="mnist1d")
     parser.add_argument("--bits", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
+    parser.add_argument("--child-layers", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--select-seeds", type=int, nargs="+", default=[10, 11, 12])
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     parser.add_argument("--search-budget", type=int, default=0)
-    parser.add_argument("--search-epochs", type=int, default=2)
-    parser.add_argument("--strategy", default="reinforce")
+    parser.add_argument("--strategy", default="reinforce-elite")
+    parser.add_argument("--rerank", type=int, default=10)
+    parser.add_argument("--experiment", help="the search's experiment folder (default: a new one under /tmp)")
+    parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if set(args.select_seeds) & set(args.test_seeds):
+        parser.error("the selection and test seeds must be disjoint")
     torch.set_num_threads(1)
-    data = load_dataset("mnist1d")
     start = time.perf_counter()
-    results = {"baselines": baselines(args, data)}
+    task = Task(args.dataset, args.bits, args.child_layers, args.epochs)
+    results: Dict = {"args": vars(args), "baselines": tune(task, args.select_seeds)}
+    rows = {}
+    for label, b in results["baselines"].items():
+        rows[label] = b
+        b.update(task.tested(REFERENCE_RULES[b["rule"]][0], b["lr"], b["constants"], args.test_seeds))
+    found = None
     if args.search_budget:
-        results["search"] = searched(args, data)
+        results["candidates"] = search(task, args)
+        found = results["candidates"][0]
+    elif args.rule:
+        found = json.loads(Path(args.rule).read_text())["found"]
+        found["select_val"] = task.selection_val(found["groups"], found["lr"], {}, args.select_seeds)
+    if found is not None:
+        found.update(task.tested(found["groups"], found["lr"], {}, args.test_seeds))
+        found["constants"] = {}
+        results["found"] = rows["found: " + found["rule"]] = found
+        best = max(results["baselines"].values(), key=lambda b: b["test_acc"])
+        results["margin_test"] = found["test_acc"] - best["test_acc"]
     results["seconds"] = time.perf_counter() - start
-    print(f"| optimiser ({args.bits}-bit weights) | setting | val acc % | test acc % |")
-    print("| --- | --- | --- | --- |")
-    rows = list(results["baselines"].items()) + ([("found: " + results["search"]["rule"], results["search"])]
-                                                  if "search" in results else [])
-    for label, r in rows:
-        setting = f"lr {r['lr']:g}" + (f", gamma {r['gamma']:g}" if "gamma" in r else "") if "lr" in r else "as found"
-        print(f"| {label} | {setting} | {100 * r['val_acc']:.1f} ± {100 * r['val_acc_sd']:.1f} "
-              f"| {100 * r['test_acc']:.1f} ± {100 * r['test_acc_sd']:.1f} |")
+    table(task, rows)
+    if found is not None:
+        print(f"found - best baseline (test): {100 * results['margin_test']:+.1f} points")
     print(f"total {results['seconds']:.0f} s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
