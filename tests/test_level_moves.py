@@ -142,3 +142,12 @@ def test_a_real_episode_trains_a_quantised_child_and_reports_its_accuracy():
     assert out["moves"] > 0 and len(out["score"]) == len(list(MovePolicy().parameters()))
     assert any(float(s.abs().sum()) > 0 for s in out["score"])
     assert len(FEATURES) == MovePolicy().hidden.in_features
+
+
+def test_a_greedy_optimiser_takes_the_most_likely_action_and_records_nothing():
+    w = nn.Parameter(torch.randn(2, 6, generator=torch.Generator().manual_seed(1)))
+    opt = LevelMoveOptimizer([w], Fixed([0.0, 0.1, 0.2]), bits=2, greedy=True)  # "up" by a hair
+    _steps(opt, w, 3)
+    assert bool((opt.state[w]["level"] == 1).all())
+    with pytest.raises(ValueError, match="greedy"):
+        LevelMoveOptimizer([w], MovePolicy(), greedy=True, record=True)

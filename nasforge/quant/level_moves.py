@@ -106,15 +106,21 @@ class LevelMoveOptimizer(torch.optim.Optimizer):
     """Moves each weight by the policy's sampled action; per-channel scales follow the drive.
 
     The weights are snapped to their levels when the optimiser is built, so the network is
-    quantised from the first forward pass. With ``record=True`` each step also adds the gradient
+    quantised from the first forward pass. With ``greedy=True`` each weight takes its most likely
+    action instead of a sampled one (a deterministic optimiser, for evolution strategies and for
+    use). With ``record=True`` each step also adds the gradient
     (with respect to the policy's parameters) of the log-probability of the actions it took to
     ``score``: REINFORCE's estimate is ``score * (reward - baseline)``.
     """
 
-    def __init__(self, params, policy, bits=1, drive_rate=0.2, betas=(0.9, 0.99), generator=None, record=False):
+    def __init__(self, params, policy, bits=1, drive_rate=0.2, betas=(0.9, 0.99), generator=None, record=False,
+                 greedy=False):
         top = top_level(bits)
         if not drive_rate > 0:
             raise ValueError(f"drive_rate must be positive, got {drive_rate!r}")
+        if greedy and record:
+            raise ValueError("a greedy optimiser takes no sampled actions, so REINFORCE has no score to record")
+        self.greedy = greedy
         super().__init__(params, dict(bits=bits, top=top, drive_rate=drive_rate, betas=tuple(betas)))
         self.policy, self.generator, self.record = policy, generator, record
         self.score = [torch.zeros_like(q) for q in policy.parameters()] if record else None
@@ -128,6 +134,8 @@ class LevelMoveOptimizer(torch.optim.Optimizer):
                     p.copy_(level * scale)
 
     def _actions(self, x):
+        if self.greedy:
+            return self.policy(x).argmax(dim=-1)
         if not self.record:
             return sample_actions(self.policy(x), self.generator)
         with torch.enable_grad():

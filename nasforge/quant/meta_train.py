@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import Dataset, split_validation
-from ..estimators.rule_train import quantised_child, train_with_rule
+from ..estimators.rule_train import quantised_child, rule_optimizers, train_with_rule
 from ..estimators.train import predict
 from ..spaces.update_rules import UpdateRuleSpace
 from .level_moves import LevelMoveOptimizer, MovePolicy
@@ -31,8 +31,9 @@ from .level_moves import LevelMoveOptimizer, MovePolicy
 
 @dataclass
 class Task:
-    """What an episode trains: the data (80/20 split of the training set), the child, how long, and
-    the optimiser's ``drive_rate`` (how fast the drive feature follows Adam's direction)."""
+    """What an episode trains: the data (80/20 split of the training set), the child, how long, the
+    optimiser's ``drive_rate`` (how fast the drive feature follows Adam's direction), and whether
+    it is ``greedy`` (most likely action; for evolution strategies, not REINFORCE)."""
 
     data: Dataset
     bits: int = 1
@@ -41,6 +42,7 @@ class Task:
     other_lr: float = 1e-3
     child_layers: int = 3
     drive_rate: float = 0.2
+    greedy: bool = False
 
     def __post_init__(self):
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
@@ -56,7 +58,7 @@ def run_episode(policy: MovePolicy, task: Task, seed: int, sample_seed: int, rec
     model, weights = quantised_child(task.space, task.data.input_shape, task.data.num_classes, seed)
     generator = torch.Generator().manual_seed(sample_seed)
     mover = LevelMoveOptimizer(weights, policy, task.bits, drive_rate=task.drive_rate, generator=generator,
-                               record=record)
+                               record=record, greedy=task.greedy)
     ids = {id(w) for w in weights}
     adam = torch.optim.Adam([p for p in model.parameters() if id(p) not in ids], lr=task.other_lr)
     history, _ = train_with_rule(model, [mover, adam], task.x_train, task.y_train, task.epochs, task.batch_size,
@@ -129,3 +131,15 @@ def evaluate(policy: MovePolicy, task: Task, seeds: List[int]) -> List[Dict]:
     runs = [run_episode(policy, task, s, s, test=True) for s in seeds]
     return [{"seed": s, "val_acc": r["reward"], "test_acc": r["test_acc"], "moves": r["moves"]}
             for s, r in zip(seeds, runs)]
+
+
+def run_rule(task: Task, groups, lr: float, seed: int) -> Dict:
+    """A baseline on the same child, split and seed as an episode: the update rule ``groups``
+    (``update_rules.REFERENCE_RULES``) on straight-through latent weights at the task's bits."""
+    space = UpdateRuleSpace(weight_bits=task.bits, child_layers=task.child_layers)
+    model, weights = quantised_child(space, task.data.input_shape, task.data.num_classes, seed)
+    optimizers = rule_optimizers(model, weights, space, groups, lr, task.other_lr)
+    history, _ = train_with_rule(model, optimizers, task.x_train, task.y_train, task.epochs, task.batch_size,
+                                 seed, torch.device("cpu"), task.x_val, task.y_val)
+    test = float((predict(model, torch.as_tensor(task.data.x_test)).argmax(1) == task.data.y_test).mean())
+    return {"seed": seed, "val_acc": history[-1], "test_acc": test}
