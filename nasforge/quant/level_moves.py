@@ -6,10 +6,11 @@ Each quantised weight is an integer level times a per-channel scale: at 1 bit th
 weights. There is no latent full-precision weight: at every step a small network shared by all
 coordinates (as in Andrychowicz et al. 2016 and Li & Malik 2017) reads each weight's gradient
 history and picks one of three actions, *down*, *stay* or *up* one level (at 1 bit: set the weight
-to -1, keep it, set it to +1). The actions are sampled, so the policy can be trained by policy
-gradient on a reward that is not differentiable, the quantised network's accuracy after a number
-of steps (``meta_train.py``). The per-channel scales are not decisions: they follow the drive
-(see ``FEATURES``) by the statistic the initial snap used.
+to -1, keep it, set it to +1). The actions are sampled (or, with ``greedy``, the most likely is
+taken), so the policy can be trained by policy gradient on a reward that is not differentiable,
+the quantised network's accuracy after a number of steps (``meta_train.py``). The per-channel
+scales are not decisions: they follow the drive (see ``FEATURES``) by the statistic the initial
+snap used.
 
 This file imports only torch, so a trained policy runs without nasforge: ``MovePolicy`` plus its
 ``state_dict`` and ``LevelMoveOptimizer`` are the frozen optimiser.
