@@ -130,6 +130,30 @@ COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
     ("bash run.sh benchmark --benchmarks mnist1d-chain --strategies random,evolution --workers 1",
      Command(("--seeds", "2"), "20 runs take about a minute; 4 walk the same code", expect=[r"\b4 runs in\b"],
              slow=True)),
+    # ---- quantised networks and learned optimisers
+    ("bash run.sh search --set training.quantization=qat --set training.weight_bits=4 --set training.activation_bits=8",
+     Command(TINY, TINY_WHY, expect=[r"\b2 completed\b"], slow=True)),
+    ("bash run.sh retrain --seeds 1", Command(("--epochs", "3"), "the final recipe's 60 epochs x (3 to choose + 1) "
+                                              "is many minutes; 3 epochs walk the same code",
+                                              expect=[r"test accuracy"], slow=True)),
+    ("bash run.sh export --int8",
+     Command(("--min-agreement", "0.5"), "a 3-epoch child's near-tied logits flip under int8 rounding (about 88% "
+             "agreement), below the 95% a trained network is held to", expect=[r"int8 \(model_int8.onnx"],
+             slow=True)),
+    ('bash run.sh search --set space.mixed_precision=true --constraint "weight_bits<=200000" '
+     "--constraint-mode mnasnet-hard", Command(TINY, TINY_WHY, expect=[r"\b2 completed\b"], slow=True)),
+    ("bash run.sh pareto --metrics val_acc,weight_bits", Command(expect=[r"hypervolume"], slow=True)),
+    ("bash run.sh search --space nb201-cifar10 --objective qat_acc --strategy evolution --budget 300",
+     Command(expect=[r"\b300 completed\b"], slow=True)),
+    ("bash run.sh search --space update-rules --set space.weight_bits=1 --budget 60",
+     Command(("--budget", "2", "--epochs", "1"), "60 rules x 4 epochs of the child is minutes; 2 x 1 walk the same "
+             "code", expect=[r"\b2 completed\b", r"update: w <- w - "], slow=True)),
+    ("bash run.sh export --optimizer --out rule.py", Command(writes=["rule.py"], slow=True)),
+    ("OMP_NUM_THREADS=1 python benchmarks/search/update_rules.py --bits 1 --search-budget 700",
+     Command(skip="a benchmark of about an hour; its tables are in docs/benchmarks-quantised.md")),
+    ("OMP_NUM_THREADS=1 python benchmarks/quantised/neural_optimiser.py --bits 1 --iterations 50 "
+     "--drive-rate 0.1 --start-gain 100",
+     Command(skip="a benchmark of about an hour; its table is in docs/benchmarks-quantised.md")),
 ]}
 
 
