@@ -97,9 +97,11 @@ class MovePolicy(nn.Module):
 
 
 def sample_actions(logits, generator=None):
-    """One action per row, drawn from softmax(logits) by inverse CDF (a generator makes it repeatable)."""
+    """One action per row, drawn from softmax(logits) by inverse CDF (a generator makes it repeatable;
+    the uniforms come from the generator's own device, so a CPU generator serves a CUDA policy)."""
     probs = torch.softmax(logits, dim=-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)
+    device = generator.device if generator is not None else probs.device
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=device).to(probs.device)
     return (probs.cumsum(dim=-1) < u).sum(dim=-1).clamp(max=len(ACTIONS) - 1)
 
 
@@ -135,17 +137,20 @@ class LevelMoveOptimizer(torch.optim.Optimizer):
                     p.copy_(level * scale)
 
     def _actions(self, x):
+        """The actions for the feature rows ``x``, on ``x``'s device (the policy may sit elsewhere)."""
+        x_device = x.device
+        x = x.to(next(self.policy.parameters()).device)
         if self.greedy:
-            return self.policy(x).argmax(dim=-1)
+            return self.policy(x).argmax(dim=-1).to(x_device)
         if not self.record:
-            return sample_actions(self.policy(x), self.generator)
+            return sample_actions(self.policy(x), self.generator).to(x_device)
         with torch.enable_grad():
             logp = torch.log_softmax(self.policy(x), dim=-1)
             actions = sample_actions(logp.detach(), self.generator)
             taken = logp.gather(1, actions[:, None]).sum()
             for total, grad in zip(self.score, torch.autograd.grad(taken, list(self.policy.parameters()))):
                 total.add_(grad)
-        return actions
+        return actions.to(x_device)
 
     @staticmethod
     def _scale(st, top):
