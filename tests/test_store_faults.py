@@ -336,6 +336,31 @@ def test_the_lock_is_held_for_the_writers_life_and_released_by_its_death(tmp_pat
         assert lock.fd is not None
 
 
+def test_a_write_interrupted_right_after_its_begin_neither_blocks_nor_leaks_into_the_next(tmp_path, monkeypatch):
+    """A signal can raise between a write's BEGIN and its with-block, where __exit__ never runs:
+    the transaction stays open. (CI saw it: SIGTERM there made the interrupted search's own
+    clean-up fail with "cannot start a transaction within a transaction" and exit 2.) The next
+    write must drop that unfinished transaction, not fail and not commit its half."""
+    with Store(tmp_path / "s.sqlite") as store:
+        store.set_meta("kept", "yes")
+        begin = Store._Tx.__enter__
+
+        def interrupted_after_begin(self):
+            begin(self)
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('half', 'written')")
+            raise KeyboardInterrupt  # as the signal handler would, before the with-block starts
+        monkeypatch.setattr(Store._Tx, "__enter__", interrupted_after_begin)
+        with pytest.raises(KeyboardInterrupt):
+            store.set_meta("lost", "never")
+        monkeypatch.setattr(Store._Tx, "__enter__", begin)
+        assert store.conn.in_transaction  # the state the signal leaves behind
+        store.add_trial(0, [1], "h", 0, {})  # the clean-up's next write goes through
+        assert store.get_meta("half") is None and store.get_meta("lost") is None
+        assert store.get_meta("kept") == "yes"
+    with Store(tmp_path / "s.sqlite") as again:  # and what it wrote is committed
+        assert len(again.trials()) == 1 and again.get_meta("half") is None
+
+
 def test_a_store_with_one_trial_twice_is_refused_by_the_unique_index(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         store.add_trial(0, [1], "h", 0, {})

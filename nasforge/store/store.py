@@ -63,6 +63,11 @@ class Store(Opening, SchemaChecks, Trials, States):
             self.conn = conn
 
         def __enter__(self):
+            if self.conn.in_transaction:
+                # A write was interrupted between its BEGIN and its with-block (Ctrl+C or SIGTERM raise
+                # at any bytecode, and __exit__ does not run for a with-block never entered). Its
+                # changes are incomplete: drop them, rather than fail every later write on a nested BEGIN.
+                self._rollback()
             self.conn.execute("BEGIN IMMEDIATE")
             return self.conn
 
