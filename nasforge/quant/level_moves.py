@@ -106,14 +106,14 @@ def sample_actions(logits, generator=None):
 
 
 class LevelMoveOptimizer(torch.optim.Optimizer):
-    """Moves each weight by the policy's sampled action; per-channel scales follow the drive.
+    """Moves each weight by the policy's action; per-channel scales follow the drive.
 
     The weights are snapped to their levels when the optimiser is built, so the network is
     quantised from the first forward pass. With ``greedy=True`` each weight takes its most likely
     action instead of a sampled one (a deterministic optimiser, for evolution strategies and for
-    use). With ``record=True`` each step also adds the gradient
-    (with respect to the policy's parameters) of the log-probability of the actions it took to
-    ``score``: REINFORCE's estimate is ``score * (reward - baseline)``.
+    use). With ``record=True`` each step also adds to ``score`` the gradient, with respect to the
+    policy's parameters, of the log-probability of the actions it took: REINFORCE's estimate is
+    ``score * (reward - baseline)``.
     """
 
     def __init__(self, params, policy, bits=1, drive_rate=0.2, betas=(0.9, 0.99), generator=None, record=False,
