@@ -41,9 +41,7 @@ import torch
 
 from nasforge import SearchConfig, run_search
 from nasforge.data import load_dataset
-from nasforge.data.datasets import split_validation
-from nasforge.estimators.rule_train import quantised_child, rule_optimizers, train_with_rule
-from nasforge.estimators.train import predict
+from nasforge.quant import meta_train
 from nasforge.quant.fake import weight_levels
 from nasforge.quant.rules import RuleOptimizer, formula
 from nasforge.spaces.update_rules import LEARNING_RATES, REFERENCE_RULES, UpdateRuleSpace
@@ -62,27 +60,23 @@ BOP_TAUS = (1e-6, 1e-5, 1e-4, 1e-3)
 
 
 class Task:
-    """One dataset, weight bits and child; ``run`` trains one optimiser with one seed."""
+    """One dataset, weight bits and child; ``run`` trains one optimiser with one seed
+    (``meta_train.run_rule``, the neural optimiser's baselines, on the same split and child)."""
 
     def __init__(self, dataset: str, bits: int, child_layers: int, epochs: int):
         self.dataset, self.bits, self.child_layers, self.epochs = dataset, bits, child_layers, epochs
         self.data = load_dataset(dataset)
-        (self.xt, self.yt), (self.xv, self.yv) = split_validation(self.data.x_train, self.data.y_train, 0.2, 0)
+        self.task = meta_train.Task(self.data, bits=bits, epochs=epochs, child_layers=child_layers)
 
     def space(self, **constants) -> UpdateRuleSpace:
         return UpdateRuleSpace(weight_bits=self.bits, child_layers=self.child_layers, **constants)
 
     def run(self, groups, lr: float, constants: Dict, seed: int) -> Dict[str, float]:
-        space = self.space(**constants)
-        model, weights = quantised_child(space, self.data.input_shape, self.data.num_classes, seed)
-        optimizers = rule_optimizers(model, weights, space, groups, lr, other_lr=1e-3)
         try:
-            history, _ = train_with_rule(model, optimizers, self.xt, self.yt, self.epochs, 64, seed,
-                                         torch.device("cpu"), self.xv, self.yv)
+            result = meta_train.run_rule(self.task, groups, lr, seed, constants)
         except Exception as exc:  # noqa: BLE001 - a diverging rule scores 0, as its trial would fail
             return {"val_acc": 0.0, "test_acc": 0.0, "error": str(exc)}
-        test = float((predict(model, torch.as_tensor(self.data.x_test)).argmax(1) == self.data.y_test).mean())
-        return {"val_acc": history[-1], "test_acc": test}
+        return {"val_acc": result["val_acc"], "test_acc": result["test_acc"]}
 
     def selection_val(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> float:
         """Mean validation accuracy on the selection seeds (their test accuracy is not looked at)."""

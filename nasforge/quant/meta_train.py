@@ -142,10 +142,11 @@ def evaluate(policy: MovePolicy, task: Task, seeds: List[int]) -> List[Dict]:
             for s, r in zip(seeds, runs)]
 
 
-def run_rule(task: Task, groups, lr: float, seed: int) -> Dict:
-    """A baseline on the same child, split and seed as an episode: the update rule ``groups``
-    (``update_rules.REFERENCE_RULES``) on straight-through latent weights at the task's bits."""
-    space = UpdateRuleSpace(weight_bits=task.bits, child_layers=task.child_layers)
+def run_rule(task: Task, groups, lr: float, seed: int, constants: Optional[Dict[str, float]] = None) -> Dict:
+    """The update rule ``groups`` (a reference rule of ``update_rules.REFERENCE_RULES``, or a
+    searched one with its space ``constants``) on straight-through latent weights at the task's
+    bits, on the same child, split and seed as an episode."""
+    space = UpdateRuleSpace(weight_bits=task.bits, child_layers=task.child_layers, **(constants or {}))
     model, weights = quantised_child(space, task.data.input_shape, task.data.num_classes, seed)
     optimizers = rule_optimizers(model, weights, space, groups, lr, task.other_lr)
     history, _ = train_with_rule(model, optimizers, task.x_train, task.y_train, task.epochs, task.batch_size,
