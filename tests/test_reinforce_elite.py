@@ -92,3 +92,62 @@ def test_one_scoring_pass_for_batch_and_queue_gives_the_separate_passes_update()
     # after the first Adam step (which normalises the gradient), not growing over 10 updates
     for x, y in zip(together.controller.parameters(), apart.controller.parameters()):
         assert torch.allclose(x, y, atol=1e-5, rtol=0)
+
+
+def _tell_batch(strategy, space):
+    proposals = [strategy.ask() for _ in range(strategy.batch_size)]
+    for p in proposals:
+        strategy.tell(p.tokens, space.lookup(p.tokens)["val_acc"], p.info)
+    return [p.tokens for p in proposals]
+
+
+def test_ranked_batch_is_the_predictors_top_new_architectures_of_the_pool():
+    """With a predictor, a batch after the warm-up is the ``batch_size`` new architectures of one
+    pool that a predictor fitted on every measured child ranks highest; before it, the first new
+    ones. Checked against the pool replayed from a copy of the generator and a predictor fitted
+    here, from the same children."""
+    import numpy as np
+
+    from nasforge.predictors import create_predictor
+    from nasforge.predictors.encodings import encode_many
+    from nasforge.spaces.base import create_space
+
+    space = create_space("nb201-cifar10")
+    strategy = create_strategy("reinforce-elite", pool=32, predictor="gp",
+                               predictor_settings={"restarts": 0}, predictor_warmup=8)
+    strategy.setup(space, 3)
+    told = []
+    for _ in range(2):  # the warm-up: 8 children
+        told += _tell_batch(strategy, space)
+    for _ in range(3):
+        replay = torch.Generator()
+        replay.set_state(strategy.generator.get_state())
+        with torch.no_grad():
+            pool = strategy.controller.run(generator=replay, batch=32)[0].tolist()
+        seen, fresh = {space.arch_hash(t) for t in told}, []
+        for row in map(tuple, pool):
+            if space.arch_hash(row) not in seen:
+                seen.add(space.arch_hash(row))
+                fresh.append(row)
+        model = create_predictor("gp", seed=3, restarts=0)
+        model.fit(encode_many(space, told, "onehot"), np.array([space.lookup(t)["val_acc"] for t in told]))
+        predicted = model.predict(encode_many(space, fresh, "onehot"))
+        expected = [fresh[i] for i in sorted(range(len(fresh)), key=lambda i: (-predicted[i], i))[:4]]
+        batch = _tell_batch(strategy, space)
+        assert batch == expected
+        told += batch
+    # without a predictor: the same warm-up, then the pool's first new architectures, not these
+    unranked = create_strategy("reinforce-elite", pool=32)
+    unranked.setup(space, 3)
+    batches = [_tell_batch(unranked, space) for _ in range(3)]
+    assert batches[:2] == [told[:4], told[4:8]] and batches[2] != told[8:12]
+
+
+def test_predictor_settings_are_checked():
+    import pytest
+
+    for settings, fault in [({"predictor": "svm"}, "svm"), ({"predictor_warmup": 1}, "predictor_warmup"),
+                            ({"encoding": "graph"}, "encoding"),
+                            ({"predictor": "gp", "predictor_settings": {"nu": 3.0}}, "nu")]:
+        with pytest.raises(ValueError, match=fault):
+            create_strategy("reinforce-elite", **settings)

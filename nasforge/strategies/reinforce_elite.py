@@ -18,15 +18,25 @@ The controller and its policy-gradient core are ``reinforce``'s; three changes, 
   ``queue_steps`` steps on that term alone. This term is maximum likelihood, not policy gradient;
   the policy-gradient term is what learns from every batch's rewards.
 
+An optional fourth, **predictor-ranked proposals** (``predictor``; the issue's "controller proposes
+many, a cheap predictor chooses"): once ``predictor_warmup`` children are told, a predictor
+(``nasforge.predictors``) is fitted on every child told so far and the batch is the ``batch_size``
+new architectures of the whole pool that it ranks highest, instead of the first new ones. The
+controller still proposes every candidate and still learns only from measured rewards.
+
 With ``pool = batch_size``, ``risk_quantile = 1``, ``queue_size = 0`` and ``normalize`` off the update
 is ``reinforce``'s (the paper's, without the moving-average baseline: the batch mean stands in).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
+
+from ..predictors import create_predictor
+from ..predictors.encodings import KINDS, encode_many
 
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal
@@ -78,7 +88,9 @@ class ReinforceElite(Reinforce):
                  learning_rate: float = 0.02, batch_size: int = 4, baseline_decay: float = 0.95,
                  entropy_weight: float = 0.03, pool: int = 256, risk_quantile: float = 0.25,
                  normalize: bool = True, queue_size: int = 10, queue_weight: float = 1.0,
-                 queue_steps: int = 0):
+                 queue_steps: int = 0, predictor: str = "none",
+                 predictor_settings: Optional[Dict[str, Any]] = None, predictor_warmup: int = 8,
+                 encoding: str = "onehot", explore: float = 0.0):
         try:
             super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
                              learning_rate=learning_rate, batch_size=batch_size, baseline_decay=baseline_decay,
@@ -95,8 +107,21 @@ class ReinforceElite(Reinforce):
             raise ValueError(f"reinforce-elite: queue_weight must be non-negative, got {queue_weight!r}")
         if isinstance(queue_steps, bool) or not isinstance(queue_steps, int) or queue_steps < 0:
             raise ValueError(f"reinforce-elite: queue_steps must be a non-negative integer, got {queue_steps!r}")
+        predictor_settings = dict(predictor_settings or {})
+        if predictor != "none":
+            try:
+                create_predictor(predictor, **predictor_settings)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"reinforce-elite: {error}") from None
+        if (isinstance(predictor_warmup, bool) or not isinstance(predictor_warmup, int)
+                or predictor_warmup < 2):
+            raise ValueError(f"reinforce-elite: predictor_warmup must be an integer >= 2, got {predictor_warmup!r}")
+        if encoding not in KINDS:
+            raise ValueError(f"reinforce-elite: encoding must be one of {KINDS}, got {encoding!r}")
         self._settings.update(pool=pool, risk_quantile=risk_quantile, normalize=normalize,
-                              queue_size=queue_size, queue_weight=queue_weight, queue_steps=queue_steps)
+                              queue_size=queue_size, queue_weight=queue_weight, queue_steps=queue_steps,
+                              predictor=predictor, predictor_settings=predictor_settings,
+                              predictor_warmup=predictor_warmup, encoding=encoding, explore=explore)
         self._settings.pop("dedup", None)
         self._settings.pop("max_resamples", None)
         self.pool, self.risk_quantile, self.normalize = pool, float(risk_quantile), bool(normalize)
@@ -107,6 +132,7 @@ class ReinforceElite(Reinforce):
         self.elite = EliteQueue(self._settings["queue_size"])
         self.seen: set = set()  # every architecture asked, by hash
         self._elite_log_probs = None  # the queue's log-probabilities from the update's scoring pass
+        self.told: List[Tuple[Tokens, float]] = []  # every child's measured reward, for the predictor
 
     def ask(self) -> Proposal:
         proposal = self._sample()
@@ -120,6 +146,39 @@ class ReinforceElite(Reinforce):
         return Proposal(tokens, {"log_prob": log_prob, "entropy": entropy, "policy_version": self.updates})
 
     def _new_batch(self) -> List[Tuple[Tokens, float, float]]:
+        s = self._settings
+        if s["predictor"] != "none" and len(self.told) >= s["predictor_warmup"]:
+            return self._ranked_batch()
+        return self._first_new_batch()
+
+    def _ranked_batch(self) -> List[Tuple[Tokens, float, float]]:
+        """The ``batch_size`` new architectures of one pool of ``pool`` samples that a predictor,
+        fitted on every child told so far, ranks highest (ties: the earlier sample)."""
+        s = self._settings
+        with torch.no_grad():
+            tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.pool)
+        fresh: Dict[str, Tuple[Tokens, float, float]] = {}
+        spare: List[Tuple[Tokens, float, float]] = []
+        for t, lp, h in zip(tokens.tolist(), log_probs.tolist(), entropies.tolist()):
+            row = tuple(int(v) for v in t)
+            key = self._key(row)
+            if key in self.seen or key in fresh:
+                spare.append((row, lp, h))
+            else:
+                fresh[key] = (row, lp, h)
+        candidates = list(fresh.values())
+        if len(candidates) > self.batch_size:
+            model = create_predictor(s["predictor"], **{"seed": self.seed, **s["predictor_settings"]})
+            model.fit(encode_many(self.space, [t for t, _ in self.told], s["encoding"]),
+                      np.array([r for _, r in self.told]))
+            mean, std = model.predict_with_std(encode_many(self.space, [c[0] for c in candidates], s["encoding"]))
+            predicted = mean if std is None else mean + s["explore"] * std
+            order = sorted(range(len(candidates)), key=lambda i: (-predicted[i], i))
+            candidates = [candidates[i] for i in order]
+        chosen = candidates[:self.batch_size]
+        return chosen + spare[:self.batch_size - len(chosen)]
+
+    def _first_new_batch(self) -> List[Tuple[Tokens, float, float]]:
         """The first ``batch_size`` new architectures among up to ``pool`` samples, drawn in chunks
         (the first new ones of i.i.d. samples do not depend on how many are drawn at once, and a
         young policy rarely needs more than one chunk); repeats only when the pool runs out."""
@@ -143,6 +202,7 @@ class ReinforceElite(Reinforce):
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.elite.offer(self._key(tokens), tuple(tokens), reward)
         self.seen.add(self._key(tokens))
+        self.told.append((tuple(int(v) for v in tokens), float(reward)))
         super().tell(tokens, reward, info)
 
     def advantages(self, rewards: torch.Tensor, baseline: float) -> torch.Tensor:
@@ -182,9 +242,11 @@ class ReinforceElite(Reinforce):
         return loss
 
     def state_dict(self) -> Dict[str, Any]:
-        return {**super().state_dict(), "elite": self.elite.state(), "seen": sorted(self.seen)}
+        return {**super().state_dict(), "elite": self.elite.state(), "seen": sorted(self.seen),
+                "told": [[list(t), r] for t, r in self.told]}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.elite.load(state["elite"])
         self.seen = set(state["seen"])
+        self.told = [(tuple(int(v) for v in t), float(r)) for t, r in state.get("told", [])]
