@@ -22,18 +22,25 @@ from pathlib import Path
 MARKS = (5, 10, 15)
 
 
+def run_for_minutes(command: list, minutes: float) -> subprocess.Popen:
+    """Run a `nasforge search` command line, stopped with SIGTERM after ``minutes`` if still running
+    (a search stops cleanly on SIGTERM and keeps its finished trials)."""
+    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        search.wait(timeout=minutes * 60)
+    except subprocess.TimeoutExpired:
+        search.send_signal(signal.SIGTERM)
+        search.wait(timeout=600)
+    return search
+
+
 def one_search(strategy: str, seed: int, minutes: float, folder: Path) -> dict:
     from nasforge.store import Store, store_path
 
     command = [sys.executable, "-m", "nasforge", "search", "--strategy", strategy, "--seed", str(seed),
                "--budget", "100000", "--experiment", str(folder), "--quiet"]
     start = time.time()
-    search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        search.wait(timeout=minutes * 60)
-    except subprocess.TimeoutExpired:
-        search.send_signal(signal.SIGTERM)
-        search.wait(timeout=300)
+    search = run_for_minutes(command, minutes)
     with Store(store_path(folder), readonly=True) as store:
         trials = store.trials()
     first = min(t.started for t in trials if t.started is not None)
