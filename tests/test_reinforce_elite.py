@@ -147,7 +147,7 @@ def test_predictor_settings_are_checked():
     import pytest
 
     for settings, fault in [({"predictor": "svm"}, "svm"), ({"predictor_warmup": 1}, "predictor_warmup"),
-                            ({"encoding": "graph"}, "encoding"),
+                            ({"encoding": "graph"}, "encoding"), ({"explore": -1.0}, "explore"),
                             ({"predictor": "gp", "predictor_settings": {"nu": 3.0}}, "nu")]:
         with pytest.raises(ValueError, match=fault):
             create_strategy("reinforce-elite", **settings)

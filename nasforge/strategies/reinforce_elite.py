@@ -37,7 +37,6 @@ import torch
 
 from ..predictors import create_predictor
 from ..predictors.encodings import KINDS, encode_many
-
 from ..spaces.base import Tokens
 from .base import STRATEGIES, Proposal
 from .reinforce import Reinforce
@@ -116,6 +115,8 @@ class ReinforceElite(Reinforce):
         if (isinstance(predictor_warmup, bool) or not isinstance(predictor_warmup, int)
                 or predictor_warmup < 2):
             raise ValueError(f"reinforce-elite: predictor_warmup must be an integer >= 2, got {predictor_warmup!r}")
+        if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not explore >= 0:
+            raise ValueError(f"reinforce-elite: explore must be a non-negative number, got {explore!r}")
         if encoding not in KINDS:
             raise ValueError(f"reinforce-elite: encoding must be one of {KINDS}, got {encoding!r}")
         self._settings.update(pool=pool, risk_quantile=risk_quantile, normalize=normalize,
@@ -132,7 +133,7 @@ class ReinforceElite(Reinforce):
         self.elite = EliteQueue(self._settings["queue_size"])
         self.seen: set = set()  # every architecture asked, by hash
         self._elite_log_probs = None  # the queue's log-probabilities from the update's scoring pass
-        self.told: List[Tuple[Tokens, float]] = []  # every child's measured reward, for the predictor
+        self.told: List[Tuple[Tokens, float]] = []  # every child's measured reward, if a predictor ranks
 
     def ask(self) -> Proposal:
         proposal = self._sample()
@@ -202,7 +203,8 @@ class ReinforceElite(Reinforce):
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.elite.offer(self._key(tokens), tuple(tokens), reward)
         self.seen.add(self._key(tokens))
-        self.told.append((tuple(int(v) for v in tokens), float(reward)))
+        if self._settings["predictor"] != "none":
+            self.told.append((tuple(int(v) for v in tokens), float(reward)))
         super().tell(tokens, reward, info)
 
     def advantages(self, rewards: torch.Tensor, baseline: float) -> torch.Tensor:
