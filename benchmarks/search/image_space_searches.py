@@ -72,13 +72,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--retrain-epochs", type=int, help="default: nasforge retrain's (60)")
+    parser.add_argument("--keep", help="keep the experiments in this folder (default: a temporary one)")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="passed to nasforge search")
     args = parser.parse_args()
     accs = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
         for seed in args.seeds:
             result = search_then_retrain(args.space, args.dataset, seed, args.minutes, args.workers, args.sets,
-                                         Path(tmp) / f"{args.space}-{args.dataset}-{seed}", args.retrain_epochs)
+                                         root / f"{args.space}-{args.dataset}-{seed}", args.retrain_epochs)
             accs.append(result["test_acc"])
             print(json.dumps(result), flush=True)
     if len(accs) > 1:
