@@ -41,8 +41,12 @@ def searches(folders: dict, seed: int, budget: int, limit: int, minutes: float) 
              "--constraint-mode", "mnasnet-hard"]
     processes = {}
     for name, folder in folders.items():
+        # one torch thread each: two searches of the default cores // workers threads oversubscribe the
+        # two cores (docs/benchmarks-images.md, thread contention); so run, each got 30 children in 30
+        # minutes, where one search alone gets about 140 in 15
         command = [sys.executable, "-m", "nasforge", "search", "--experiment", str(folder), "--seed", str(seed),
-                   "--budget", str(budget), "--quiet", *(mixed if name == "mixed" else [])]
+                   "--budget", str(budget), "--threads-per-worker", "1", "--quiet",
+                   *(mixed if name == "mixed" else [])]
         processes[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + minutes * 60
     for process in processes.values():
