@@ -47,7 +47,7 @@ def searches(folders: dict, seed: int, budget: int, limit: int, minutes: float) 
         command = [sys.executable, "-m", "nasforge", "search", "--experiment", str(folder), "--seed", str(seed),
                    "--budget", str(budget), "--threads-per-worker", "1", "--quiet",
                    *(mixed if name == "mixed" else [])]
-        processes[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + minutes * 60
     for process in processes.values():
         try:
@@ -56,7 +56,9 @@ def searches(folders: dict, seed: int, budget: int, limit: int, minutes: float) 
             process.send_signal(signal.SIGTERM)
     out = {}
     for name, process in processes.items():
-        process.wait(timeout=600)
+        _, errors = process.communicate(timeout=600)
+        if process.returncode not in (0, 143):  # 143: stopped by the SIGTERM above
+            raise SystemExit(f"the {name} search of seed {seed} failed (exit {process.returncode}): {errors.strip()}")
         trials = json.loads(cli("trials", "--experiment", str(folders[name]), "--json"))
         out[name] = {"trials": len(trials), "complete": sum(t["state"] == "COMPLETE" for t in trials),
                      "exit": process.returncode}
