@@ -152,22 +152,26 @@ class ReinforceElite(Reinforce):
             return self._ranked_batch()
         return self._first_new_batch()
 
+    def _draw(self, batch: int, keys: set, chosen: list, spare: list, limit: int) -> int:
+        """Sample ``batch`` architectures; new ones (neither evaluated nor in ``keys``) go to
+        ``chosen`` until it holds ``limit``, the rest to ``spare``. Returns how many were drawn."""
+        with torch.no_grad():  # most samples are dropped: the update re-scores the children kept
+            tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=batch)
+        for t, lp, h in zip(tokens.tolist(), log_probs.tolist(), entropies.tolist()):
+            row = tuple(int(v) for v in t)
+            key = self._key(row)
+            fresh = key not in self.seen and key not in keys and len(chosen) < limit
+            (chosen if fresh else spare).append((row, lp, h))
+            keys.add(key)
+        return len(tokens)
+
     def _ranked_batch(self) -> List[Tuple[Tokens, float, float]]:
         """The ``batch_size`` new architectures of one pool of ``pool`` samples that a predictor,
         fitted on every child told so far, ranks highest (ties: the earlier sample)."""
         s = self._settings
-        with torch.no_grad():
-            tokens, log_probs, entropies = self.controller.run(generator=self.generator, batch=self.pool)
-        fresh: Dict[str, Tuple[Tokens, float, float]] = {}
+        candidates: List[Tuple[Tokens, float, float]] = []
         spare: List[Tuple[Tokens, float, float]] = []
-        for t, lp, h in zip(tokens.tolist(), log_probs.tolist(), entropies.tolist()):
-            row = tuple(int(v) for v in t)
-            key = self._key(row)
-            if key in self.seen or key in fresh:
-                spare.append((row, lp, h))
-            else:
-                fresh[key] = (row, lp, h)
-        candidates = list(fresh.values())
+        self._draw(self.pool, set(), candidates, spare, self.pool)
         if len(candidates) > self.batch_size:
             model = create_predictor(s["predictor"], **{"seed": self.seed, **s["predictor_settings"]})
             model.fit(encode_many(self.space, [t for t, _ in self.told], s["encoding"]),
@@ -185,19 +189,10 @@ class ReinforceElite(Reinforce):
         young policy rarely needs more than one chunk); repeats only when the pool runs out."""
         chosen: List[Tuple[Tokens, float, float]] = []
         spare: List[Tuple[Tokens, float, float]] = []
-        keys = set()
+        keys: set = set()
         drawn, chunk = 0, min(self.pool, max(32, 8 * self.batch_size))
         while len(chosen) < self.batch_size and drawn < self.pool:
-            with torch.no_grad():  # most samples are dropped: the update re-scores the children kept
-                tokens, log_probs, entropies = self.controller.run(generator=self.generator,
-                                                                   batch=min(chunk, self.pool - drawn))
-            drawn += len(tokens)
-            for t, lp, h in zip(tokens.tolist(), log_probs.tolist(), entropies.tolist()):
-                row = tuple(int(v) for v in t)
-                key = self._key(row)
-                fresh = key not in self.seen and key not in keys and len(chosen) < self.batch_size
-                (chosen if fresh else spare).append((row, lp, h))
-                keys.add(key)
+            drawn += self._draw(min(chunk, self.pool - drawn), keys, chosen, spare, self.batch_size)
         return chosen + spare[:self.batch_size - len(chosen)]
 
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
