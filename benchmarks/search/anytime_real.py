@@ -24,13 +24,17 @@ MARKS = (5, 10, 15)
 
 def run_for_minutes(command: list, minutes: float) -> subprocess.Popen:
     """Run a `nasforge search` command line, stopped with SIGTERM after ``minutes`` if still running
-    (a search stops cleanly on SIGTERM and keeps its finished trials)."""
+    (a search stops cleanly on SIGTERM and keeps its finished trials). A search that fails instead
+    (one that cannot start, say, on a folder already holding trials) stops the script with its
+    error, so that no folder's old trials are measured as this search's."""
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         search.wait(timeout=minutes * 60)
     except subprocess.TimeoutExpired:
         search.send_signal(signal.SIGTERM)
-        search.wait(timeout=600)
+    _, errors = search.communicate(timeout=600)
+    if search.returncode not in (0, 143):  # 143: stopped by the SIGTERM above
+        raise SystemExit(f"{' '.join(command[2:])} failed (exit {search.returncode}): {errors.strip()}")
     return search
 
 
