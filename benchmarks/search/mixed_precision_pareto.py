@@ -1,16 +1,23 @@
-"""Issue 17.2's target, side by side in one run (about 2 x 30 minutes of search plus retrains per
-seed; see docs/benchmarks-quantised.md for what has been run).
+"""Issue 17.2's target in one run per seed (see docs/benchmarks-quantised.md for what has been run).
 
-For each search seed on MNIST-1D: an fp32 chain-cnn search and a mixed-precision one
-(``space.mixed_precision=true``, reward val_acc with MnasNet's factor on weight_bits), run side by
-side, each the default search stopped by SIGTERM after ``--minutes`` (it stops cleanly and keeps its trials), or
-after ``--budget`` trials if that comes first. Then, on the test split:
-the mixed-precision search's Pareto front of (val_acc, weight_bits) retrained, against the fp32
-search's best retrained at uniform 8, 4 and 2 bits (QAT, activations at 8) and in fp32.
-Prints, per seed, whether the found front dominates the uniform points and whether a found
-network is within 0.5 points of fp32 with at least 8x fewer weight bits.
+For each search seed on MNIST-1D, an fp32 chain-cnn search and a mixed-precision one
+(``space.mixed_precision=true``, reward val_acc with MnasNet's hard factor on weight_bits), each the
+default search stopped by SIGTERM after its minutes (it stops cleanly and keeps its trials), or after
+``--budget`` trials if that comes first. Two ways to spend the ``--minutes`` of search:
+
+- ``--mode joint``: both searches side by side for ``--minutes``, one torch thread each; the mixed
+  one searches architecture and bit widths together, under ``weight_bits <= --limit``.
+- ``--mode precision`` (HAQ's setting): the fp32 search alone for half the minutes, then a search of
+  the bit widths alone of its best network (``space.architecture``) for the other half, under
+  ``weight_bits <= (that network's fp32 weight bits) / --ratio``.
+
+Then, on the test split: the mixed-precision search's Pareto front of (val_acc, weight_bits)
+retrained, against the fp32 search's best retrained at uniform 8, 4 and 2 bits (QAT, activations at
+8) and in fp32. Prints, per seed, whether the found front dominates the uniform points and whether a
+found network is within 0.5 points of fp32 with at least 8x fewer weight bits.
 
     python benchmarks/search/mixed_precision_pareto.py --minutes 30 --seeds 0 1 2
+    python benchmarks/search/mixed_precision_pareto.py --mode precision --minutes 30 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -34,19 +41,26 @@ def cli(*args: str) -> str:
                           text=True).stdout
 
 
-def searches(folders: dict, seed: int, budget: int, limit: int, minutes: float) -> dict:
-    """The fp32 and the mixed-precision search of one seed, side by side (so both see the same load),
-    each stopped after ``minutes``; per search its trial count and exit code."""
-    mixed = ["--set", "space.mixed_precision=true", "--constraint", f"weight_bits<={limit}",
-             "--constraint-mode", "mnasnet-hard"]
+def mixed_settings(limit: int, architecture=None) -> list:
+    """The search flags of a mixed-precision search under ``weight_bits <= limit``, of architecture
+    and bits together, or of the bits alone of ``architecture`` (tokens of the plain space)."""
+    fixed = [] if architecture is None else ["--set", f"space.architecture={json.dumps(list(architecture))}"]
+    return ["--set", "space.mixed_precision=true", *fixed, "--constraint", f"weight_bits<={limit}",
+            "--constraint-mode", "mnasnet-hard"]
+
+
+def searches(runs: dict, seed: int, budget: int, minutes: float) -> dict:
+    """Searches of one seed side by side (so they see the same load), each stopped after ``minutes``;
+    ``runs`` maps a name to (folder, extra flags). Per search its trial count and exit code."""
     processes = {}
-    for name, folder in folders.items():
-        # one torch thread each: two searches of the default cores // workers threads oversubscribe the
-        # two cores (docs/benchmarks-images.md, thread contention); so run, each got 30 children in 30
-        # minutes, where one search alone gets about 140 in 15
+    folders = {name: folder for name, (folder, _) in runs.items()}
+    for name, (folder, extra) in runs.items():
+        # alone, a search takes the default threads; side by side, one torch thread each: two searches
+        # of the default cores // workers threads oversubscribe the two cores (docs/benchmarks-images.md,
+        # thread contention); so run, each got 30 children in 30 minutes, where one alone gets about 140 in 15
+        threads = ["--threads-per-worker", "1"] if len(runs) > 1 else []
         command = [sys.executable, "-m", "nasforge", "search", "--experiment", str(folder), "--seed", str(seed),
-                   "--budget", str(budget), "--threads-per-worker", "1", "--quiet",
-                   *(mixed if name == "mixed" else [])]
+                   "--budget", str(budget), *threads, "--quiet", *extra]
         processes[name] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + minutes * 60
     for process in processes.values():
@@ -78,15 +92,28 @@ def dominated(point, front) -> bool:
 
 def one_seed(root: Path, seed: int, args, data) -> dict:
     fp32, mp = root / f"fp32-{seed}", root / f"mp-{seed}"
-    runs = searches({"fp32": fp32, "mixed": mp}, seed, args.budget, args.limit, args.minutes)
-    best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
     plain = ChainCNNSpace(num_layers=6)
-    uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
+    if args.mode == "joint":
+        runs = searches({"fp32": (fp32, []), "mixed": (mp, mixed_settings(args.limit))},
+                        seed, args.budget, args.minutes)
+        best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
+        uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
+        mixed = ChainCNNSpace(num_layers=6, mixed_precision=True)
+        limit = args.limit
+    else:
+        runs = searches({"fp32": (fp32, [])}, seed, args.budget, args.minutes / 2)
+        best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
+        uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
+        limit = int(uniform[32][1] / args.ratio)
+        runs.update(searches({"mixed": (mp, mixed_settings(limit, best["tokens"]))}, seed, args.budget,
+                             args.minutes / 2))
+        mixed = ChainCNNSpace(num_layers=6, mixed_precision=True, architecture=best["tokens"])
     front_trials = json.loads(cli("pareto", "--experiment", str(mp), "--metrics", "val_acc,weight_bits", "--json"))
-    mixed = ChainCNNSpace(num_layers=6, mixed_precision=True)
     found = [test_point(mixed, t["tokens"], data, args.epochs) for t in front_trials["front"]]
     fp32_acc, fp32_bits = uniform[32]
     return {
+        "mode": args.mode, "limit": limit, "fp32_best": plain.summary(best["tokens"]),
+        "found_summaries": [mixed.summary(t["tokens"]) for t in front_trials["front"]],
         "searches": runs, "uniform": uniform, "found": found,
         "front_dominates_uniform": all(dominated(uniform[b], found) for b in (8, 4, 2)),
         "within_half_point_8x_fewer_bits": any(a >= fp32_acc - 0.005 and w * 8 <= fp32_bits for a, w in found),
@@ -95,11 +122,16 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall time of each search")
+    parser.add_argument("--mode", choices=("joint", "precision"), default="joint",
+                        help="joint: fp32 and architecture+bits searches side by side; precision: the fp32 search, "
+                             "then the bits of its best (HAQ's setting), half the minutes each")
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall time of search per seed")
     parser.add_argument("--budget", type=int, default=100_000, help="trials per search at most")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30, help="retrain epochs")
-    parser.add_argument("--limit", type=int, default=200_000, help="weight_bits target of MnasNet's factor")
+    parser.add_argument("--limit", type=int, default=200_000, help="joint: weight_bits target of MnasNet's factor")
+    parser.add_argument("--ratio", type=float, default=8.0,
+                        help="precision: weight_bits target = the fp32 best's weight bits / ratio")
     parser.add_argument("--out", default="runs/mixed-precision-pareto")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()

@@ -93,7 +93,8 @@ TRIAL_STATES = ("WAITING", "RUNNING", "COMPLETE", "FAILED", "PRUNED")
 CHAIN_CNN_LEGEND = (
     "legend: C7x24/2 = conv, kernel 7 (2-D: C3x5x24), 24 filters, stride 2 (/1 not shown); M3, A3 = max, avg "
     "pool, kernel 3 (2-D: M3x5); I = identity; <0+1 = reads layers 0 and 1, <in = reads the input (no < : the layer "
-    "before); | avg or flatten = readout; fc64 = hidden dense layer of 64 units, then the classifier")
+    "before); | avg or flatten = readout; fc64 = hidden dense layer of 64 units, then the classifier; @w4a8 = "
+    "4-bit weights, 8-bit activations (mixed precision; after the head: all its layers)")
 
 
 def _state(text: str) -> str:

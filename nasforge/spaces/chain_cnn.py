@@ -17,6 +17,10 @@ fixed depth, 6 by default, where the paper grows the depth from 6 by 2 every 1,6
 reports networks of 15 (no strides) and 20 (strided) layers. Kernel sizes (1, 3, 5, 7), filters
 (24, 36, 48, 64), anchor skips, zero-padding and concatenation of inputs are the paper's.
 
+``mixed_precision=True`` adds per-layer weight and activation bit widths as decisions; with
+``architecture`` (the tokens of a network of the plain space) every other choice is fixed to that
+network's and only its bit widths are searched.
+
 ``paper=True`` (``--set space.paper=true``): the paper's strided space exactly, 2-D only (filter
 height and width have no 1-D reading, so 1-D data is refused). Per layer: the anchor's skip
 decisions, then filter height, filter width, stride height, stride width, number of filters (the
@@ -29,6 +33,7 @@ schedule).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, Tokens
@@ -54,7 +59,8 @@ class ChainCNNSpace(SearchSpace):
     name = "chain-cnn"
 
     def __init__(self, num_layers: int = 6, dims: int = 1, paper: bool = False, mixed_precision: bool = False,
-                 weight_bit_choices: Optional[List[int]] = None, activation_bit_choices: Optional[List[int]] = None):
+                 weight_bit_choices: Optional[List[int]] = None, activation_bit_choices: Optional[List[int]] = None,
+                 architecture: Optional[List[int]] = None):
         if dims not in (1, 2):
             raise ValueError(f"chain-cnn: dims must be 1 or 2, got {dims!r}")
         if not isinstance(num_layers, int) or not 1 <= num_layers <= 24:
@@ -71,6 +77,7 @@ class ChainCNNSpace(SearchSpace):
         self.paper = paper
         self.mixed_precision = mixed_precision
         self.precision = precision_choices(mixed_precision, weight_bit_choices, activation_bit_choices)
+        self.architecture = None if architecture is None else self._fixed_architecture(architecture)
         self._decisions = self._make_decisions()
         self._index = {d.name: i for i, d in enumerate(self._decisions)}
 
@@ -78,7 +85,25 @@ class ChainCNNSpace(SearchSpace):
         # "paper" only when set, so that the stored settings of earlier searches stay as they were
         return {"num_layers": self.num_layers, "dims": self.dims, **({"paper": True} if self.paper else {}),
                 **({"mixed_precision": True, "weight_bit_choices": list(self.precision[0]),
-                    "activation_bit_choices": list(self.precision[1])} if self.mixed_precision else {})}
+                    "activation_bit_choices": list(self.precision[1])} if self.mixed_precision else {}),
+                **({"architecture": list(self.architecture)} if self.architecture is not None else {})}
+
+    def _fixed_architecture(self, tokens) -> Tokens:
+        """``architecture``: the tokens of a network of the plain space (same depth and dims, no bit
+        decisions), e.g. an fp32 search's best. Its choices become fixed and only the bit widths of
+        its conv and linear layers are searched: HAQ's setting (precision for a given network), with
+        this space's controller. ValueError names the fault."""
+        if not self.mixed_precision:
+            raise ValueError("chain-cnn: architecture fixes a network whose bit widths are searched, "
+                             "so it needs mixed_precision=true")
+        plain = ChainCNNSpace(num_layers=self.num_layers, dims=self.dims)
+        if not isinstance(tokens, (list, tuple)):
+            raise ValueError(f"chain-cnn: architecture must be a list of tokens, got {tokens!r}")
+        try:
+            return plain.canonical(tokens)
+        except InvalidArchitectureError as err:
+            raise ValueError(f"chain-cnn: architecture is not a network of chain-cnn with num_layers="
+                             f"{self.num_layers}, dims={self.dims} ({len(plain.decisions)} tokens): {err}") from None
 
     def _kernel_names(self, layer: int) -> List[str]:
         if self.dims == 1:
@@ -89,6 +114,21 @@ class ChainCNNSpace(SearchSpace):
         return [f"L{layer}.stride_h", f"L{layer}.stride_w"] if self.paper else [f"L{layer}.stride"]
 
     def _make_decisions(self) -> List[Decision]:
+        out = self._all_decisions()
+        if self.architecture is None:
+            return out
+        # a fixed network: each of its choices becomes the only one, and so do the bits of a layer
+        # that has no weights (pooling, identity), which the network ignores
+        fixed = dict(zip((d.name for d in ChainCNNSpace(self.num_layers, self.dims).decisions), self.architecture))
+        ops = {i: OPS[fixed[f"L{i}.op"]] for i in range(self.num_layers)}
+        for k, d in enumerate(out):
+            if d.name in fixed:  # no ``source`` either: a controller answers those by attention, 0 or 1
+                out[k] = replace(d, choices=(d.choices[fixed[d.name]],), source=None)
+            elif d.layer is not None and ops[d.layer] != "conv":
+                out[k] = replace(d, choices=d.choices[:1])
+        return out
+
+    def _all_decisions(self) -> List[Decision]:
         out: List[Decision] = []
         for i in range(self.num_layers):
             for j in range(i):
@@ -134,7 +174,7 @@ class ChainCNNSpace(SearchSpace):
             return tuple(t)
         ix = self._index
         for i in range(self.num_layers):
-            op = OPS[t[ix[f"L{i}.op"]]]
+            op = self._value(t, f"L{i}.op")
             ignored = []
             if op == "identity":
                 ignored = self._kernel_names(i) + [f"L{i}.filters", f"L{i}.stride"]
@@ -144,9 +184,14 @@ class ChainCNNSpace(SearchSpace):
                 ignored += [f"L{i}.weight_bits", f"L{i}.activation_bits"]
             for name in ignored:
                 t[ix[name]] = 0
-        if HEAD_DEPTHS[t[ix["head.depth"]]] == 0:
+        if self._value(t, "head.depth") == 0:
             t[ix["head.width"]] = 0
         return tuple(t)
+
+    def _value(self, tokens: Sequence[int], name: str) -> Any:
+        """The value chosen for one decision (read through the decision: a fixed one has one choice)."""
+        index = self._index[name]
+        return self._decisions[index].choices[tokens[index]]
 
     def layers(self, tokens: Sequence[int]) -> List[Dict[str, Any]]:
         """Each layer as ``ChainNet`` reads it: op, kernel, filters, stride (a list in the paper's
@@ -211,14 +256,18 @@ class ChainCNNSpace(SearchSpace):
 
     def summary(self, tokens: Sequence[int]) -> str:
         """Compact form, e.g. ``C5x36 M3/2<0 I<0+1 | avg fc128``: op, kernel, filters, /stride, <inputs
-        (the paper's space: ``C3x5x36/2x1``, stride height x width)."""
+        (the paper's space: ``C3x5x36/2x1``, stride height x width); with mixed precision each conv
+        and the head carry their weight and activation bits, ``C5x36@w4a8``."""
         parts = []
+        bits = iter(zip(*self.quant_record(tokens).values())) if self.mixed_precision else None
         for i, layer in enumerate(self.layers(tokens)):
             op, kernel = layer["op"], "x".join(map(str, layer["kernel"]))
             stride = "" if set(self._stride_text(layer["stride"]).split("x")) == {"1"} \
                 else f"/{self._stride_text(layer['stride'])}"
             if op == "conv":
                 part = f"C{kernel}x{layer['filters']}{stride}"
+                if bits is not None:
+                    part += "@w{}a{}".format(*next(bits))
             elif op == "identity":
                 part = "I"
             else:
@@ -228,6 +277,8 @@ class ChainCNNSpace(SearchSpace):
             parts.append(part)
         end = self.ending(tokens)
         head = "".join(f" fc{end['head']['width']}" for _ in range(end["head"]["depth"]))
+        if bits is not None:  # one width for every linear layer of the head, classifier included
+            head += " @w{}a{}".format(*next(bits))
         return " ".join(parts) + f" | {end['readout']}{head}"
 
     def describe(self, tokens: Sequence[int]) -> List[str]:
