@@ -30,6 +30,26 @@ def test_mixed_precision_search_reads_back_with_weight_bits(tmp_path, mnist1d_np
     assert front["directions"] == ["maximize", "minimize"] and front["front"]
 
 
+def test_the_bits_of_a_found_network_are_searched_and_retrained(tmp_path, mnist1d_npz):
+    # an fp32 search's best, then a search of its bit widths alone (space.architecture), read back
+    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "2", "--experiment", "fp", "--quiet"],
+                cwd=tmp_path))
+    network = json_out(nasforge(["best", "--experiment", "fp", "--json"], cwd=tmp_path))[0]
+    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "4", "--experiment", "bits", "--quiet",
+                 "--set", "space.mixed_precision=true", "--set", f"space.architecture={network['tokens']}"],
+                cwd=tmp_path))
+    done = [t for t in json_out(nasforge(["trials", "--experiment", "bits", "--json"], cwd=tmp_path))
+            if t["state"] == "COMPLETE"]
+    assert len(done) == 4 and {t["metrics"]["params"] for t in done} == {network["metrics"]["params"]}
+    assert len({t["metrics"]["weight_bits"] for t in done}) > 1  # same network, different bit widths
+    table = nasforge(["trials", "--experiment", "bits"], cwd=tmp_path)
+    ok(table)
+    assert "@w" in table.stdout  # each row shows its bit widths
+    ok(nasforge(["retrain", "--experiment", "bits", "--epochs", "1"], cwd=tmp_path))
+    spec = json.loads(next((tmp_path / "bits" / "retrain").glob("*/spec.json")).read_text())
+    assert len(spec["quant"]["weight_bits"]) == len(spec["quant"]["activation_bits"]) >= 2
+
+
 def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
     ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "q", "--quiet",
                  "--set", "training.quantization=\"qat\"", "--set", "training.weight_bits=8",
@@ -61,6 +81,8 @@ def test_nb201_quantised_accuracies_are_searchable_objectives(tmp_path, objectiv
     (["training.weight_bits=4"], "need quantization=qat"),
     (["training.quantization=\"int4\""], "quantization must be one of off, qat, ptq"),
     (["space.mixed_precision=true", "space.activation_bit_choices=[2]"], "activation_bit_choices must be"),
+    (["space.architecture=[0,1,0,0,1,0,2,1,1,0,1,0]"], "architecture fixes a network whose bit widths"),
+    (["space.mixed_precision=true", "space.architecture=[0,1]"], "expects 12 tokens, got 2"),
 ])
 def test_bad_quantisation_settings_exit_2(tmp_path, mnist1d_npz, settings, message):
     run = nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "bad",

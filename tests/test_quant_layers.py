@@ -5,6 +5,9 @@ the layers really see, and chain-cnn's mixed-precision decisions built into the 
 from __future__ import annotations
 
 import copy
+import json
+
+import numpy as np
 
 import pytest
 import torch
@@ -123,3 +126,39 @@ def test_mixed_precision_settings():
         ChainCNNSpace(weight_bit_choices=[2])
     with pytest.raises(ValueError, match="paper"):
         ChainCNNSpace(dims=2, paper=True, mixed_precision=True)
+
+
+def test_a_fixed_network_searches_only_the_bits_of_its_weighted_layers():
+    plain = ChainCNNSpace(num_layers=3)
+    # layer 0 conv, layer 1 identity reading layer 0, layer 2 conv (kernel 5, 36 filters, stride 2)
+    # reading layer 1; average readout, one hidden fc of 256
+    network = [0, 1, 0, 0, 1, 3, 0, 0, 0, 0, 1, 0, 2, 1, 1, 0, 1, 2]
+    space = ChainCNNSpace(num_layers=3, mixed_precision=True, weight_bit_choices=[1, 2, 4],
+                          architecture=network)
+    searched = [d.name for d in space.decisions if d.size > 1]
+    assert searched == ["L0.weight_bits", "L0.activation_bits", "L2.weight_bits", "L2.activation_bits",
+                        "head.weight_bits", "head.activation_bits"]  # the identity layer has none
+    rng = np.random.default_rng(0)
+    bit_settings = set()
+    for _ in range(20):
+        tokens = space.sample(rng)
+        assert space.layers(tokens) == plain.layers(network) and space.ending(tokens) == plain.ending(network)
+        record = space.quant_record(tokens)
+        assert len(record["weight_bits"]) == 4 and set(record["weight_bits"]) <= {1, 2, 4}  # 2 convs, 2 fc
+        bit_settings.add(json.dumps(record))
+        assert [layer_bits(m)["weight_bits"] for m in quantisable_layers(space.build(tokens, (1, 16), 3))] \
+            == record["weight_bits"]
+    assert len(bit_settings) > 10
+    assert ChainCNNSpace(**space.config()).decisions == space.decisions  # the stored config is complete
+    assert space.summary(space.sample(rng)).startswith("C3x24@w")
+
+
+def test_a_fixed_network_is_checked():
+    with pytest.raises(ValueError, match="needs mixed_precision=true"):
+        ChainCNNSpace(num_layers=3, architecture=[0] * 18)
+    with pytest.raises(ValueError, match="num_layers=3, dims=1 \\(18 tokens\\).*expects 18 tokens, got 17"):
+        ChainCNNSpace(num_layers=3, mixed_precision=True, architecture=[0] * 17)
+    with pytest.raises(ValueError, match="L0.op"):
+        ChainCNNSpace(num_layers=3, mixed_precision=True, architecture=[9] + [0] * 17)
+    with pytest.raises(ValueError, match="must be a list of tokens"):
+        ChainCNNSpace(num_layers=3, mixed_precision=True, architecture=5)

@@ -48,7 +48,10 @@ def _named(name: str, **settings) -> Callable[[], SearchSpace]:
 CASES: Dict[str, List[Case]] = {
     "chain-cnn": [Case(_chain(num_layers=3, dims=1), input_shape=(1, 24)),
                   Case(_chain(num_layers=2, dims=2), input_shape=(1, 8, 8)),
-                  Case(_chain(num_layers=3, dims=1, mixed_precision=True), input_shape=(1, 24))],
+                  Case(_chain(num_layers=3, dims=1, mixed_precision=True), input_shape=(1, 24)),
+                  Case(_chain(num_layers=3, dims=1, mixed_precision=True,
+                              architecture=[0, 1, 0, 0, 1, 3, 0, 0, 0, 0, 1, 0, 2, 1, 1, 0, 1, 2]),
+                       input_shape=(1, 24))],
     "nb201-cifar10": [Case(_named("nb201-cifar10"))],
     "nb201-cell": [Case(_named("nb201-cell", cells_per_stage=1, channels=4), input_shape=(1, 8, 8),
                         identical_twins=False)],

@@ -18,8 +18,14 @@ import nasforge  # noqa: F401  (registers the benchmark spaces)
 from nasforge.spaces import create_space
 from nasforge.strategies import STRATEGIES, create_strategy
 
+# a fixed network whose bit widths alone are searched: every other decision, skip connections included,
+# has one choice (layer 0 conv, layer 1 identity, layer 2 conv reading layer 1; avg readout, one fc)
+FIXED_NETWORK = [0, 1, 0, 0, 1, 3, 0, 0, 0, 0, 1, 0, 2, 1, 1, 0, 1, 2]
+
 SPACES = {
     "chain-cnn": lambda: create_space("chain-cnn", num_layers=3),
+    "chain-cnn-bits-of-a-network": lambda: create_space("chain-cnn", num_layers=3, mixed_precision=True,
+                                                        architecture=FIXED_NETWORK),
     "nb201-cifar10": lambda: create_space("nb201-cifar10"),
     "nbgraph-cora": lambda: create_space("nbgraph-cora"),
 }
