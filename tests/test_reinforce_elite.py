@@ -55,7 +55,7 @@ def test_queue_training_raises_the_likelihood_of_the_best():
                                queue_steps=5, learning_rate=0.05)
     strategy.setup(NineSpace(), 0)
     best = (2, 2)
-    before = float(strategy.controller.score([best])[0][0])
+    before = float(strategy.controller.score([best])[0][0].detach())
     strategy.elite.offer("best", best, 10.0)
     proposal = strategy.ask()
     strategy.tell(proposal.tokens, 0.0, proposal.info)
@@ -149,5 +149,63 @@ def test_predictor_settings_are_checked():
     for settings, fault in [({"predictor": "svm"}, "svm"), ({"predictor_warmup": 1}, "predictor_warmup"),
                             ({"encoding": "graph"}, "encoding"), ({"explore": -1.0}, "explore"),
                             ({"predictor": "gp", "predictor_settings": {"nu": 3.0}}, "nu")]:
+        with pytest.raises(ValueError, match=fault):
+            create_strategy("reinforce-elite", **settings)
+
+
+def test_mutate_seeds_each_batch_with_new_neighbours_of_the_best():
+    """With ``mutate``, a batch after the first is ``round(batch_size * mutate)`` new architectures
+    one decision from a queue member, then the controller's first new samples; every child is told
+    to the same update and queue. Without it, the first batch is unchanged (same seed)."""
+    from nasforge.spaces.base import create_space
+
+    space = create_space("nb201-cifar10")
+    strategy = create_strategy("reinforce-elite", pool=32, mutate=0.5)
+    strategy.setup(space, 5)
+    plain = create_strategy("reinforce-elite", pool=32)
+    plain.setup(space, 5)
+    first = _tell_batch(strategy, space)
+    assert first == _tell_batch(plain, space)  # no parents yet: the controller's batch
+    seen = {space.arch_hash(t) for t in first}
+    for _ in range(10):
+        parents = strategy.elite.tokens()
+        batch = _tell_batch(strategy, space)
+        for child in batch[:2]:
+            assert any(sum(a != b for a, b in zip(child, parent)) == 1 for parent in parents), child
+        hashes = [space.arch_hash(t) for t in batch]
+        assert len(set(hashes)) == 4 and not seen & set(hashes)  # new, as the sampled ones are
+        seen |= set(hashes)
+    assert strategy.updates == 11
+    # a space of nine: the mutants, too, are architectures not evaluated before while there are any
+    small = create_strategy("reinforce-elite", batch_size=2, pool=64, mutate=0.5)
+    small.setup(NineSpace(), 0)
+    proposed = []
+    for _ in range(9):
+        proposal = small.ask()
+        proposed.append(proposal.tokens)
+        small.tell(proposal.tokens, float(sum(proposal.tokens)), proposal.info)
+    assert len(set(proposed)) == 9
+
+
+def test_mutate_resumes_exactly():
+    from nasforge.spaces.base import create_space
+
+    space = create_space("nb201-cifar10")
+    strategy = create_strategy("reinforce-elite", pool=32, mutate=0.5)
+    strategy.setup(space, 7)
+    for _ in range(3):
+        _tell_batch(strategy, space)
+    copy = create_strategy("reinforce-elite", pool=32, mutate=0.5)
+    copy.setup(space, 7)
+    copy.load_state_dict(strategy.state_dict())
+    assert [_tell_batch(copy, space) for _ in range(3)] == [_tell_batch(strategy, space) for _ in range(3)]
+
+
+def test_mutate_settings_are_checked():
+    import pytest
+
+    for settings, fault in [({"mutate": 1.0}, "mutate must be a fraction"), ({"mutate": -0.1}, "mutate must be"),
+                            ({"mutate": True}, "mutate must be"),
+                            ({"mutate": 0.5, "queue_size": 0}, "needs queue_size >= 1")]:
         with pytest.raises(ValueError, match=fault):
             create_strategy("reinforce-elite", **settings)

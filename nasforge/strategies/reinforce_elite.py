@@ -24,6 +24,15 @@ many, a cheap predictor chooses"): once ``predictor_warmup`` children are told, 
 new architectures of the whole pool that it ranks highest, instead of the first new ones. The
 controller still proposes every candidate and still learns only from measured rewards.
 
+An optional fifth, **population seeding by mutation** (``mutate``; after Mundhenk et al.,
+*Symbolic Regression via Neural-Guided Genetic Programming Population Seeding*, NeurIPS 2021, where
+a genetic search refines the controller's samples and the best of both train it): that fraction
+of each batch (its first children) is new architectures one decision from a member of the queue of
+the K best, the rest the controller's samples. Every child, mutated or sampled, is learnt from by
+the same risk-seeking policy gradient (as Mundhenk et al. train on the genetic search's samples,
+without an importance correction) and enters the queue, so the controller learns where the
+mutations found reward.
+
 With ``pool = batch_size``, ``risk_quantile = 1``, ``queue_size = 0`` and ``normalize`` off the update
 is ``reinforce``'s (the paper's, without the moving-average baseline: the batch mean stands in).
 """
@@ -89,7 +98,7 @@ class ReinforceElite(Reinforce):
                  normalize: bool = True, queue_size: int = 10, queue_weight: float = 1.0,
                  queue_steps: int = 0, predictor: str = "none",
                  predictor_settings: Optional[Dict[str, Any]] = None, predictor_warmup: int = 8,
-                 encoding: str = "onehot", explore: float = 0.0):
+                 encoding: str = "onehot", explore: float = 0.0, mutate: float = 0.0):
         try:
             super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
                              learning_rate=learning_rate, batch_size=batch_size, baseline_decay=baseline_decay,
@@ -117,12 +126,18 @@ class ReinforceElite(Reinforce):
             raise ValueError(f"reinforce-elite: predictor_warmup must be an integer >= 2, got {predictor_warmup!r}")
         if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not explore >= 0:
             raise ValueError(f"reinforce-elite: explore must be a non-negative number, got {explore!r}")
+        if isinstance(mutate, bool) or not isinstance(mutate, (int, float)) or not 0.0 <= mutate < 1.0:
+            raise ValueError(f"reinforce-elite: mutate must be a fraction in [0, 1), got {mutate!r}")
+        if mutate and not queue_size:
+            raise ValueError("reinforce-elite: mutate draws its parents from the queue of the best, "
+                             "so it needs queue_size >= 1")
         if encoding not in KINDS:
             raise ValueError(f"reinforce-elite: encoding must be one of {KINDS}, got {encoding!r}")
         self._settings.update(pool=pool, risk_quantile=risk_quantile, normalize=normalize,
                               queue_size=queue_size, queue_weight=queue_weight, queue_steps=queue_steps,
                               predictor=predictor, predictor_settings=predictor_settings,
-                              predictor_warmup=predictor_warmup, encoding=encoding, explore=explore)
+                              predictor_warmup=predictor_warmup, encoding=encoding, explore=explore,
+                              mutate=mutate)
         self._settings.pop("dedup", None)
         self._settings.pop("max_resamples", None)
         self.pool, self.risk_quantile, self.normalize = pool, float(risk_quantile), bool(normalize)
@@ -148,9 +163,35 @@ class ReinforceElite(Reinforce):
 
     def _new_batch(self) -> List[Tuple[Tokens, float, float]]:
         s = self._settings
+        mutants = self._mutants(round(self.batch_size * s["mutate"])) if self.elite.items else []
         if s["predictor"] != "none" and len(self.told) >= s["predictor_warmup"]:
-            return self._ranked_batch()
-        return self._first_new_batch()
+            sampled = self._ranked_batch(self.batch_size - len(mutants), mutants)
+        else:
+            sampled = self._first_new_batch(self.batch_size - len(mutants), mutants)
+        return mutants + sampled  # new ones first, where the pool ran out of them
+
+    def _mutants(self, count: int) -> List[Tuple[Tokens, float, float]]:
+        """Up to ``count`` new architectures, each drawn uniformly from the new neighbours (one
+        decision away) of a parent drawn uniformly from the queue members that have any, with the
+        controller's log-probability and entropy of each. Fewer only when no member has a new
+        neighbour left."""
+        parents, out, keys = self.elite.tokens(), [], set()
+        for _ in range(count):
+            for i in self.rng.permutation(len(parents)):
+                fresh = [n for n in self.space.neighbours(parents[i])
+                         if self._key(n) not in self.seen and self._key(n) not in keys]
+                if fresh:
+                    child = tuple(int(v) for v in fresh[int(self.rng.integers(len(fresh)))])
+                    keys.add(self._key(child))
+                    out.append(child)
+                    break
+            else:
+                break  # every member's neighbours have been evaluated
+        if not out:
+            return []
+        with torch.no_grad():
+            log_probs, entropies = self.controller.score(out)
+        return [(t, float(lp), float(h)) for t, lp, h in zip(out, log_probs.tolist(), entropies.tolist())]
 
     def _draw(self, batch: int, keys: set, chosen: list, spare: list, limit: int) -> int:
         """Sample ``batch`` architectures; new ones (neither evaluated nor in ``keys``) go to
@@ -165,14 +206,14 @@ class ReinforceElite(Reinforce):
             keys.add(key)
         return len(tokens)
 
-    def _ranked_batch(self) -> List[Tuple[Tokens, float, float]]:
-        """The ``batch_size`` new architectures of one pool of ``pool`` samples that a predictor,
-        fitted on every child told so far, ranks highest (ties: the earlier sample)."""
+    def _ranked_batch(self, size: int, taken: list) -> List[Tuple[Tokens, float, float]]:
+        """The ``size`` new architectures (not in ``taken`` either) of one pool of ``pool`` samples
+        that a predictor, fitted on every child told so far, ranks highest (ties: the earlier sample)."""
         s = self._settings
         candidates: List[Tuple[Tokens, float, float]] = []
         spare: List[Tuple[Tokens, float, float]] = []
-        self._draw(self.pool, set(), candidates, spare, self.pool)
-        if len(candidates) > self.batch_size:
+        self._draw(self.pool, {self._key(t) for t, _, _ in taken}, candidates, spare, self.pool)
+        if len(candidates) > size:
             model = create_predictor(s["predictor"], **{"seed": self.seed, **s["predictor_settings"]})
             model.fit(encode_many(self.space, [t for t, _ in self.told], s["encoding"]),
                       np.array([r for _, r in self.told]))
@@ -180,20 +221,20 @@ class ReinforceElite(Reinforce):
             predicted = mean if std is None else mean + s["explore"] * std
             order = sorted(range(len(candidates)), key=lambda i: (-predicted[i], i))
             candidates = [candidates[i] for i in order]
-        chosen = candidates[:self.batch_size]
-        return chosen + spare[:self.batch_size - len(chosen)]
+        chosen = candidates[:size]
+        return chosen + spare[:size - len(chosen)]
 
-    def _first_new_batch(self) -> List[Tuple[Tokens, float, float]]:
-        """The first ``batch_size`` new architectures among up to ``pool`` samples, drawn in chunks
+    def _first_new_batch(self, size: int, taken: list) -> List[Tuple[Tokens, float, float]]:
+        """The first ``size`` new architectures (not in ``taken`` either) among up to ``pool`` samples, drawn in chunks
         (the first new ones of i.i.d. samples do not depend on how many are drawn at once, and a
         young policy rarely needs more than one chunk); repeats only when the pool runs out."""
         chosen: List[Tuple[Tokens, float, float]] = []
         spare: List[Tuple[Tokens, float, float]] = []
-        keys: set = set()
+        keys = {self._key(t) for t, _, _ in taken}
         drawn, chunk = 0, min(self.pool, max(32, 8 * self.batch_size))
-        while len(chosen) < self.batch_size and drawn < self.pool:
-            drawn += self._draw(min(chunk, self.pool - drawn), keys, chosen, spare, self.batch_size)
-        return chosen + spare[:self.batch_size - len(chosen)]
+        while len(chosen) < size and drawn < self.pool:
+            drawn += self._draw(min(chunk, self.pool - drawn), keys, chosen, spare, size)
+        return chosen + spare[:size - len(chosen)]
 
     def tell(self, tokens: Tokens, reward: float, info: Dict[str, Any]) -> None:
         self.elite.offer(self._key(tokens), tuple(tokens), reward)
