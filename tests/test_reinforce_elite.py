@@ -3,6 +3,7 @@ priority-queue training (nasforge/strategies/reinforce_elite.py)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nasforge.spaces.base import Decision, SearchSpace
@@ -187,15 +188,39 @@ def test_mutate_seeds_each_batch_with_new_neighbours_of_the_best():
     assert len(set(proposed)) == 9
 
 
-def test_mutate_resumes_exactly():
+def test_recent_parents_are_the_tournament_winner_of_the_last_children():
+    """``parents = "recent"``: a mutant is a new neighbour of the best of 20 of the last 30 children
+    (regularized evolution's selection), found by replaying the draw from a copy of the generator."""
+    import copy
+
+    from nasforge.spaces.base import create_space
+    from nasforge.strategies.reinforce_elite import RECENT, TOURNAMENT
+
+    space = create_space("nb201-cifar10")
+    strategy = create_strategy("reinforce-elite", pool=32, mutate=0.25, parents="recent")
+    strategy.setup(space, 11)
+    told = []
+    for _ in range(12):
+        told += [(t, space.lookup(t)["val_acc"]) for t in _tell_batch(strategy, space)]
+    assert strategy.recent == told[-RECENT:]
+    replay = copy.deepcopy(strategy.rng)
+    replay.permutation(len(strategy.elite.items))
+    picks = replay.choice(RECENT, size=TOURNAMENT, replace=False)
+    winner = max((told[-RECENT:][int(i)] for i in picks), key=lambda c: c[1])[0]
+    mutant = strategy.ask().tokens
+    assert sum(a != b for a, b in zip(mutant, winner)) == 1
+
+
+@pytest.mark.parametrize("parents", ["queue", "recent"])
+def test_mutate_resumes_exactly(parents):
     from nasforge.spaces.base import create_space
 
     space = create_space("nb201-cifar10")
-    strategy = create_strategy("reinforce-elite", pool=32, mutate=0.5)
+    strategy = create_strategy("reinforce-elite", pool=32, mutate=0.5, parents=parents)
     strategy.setup(space, 7)
     for _ in range(3):
         _tell_batch(strategy, space)
-    copy = create_strategy("reinforce-elite", pool=32, mutate=0.5)
+    copy = create_strategy("reinforce-elite", pool=32, mutate=0.5, parents=parents)
     copy.setup(space, 7)
     copy.load_state_dict(strategy.state_dict())
     assert [_tell_batch(copy, space) for _ in range(3)] == [_tell_batch(strategy, space) for _ in range(3)]
@@ -206,6 +231,7 @@ def test_mutate_settings_are_checked():
 
     for settings, fault in [({"mutate": 1.0}, "mutate must be a fraction"), ({"mutate": -0.1}, "mutate must be"),
                             ({"mutate": True}, "mutate must be"),
-                            ({"mutate": 0.5, "queue_size": 0}, "needs queue_size >= 1")]:
+                            ({"mutate": 0.5, "queue_size": 0}, "needs queue_size >= 1"),
+                            ({"parents": "best"}, "parents must be one of queue, recent")]:
         with pytest.raises(ValueError, match=fault):
             create_strategy("reinforce-elite", **settings)

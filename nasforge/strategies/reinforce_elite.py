@@ -88,6 +88,12 @@ class EliteQueue:
         self.items = {k: (float(r), tuple(int(v) for v in t)) for k, r, t in state}
 
 
+#: Where ``mutate`` draws its parents; ``recent`` is regularized evolution's tournament with
+#: nasforge's evolution defaults (population 30, sample 20).
+PARENTS = ("queue", "recent")
+RECENT, TOURNAMENT = 30, 20
+
+
 @STRATEGIES.register("reinforce-elite")
 class ReinforceElite(Reinforce):
     name = "reinforce-elite"
@@ -98,7 +104,8 @@ class ReinforceElite(Reinforce):
                  normalize: bool = True, queue_size: int = 10, queue_weight: float = 1.0,
                  queue_steps: int = 0, predictor: str = "none",
                  predictor_settings: Optional[Dict[str, Any]] = None, predictor_warmup: int = 8,
-                 encoding: str = "onehot", explore: float = 0.0, mutate: float = 0.0):
+                 encoding: str = "onehot", explore: float = 0.0, mutate: float = 0.0,
+                 parents: str = "queue"):
         try:
             super().__init__(hidden_size=hidden_size, num_layers=num_layers, init_range=init_range,
                              learning_rate=learning_rate, batch_size=batch_size, baseline_decay=baseline_decay,
@@ -131,13 +138,15 @@ class ReinforceElite(Reinforce):
         if mutate and not queue_size:
             raise ValueError("reinforce-elite: mutate draws its parents from the queue of the best, "
                              "so it needs queue_size >= 1")
+        if parents not in PARENTS:
+            raise ValueError(f"reinforce-elite: parents must be one of {', '.join(PARENTS)}, got {parents!r}")
         if encoding not in KINDS:
             raise ValueError(f"reinforce-elite: encoding must be one of {KINDS}, got {encoding!r}")
         self._settings.update(pool=pool, risk_quantile=risk_quantile, normalize=normalize,
                               queue_size=queue_size, queue_weight=queue_weight, queue_steps=queue_steps,
                               predictor=predictor, predictor_settings=predictor_settings,
                               predictor_warmup=predictor_warmup, encoding=encoding, explore=explore,
-                              mutate=mutate)
+                              mutate=mutate, parents=parents)
         self._settings.pop("dedup", None)
         self._settings.pop("max_resamples", None)
         self.pool, self.risk_quantile, self.normalize = pool, float(risk_quantile), bool(normalize)
@@ -149,6 +158,7 @@ class ReinforceElite(Reinforce):
         self.seen: set = set()  # every architecture asked, by hash
         self._elite_log_probs = None  # the queue's log-probabilities from the update's scoring pass
         self.told: List[Tuple[Tokens, float]] = []  # every child's measured reward, if a predictor ranks
+        self.recent: List[Tuple[Tokens, float]] = []  # the last RECENT children, if mutants' parents are drawn there
 
     def ask(self) -> Proposal:
         proposal = self._sample()
@@ -175,9 +185,10 @@ class ReinforceElite(Reinforce):
         decision away) of a parent drawn uniformly from the queue members that have any, with the
         controller's log-probability and entropy of each. Fewer only when no member has a new
         neighbour left."""
-        parents, out, keys = self.elite.tokens(), [], set()
+        out, keys = [], set()
         for _ in range(count):
-            for i in self.rng.permutation(len(parents)):
+            parents = self._parents()
+            for i in range(len(parents)):
                 fresh = [n for n in self.space.neighbours(parents[i])
                          if self._key(n) not in self.seen and self._key(n) not in keys]
                 if fresh:
@@ -205,6 +216,17 @@ class ReinforceElite(Reinforce):
             (chosen if fresh else spare).append((row, lp, h))
             keys.add(key)
         return len(tokens)
+
+    def _parents(self) -> List[Tokens]:
+        """Candidate parents, in the order they are tried: the queue of the best in random order
+        (``parents = "queue"``), or regularized evolution's tournament (``"recent"``: the best of
+        TOURNAMENT children drawn from the last RECENT told first, then the rest of the queue)."""
+        queue = self.elite.tokens()
+        order = [queue[i] for i in self.rng.permutation(len(queue))]
+        if self._settings["parents"] == "recent" and self.recent:
+            picks = self.rng.choice(len(self.recent), size=min(TOURNAMENT, len(self.recent)), replace=False)
+            order.insert(0, max((self.recent[int(i)] for i in picks), key=lambda c: c[1])[0])
+        return order
 
     def _ranked_batch(self, size: int, taken: list) -> List[Tuple[Tokens, float, float]]:
         """The ``size`` new architectures (not in ``taken`` either) of one pool of ``pool`` samples
@@ -241,6 +263,8 @@ class ReinforceElite(Reinforce):
         self.seen.add(self._key(tokens))
         if self._settings["predictor"] != "none":
             self.told.append((tuple(int(v) for v in tokens), float(reward)))
+        if self._settings["parents"] == "recent":
+            self.recent = (self.recent + [(tuple(int(v) for v in tokens), float(reward))])[-RECENT:]
         super().tell(tokens, reward, info)
 
     def advantages(self, rewards: torch.Tensor, baseline: float) -> torch.Tensor:
@@ -281,10 +305,11 @@ class ReinforceElite(Reinforce):
 
     def state_dict(self) -> Dict[str, Any]:
         return {**super().state_dict(), "elite": self.elite.state(), "seen": sorted(self.seen),
-                "told": [[list(t), r] for t, r in self.told]}
+                "told": [[list(t), r] for t, r in self.told], "recent": [[list(t), r] for t, r in self.recent]}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.elite.load(state["elite"])
         self.seen = set(state["seen"])
         self.told = [(tuple(int(v) for v in t), float(r)) for t, r in state.get("told", [])]
+        self.recent = [(tuple(int(v) for v in t), float(r)) for t, r in state.get("recent", [])]
