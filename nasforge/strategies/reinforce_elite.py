@@ -27,11 +27,12 @@ controller still proposes every candidate and still learns only from measured re
 An optional fifth, **population seeding by mutation** (``mutate``; after Mundhenk et al.,
 *Symbolic Regression via Neural-Guided Genetic Programming Population Seeding*, NeurIPS 2021, where
 a genetic search refines the controller's samples and the best of both train it): that fraction
-of each batch (its first children) is new architectures one decision from a member of the queue of
-the K best, the rest the controller's samples. Every child, mutated or sampled, is learnt from by
-the same risk-seeking policy gradient (as Mundhenk et al. train on the genetic search's samples,
-without an importance correction) and enters the queue, so the controller learns where the
-mutations found reward.
+of each batch (its first children) is new architectures one decision from a parent, the rest the
+controller's samples. ``parents`` says where a parent comes from: the queue of the K best
+(``queue``), or regularized evolution's tournament over the last children (``recent``). Every
+child, mutated or sampled, is learnt from by the same risk-seeking policy gradient (as Mundhenk et
+al. train on the genetic search's samples, without an importance correction) and enters the queue,
+so the controller learns where the mutations found reward.
 
 With ``pool = batch_size``, ``risk_quantile = 1``, ``queue_size = 0`` and ``normalize`` off the update
 is ``reinforce``'s (the paper's, without the moving-average baseline: the batch mean stands in).
@@ -182,8 +183,8 @@ class ReinforceElite(Reinforce):
 
     def _mutants(self, count: int) -> List[Tuple[Tokens, float, float]]:
         """Up to ``count`` new architectures, each drawn uniformly from the new neighbours (one
-        decision away) of a parent drawn uniformly from the queue members that have any, with the
-        controller's log-probability and entropy of each. Fewer only when no member has a new
+        decision away) of the first parent :meth:`_parents` offers that has any, with the
+        controller's log-probability and entropy of each. Fewer only when no parent has a new
         neighbour left."""
         out, keys = [], set()
         for _ in range(count):
