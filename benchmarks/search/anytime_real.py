@@ -5,6 +5,9 @@ at a time, stopped with SIGTERM at the time limit (the search stops cleanly and 
 A trial counts at a time t when it finished within t seconds of the search's first trial starting.
 
     python benchmarks/search/anytime_real.py --strategies reinforce-elite evolution --seeds 0 [--minutes 15]
+
+A strategy may carry settings, ``name:key=value,key=value`` (tune_strategies.py's form), passed to the
+search as ``--set strategy.key=value``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def run_for_minutes(command: list, minutes: float) -> subprocess.Popen:
 def one_search(strategy: str, seed: int, minutes: float, folder: Path) -> dict:
     from nasforge.store import Store, store_path
 
-    command = [sys.executable, "-m", "nasforge", "search", "--strategy", strategy, "--seed", str(seed),
+    name, _, settings = strategy.partition(":")
+    flags = [a for item in filter(None, settings.split(",")) for a in ("--set", f"strategy.{item}")]
+    command = [sys.executable, "-m", "nasforge", "search", "--strategy", name, *flags, "--seed", str(seed),
                "--budget", "100000", "--experiment", str(folder), "--quiet"]
     start = time.time()
     search = run_for_minutes(command, minutes)
@@ -67,7 +72,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for strategy in args.strategies:
-                result = one_search(strategy, seed, args.minutes, Path(tmp) / f"{strategy}-{seed}")
+                folder = Path(tmp) / f"{strategy.replace(':', '-').replace(',', '-').replace('=', '-')}-{seed}"
+                result = one_search(strategy, seed, args.minutes, folder)
                 result["date"] = time.strftime("%Y-%m-%d %H:%M")
                 print(json.dumps(result), flush=True)
 
