@@ -40,15 +40,20 @@ def test_elite_queue_keeps_the_best_distinct_architectures():
     assert restored.tokens() == queue.tokens()
 
 
-def test_no_architecture_is_proposed_twice_while_the_pool_holds_new_ones():
-    strategy = create_strategy("reinforce-elite", batch_size=2, pool=64)
+def _nine_asked(**settings):
+    """Nine children of NineSpace (reward: the tokens' sum), proposed and told one at a time."""
+    strategy = create_strategy("reinforce-elite", batch_size=2, pool=64, **settings)
     strategy.setup(NineSpace(), 0)
     proposed = []
     for _ in range(9):
         proposal = strategy.ask()
         proposed.append(proposal.tokens)
         strategy.tell(proposal.tokens, float(sum(proposal.tokens)), proposal.info)
-    assert len(set(proposed)) == 9
+    return proposed
+
+
+def test_no_architecture_is_proposed_twice_while_the_pool_holds_new_ones():
+    assert len(set(_nine_asked())) == 9
 
 
 def test_queue_training_raises_the_likelihood_of_the_best():
@@ -178,14 +183,7 @@ def test_mutate_seeds_each_batch_with_new_neighbours_of_the_best():
         seen |= set(hashes)
     assert strategy.updates == 11
     # a space of nine: the mutants, too, are architectures not evaluated before while there are any
-    small = create_strategy("reinforce-elite", batch_size=2, pool=64, mutate=0.5)
-    small.setup(NineSpace(), 0)
-    proposed = []
-    for _ in range(9):
-        proposal = small.ask()
-        proposed.append(proposal.tokens)
-        small.tell(proposal.tokens, float(sum(proposal.tokens)), proposal.info)
-    assert len(set(proposed)) == 9
+    assert len(set(_nine_asked(mutate=0.5))) == 9
 
 
 def test_recent_parents_are_the_tournament_winner_of_the_last_children():

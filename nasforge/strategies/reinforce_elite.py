@@ -188,10 +188,9 @@ class ReinforceElite(Reinforce):
         neighbour left."""
         out, keys = [], set()
         for _ in range(count):
-            parents = self._parents()
-            for i in range(len(parents)):
-                fresh = [n for n in self.space.neighbours(parents[i])
-                         if self._key(n) not in self.seen and self._key(n) not in keys]
+            for parent in self._parents():
+                fresh = [n for n in self.space.neighbours(parent)
+                         if (key := self._key(n)) not in self.seen and key not in keys]
                 if fresh:
                     child = tuple(int(v) for v in fresh[int(self.rng.integers(len(fresh)))])
                     keys.add(self._key(child))
