@@ -28,6 +28,9 @@ from .probe import LATENCY_METRICS, MEASURABLE, HardwareProbe  # noqa: F401 (MEA
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
+# mixed precision of the training forward pass (torch.autocast): the dtype its matrix products and
+# convolutions run in; the weights, the optimiser and the loss stay float32
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -49,6 +52,8 @@ class TrainRecipe:
     quantization: str = "off"  # "qat" or "ptq" at these bits (nasforge/quant/training.py)
     weight_bits: int = 32
     activation_bits: int = 32
+    amp: str = "off"  # "bf16" (CUDA or CPU) or "fp16" (CUDA, with loss scaling): autocast while training
+    channels_last: bool = False  # images: convolutions in the NHWC layout that GPU tensor cores read
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -73,6 +78,21 @@ class TrainRecipe:
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0 is off), got {self.ema}")
         quant.check_settings(self.quantization, self.weight_bits, self.activation_bits)
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {tuple(AMP_DTYPES)}, got {self.amp!r}")
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be true or false, got {self.channels_last!r}")
+        if self.amp != "off" and self.quantization != "off":
+            raise ValueError(f"amp {self.amp!r} with quantization {self.quantization!r}: fake quantisation "
+                             "rounds float32 values; set training.amp=off for a quantised child")
+
+    def check_device(self, device: torch.device, dims: int) -> None:
+        """Refuse what ``device`` or data of ``dims`` spatial axes cannot do, before any child trains."""
+        if self.amp == "fp16" and device.type != "cuda":
+            raise ValueError(f"training.amp 'fp16' needs CUDA (this child trains on {device}); "
+                             "on the CPU use training.amp=bf16 or off")
+        if self.channels_last and dims != 2:
+            raise ValueError(f"training.channels_last lays out images (2-D data); this data is {dims}-D")
 
 
 def resolve_device(device: Any) -> torch.device:
@@ -138,8 +158,11 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     """Train in place; return validation accuracy after each epoch (empty without validation).
     ``go_on(history)`` after each epoch may stop training early (successive halving)."""
     recipe.check()
+    recipe.check_device(device, len(x_train.shape) - 2)
     quant.before_training(model, recipe)
     model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
     xt = torch.as_tensor(x_train, device=device)
     yt = torch.as_tensor(y_train, device=device)
     xv = torch.as_tensor(x_val, device=device) if x_val is not None else None
@@ -149,6 +172,10 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     sched = _scheduler(opt, recipe, recipe.epochs * batches)
     gen = torch.Generator().manual_seed(seed)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    amp = AMP_DTYPES[recipe.amp]
+    # fp16's narrow range needs the loss scaled so that small gradients do not flush to zero;
+    # disabled, the scaler calls opt.step() unchanged
+    scaler = torch.amp.GradScaler(device.type, enabled=recipe.amp == "fp16")
     mix_rng = np.random.default_rng(seed) if recipe.mixup > 0 else None
     average = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema), use_buffers=True)
@@ -161,17 +188,21 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
             idx = perm[b * recipe.batch_size : (b + 1) * recipe.batch_size]
             xb, yb = random_shift(xt[idx], recipe.shift, gen), yt[idx]
             xb = random_flip(random_crop(xb, recipe.crop_padding, gen), recipe.flip, gen)
-            if mix_rng is not None:
-                xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
-                out = model(xb)
-                loss = lam * criterion(out, yb) + (1 - lam) * criterion(out, yb[partner])
-            else:
-                loss = criterion(model(xb), yb)
+            if recipe.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                if mix_rng is not None:
+                    xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
+                    out = model(xb)
+                    loss = lam * criterion(out, yb) + (1 - lam) * criterion(out, yb[partner])
+                else:
+                    loss = criterion(model(xb), yb)
             if not torch.isfinite(loss):
                 raise TrialFailed(f"training loss became {float(loss)} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             if sched is not None:
                 sched.step()
             if average is not None:
@@ -251,6 +282,7 @@ class TrainEstimator(Estimator):
                 f"inputs of shape {self.data.input_shape}; {advice}"
             )
         check_image_settings(self.recipe.crop_padding, self.recipe.flip, self.data.dims)
+        self.recipe.check_device(self.device, self.data.dims)
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
             self.data.x_train, self.data.y_train, self.val_fraction, self.split_seed)
 

@@ -30,6 +30,7 @@ size; on even sizes it is the benchmark's pooling exactly.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Dict, List, Tuple
 
@@ -83,7 +84,7 @@ def edge_op(op: str, channels: int) -> nn.Module:
     if op == "skip_connect":
         return nn.Identity()
     if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return _chain_net().PadExcludingAvgPool2d(3, stride=1, padding=1)
     return relu_conv_bn(channels, channels, 1 if op == "nor_conv_1x1" else 3)
 
 
@@ -156,20 +157,21 @@ class CellNet(nn.Module):
         return self.classifier(feat.flatten(2).mean(dim=2))
 
 
-def _raw_input_class():
-    """chain_net's RawInput: the package's module inside nasforge, the copy beside this file in an export."""
+@functools.lru_cache(maxsize=None)
+def _chain_net():
+    """chain_net (its RawInput and pooling): the package's module inside nasforge, the copy beside
+    this file in an export (read once: every average-pooling edge asks for it)."""
     try:
-        from .chain_net import RawInput
+        from . import chain_net
     except ImportError:  # loaded as a file (an export's model.py): no package around it
         import importlib.util
         import os
 
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chain_net.py")
         module_spec = importlib.util.spec_from_file_location(f"{__name__}_chain_net", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        RawInput = module.RawInput
-    return RawInput
+        chain_net = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(chain_net)
+    return chain_net
 
 
 def _json_in(directory: str, name: str):
@@ -192,4 +194,4 @@ def load(directory: str, map_location: str = "cpu", raw_input: bool = True) -> n
     weights = os.path.join(directory, "weights.pt")
     model.load_state_dict(torch.load(weights, map_location=map_location, weights_only=True))
     prep = _json_in(directory, "preprocessing.json") if raw_input else None
-    return (model if prep is None else _raw_input_class()(model, prep)).eval()
+    return (model if prep is None else _chain_net().RawInput(model, prep)).eval()

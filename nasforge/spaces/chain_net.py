@@ -84,6 +84,22 @@ def _gather(tensors: List[torch.Tensor], dims: int) -> torch.Tensor:
     return torch.cat([_pad_to(t, size) for t in tensors], dim=1)
 
 
+class PadExcludingAvgPool2d(nn.AvgPool2d):
+    """2-D average pooling whose border windows average only the pixels inside the image
+    (``count_include_pad=False``), pooled in the standard memory layout on CUDA. There torch's
+    channels-last kernel for it returned wrong gradients (torch 2.11 on an H200: they differed from
+    the standard layout's by more than their own size; docs/benchmarks-images.md). On the CPU
+    nothing is copied."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride=stride, padding=padding, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:
+            x = x.contiguous()
+        return super().forward(x)
+
+
 class ChainLayer(nn.Module):
     def __init__(self, op: str, dims: int, in_channels: int, kernel: List[int], filters: int, stride):
         super().__init__()
@@ -105,8 +121,10 @@ class ChainLayer(nn.Module):
                 pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
                 self.body = pool(kernel_t, stride=stride, padding=padding)
             else:
-                pool = nn.AvgPool1d if dims == 1 else nn.AvgPool2d
-                self.body = pool(kernel_t, stride=stride, padding=padding, count_include_pad=False)
+                if dims == 1:
+                    self.body = nn.AvgPool1d(kernel_t, stride=stride, padding=padding, count_include_pad=False)
+                else:
+                    self.body = PadExcludingAvgPool2d(kernel_t, stride=stride, padding=padding)
             self.out_channels = in_channels
         else:
             self.body = nn.Identity()
