@@ -23,7 +23,8 @@ import torch
 
 from .data.datasets import Dataset
 from .estimators.base import TrialFailed
-from .estimators.train import TrainRecipe, predict, resolve_device, search_split, train_network
+from .estimators.device import resolve_device
+from .estimators.train import TrainRecipe, predict, search_split, train_network
 from .objectives.rewards import Scorer
 from .spaces.base import SearchSpace
 from .store import Store, TrialRecord

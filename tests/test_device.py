@@ -11,7 +11,7 @@ import torch
 
 from nasforge import SearchConfig, run_search
 from nasforge.config import ConfigError
-from nasforge.estimators.train import resolve_device
+from nasforge.estimators.device import resolve_device
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from nasforge.data import load_dataset
-from nasforge.estimators.train import TrainRecipe, resolve_device, search_split, train_network
+from nasforge.estimators.device import resolve_device
+from nasforge.estimators.train import TrainRecipe, search_split, train_network
 from nasforge.objectives.hardware import count_params
 from nasforge.spaces.base import space_of_section
 

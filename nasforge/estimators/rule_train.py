@@ -24,7 +24,8 @@ from ..quant.fake import quantize_weight, weight_levels
 from ..quant.rules import RuleOptimizer
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
-from .train import predict, resolve_device
+from .device import resolve_device
+from .train import predict
 
 QUANTISED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 

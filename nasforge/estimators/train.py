@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
+from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.classification import classification_report
 from ..objectives.hardware import count_flops, count_params
@@ -23,6 +23,7 @@ from ..quant.metrics import quant_metrics
 from ..spaces.base import SearchSpace, Tokens
 from .augment import check_image_settings, mixup, random_crop, random_flip, random_shift
 from .base import ESTIMATORS, Estimator, TrialFailed
+from .device import resolve_device
 from .fidelity import Pruning, keep_going
 from .probe import LATENCY_METRICS, MEASURABLE, HardwareProbe  # noqa: F401 (MEASURABLE: read from here)
 
@@ -95,34 +96,6 @@ class TrainRecipe:
             raise ValueError(f"training.channels_last lays out images (2-D data); this data is {dims}-D")
 
 
-def resolve_device(device: Any) -> torch.device:
-    """The torch device of the ``training.device`` setting, checked where the driver builds the
-    estimator: a device this machine lacks would otherwise fail every trial, one by one, while the
-    search itself ended "successfully"."""
-    valid = "auto (CUDA when present, else the CPU), cpu, cuda or cuda:N"
-    if not isinstance(device, str):
-        raise ConfigError(f"training.device must be one of {valid}; got {device!r}")
-    name = device.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        index = name[5:]
-        if index and not index.isdigit():
-            raise ConfigError(f"training.device {device!r}: a CUDA device is cuda or cuda:N (N = 0, 1, ...)")
-        if not torch.cuda.is_available():
-            raise ConfigError(f"training.device {device!r}: cuda requested but torch.cuda.is_available() is False "
-                              "(no CUDA device, or a CPU-only torch); use --device cpu or auto")
-        if index and int(index) >= torch.cuda.device_count():
-            raise ConfigError(f"training.device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
-                              f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-        return torch.device(name)
-    if name == "mps":
-        raise ConfigError(f"training.device 'mps': Apple GPUs are not supported by nasforge; use {valid}")
-    raise ConfigError(f"training.device {device!r} is not a device nasforge can train on; use {valid}")
-
-
 def _optimizer(model: nn.Module, recipe: TrainRecipe, foreach: bool = True) -> torch.optim.Optimizer:
     # foreach: one multi-tensor update per step instead of a Python loop over the tensors (torch's
     # default on CUDA only); the same arithmetic, bit for bit (tests/test_train.py), and about 3%
@@ -151,6 +124,21 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.nda
     return torch.cat(outs).numpy()
 
 
+def _batch_loss(model: nn.Module, criterion: nn.Module, xb: torch.Tensor, yb: torch.Tensor, recipe: TrainRecipe,
+                gen: torch.Generator, mix_rng: Optional[np.random.Generator]) -> torch.Tensor:
+    """One batch's loss on its augmented inputs, under autocast when ``recipe.amp`` is on."""
+    xb = random_flip(random_crop(random_shift(xb, recipe.shift, gen), recipe.crop_padding, gen), recipe.flip, gen)
+    if recipe.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    amp = AMP_DTYPES[recipe.amp]
+    with torch.autocast(xb.device.type, dtype=amp, enabled=amp is not None):
+        if mix_rng is None:
+            return criterion(model(xb), yb)
+        xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
+        out = model(xb)
+        return lam * criterion(out, yb) + (1 - lam) * criterion(out, yb[partner])
+
+
 def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, recipe: TrainRecipe,
                   seed: int, device: torch.device, x_val: Optional[np.ndarray] = None,
                   y_val: Optional[np.ndarray] = None,
@@ -172,7 +160,6 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
     sched = _scheduler(opt, recipe, recipe.epochs * batches)
     gen = torch.Generator().manual_seed(seed)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    amp = AMP_DTYPES[recipe.amp]
     # fp16's narrow range needs the loss scaled so that small gradients do not flush to zero;
     # disabled, the scaler calls opt.step() unchanged
     scaler = torch.amp.GradScaler(device.type, enabled=recipe.amp == "fp16")
@@ -186,17 +173,7 @@ def train_network(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, re
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(batches):
             idx = perm[b * recipe.batch_size : (b + 1) * recipe.batch_size]
-            xb, yb = random_shift(xt[idx], recipe.shift, gen), yt[idx]
-            xb = random_flip(random_crop(xb, recipe.crop_padding, gen), recipe.flip, gen)
-            if recipe.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                if mix_rng is not None:
-                    xb, partner, lam = mixup(xb, recipe.mixup, gen, mix_rng)
-                    out = model(xb)
-                    loss = lam * criterion(out, yb) + (1 - lam) * criterion(out, yb[partner])
-                else:
-                    loss = criterion(model(xb), yb)
+            loss = _batch_loss(model, criterion, xt[idx], yt[idx], recipe, gen, mix_rng)
             if not torch.isfinite(loss):
                 raise TrialFailed(f"training loss became {float(loss)} in epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)

@@ -48,7 +48,7 @@ from ..spaces.chain_cnn import ChainCNNSpace
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .single_path import SUPERNETS, recalibrate, supernet_class
 from .supernet import ChainSuperNet, random_tokens, supernet_parameters
-from .train import resolve_device
+from .device import resolve_device
 
 OPTIMIZERS = ("adamw", "sgd")
 MODES = ("auto", "enas", "single-path")

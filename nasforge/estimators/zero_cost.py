@@ -39,7 +39,7 @@ from ..objectives.hardware import count_flops, count_params
 from ..objectives.registry import register_metric
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
-from .train import resolve_device
+from .device import resolve_device
 
 JACOB_COV_K = 1e-5
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)

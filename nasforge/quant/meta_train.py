@@ -24,7 +24,8 @@ import torch
 
 from ..data.datasets import Dataset, split_validation
 from ..estimators.rule_train import quantised_child, rule_optimizers, train_with_rule
-from ..estimators.train import predict, resolve_device
+from ..estimators.device import resolve_device
+from ..estimators.train import predict
 from ..spaces.update_rules import UpdateRuleSpace
 from .level_moves import LevelMoveOptimizer, MovePolicy
 
