@@ -45,20 +45,20 @@ VARIANTS = {
 }
 
 
-def time_children(case: str, variant: str, device: torch.device, children: int, epochs: int,
+def time_children(case: str, data, variant: str, device: torch.device, children: int, epochs: int,
                   batch_size: int = 64) -> dict:
-    section, dataset = CASES[case]
-    data = load_dataset(dataset)
-    settings = VARIANTS[variant]
-    if settings.get("channels_last") and data.dims != 2:
-        return {}
-    if settings.get("amp") == "fp16" and device.type != "cuda":
+    """One row: ``variant`` of the recipe on ``children`` children of ``case`` (``data``: its
+    dataset, loaded once per case); empty where the device or the data cannot take the variant."""
+    section, _ = CASES[case]
+    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, **VARIANTS[variant])
+    try:
+        recipe.check_device(device, data.dims)
+    except ValueError:
         return {}
     space = space_of_section(section)
     (x, y), (xv, yv) = search_split(data, {})
     rng = np.random.default_rng(0)
     drawn = [space.sample(rng) for _ in range(children + 1)]
-    recipe = TrainRecipe(epochs=epochs, batch_size=batch_size, **settings)
     seconds, accuracy, params = [], [], []
     for i, tokens in enumerate(drawn):
         torch.manual_seed(0)
@@ -92,16 +92,15 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} torch {torch.__version__} on {where}, "
           f"{torch.get_num_threads()} CPU threads", flush=True)
-    rows = []
     for case in args.cases:
+        data = load_dataset(CASES[case][1])
         base = None
         for variant in args.variants:
-            row = time_children(case, variant, device, args.children, args.epochs, args.batch_size)
+            row = time_children(case, data, variant, device, args.children, args.epochs, args.batch_size)
             if not row:
                 continue
             base = row["median_s"] if variant == "fp32" else base
             row["vs_fp32"] = round(row["median_s"] / base, 3) if base else None
-            rows.append(row)
             print(f"{case:24s} {variant:20s} {row['median_s']:8.2f} s/child  x{row['vs_fp32'] or float('nan'):.2f}"
                   f"  val {row['mean_val_acc']:.3f}", flush=True)
             if args.json:

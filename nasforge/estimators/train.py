@@ -89,6 +89,7 @@ class TrainRecipe:
 
     def check_device(self, device: torch.device, dims: int) -> None:
         """Refuse what ``device`` or data of ``dims`` spatial axes cannot do, before any child trains."""
+        check_image_settings(self.crop_padding, self.flip, dims)
         if self.amp == "fp16" and device.type != "cuda":
             raise ValueError(f"training.amp 'fp16' needs CUDA (this child trains on {device}); "
                              "on the CPU use training.amp=bf16 or off")
@@ -258,7 +259,6 @@ class TrainEstimator(Estimator):
                 f"space {space.name} is {dims}-D but dataset {self.data.name} has {self.data.dims}-D "
                 f"inputs of shape {self.data.input_shape}; {advice}"
             )
-        check_image_settings(self.recipe.crop_padding, self.recipe.flip, self.data.dims)
         self.recipe.check_device(self.device, self.data.dims)
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
             self.data.x_train, self.data.y_train, self.val_fraction, self.split_seed)

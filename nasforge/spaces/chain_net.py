@@ -120,11 +120,10 @@ class ChainLayer(nn.Module):
             if op == "maxpool":
                 pool = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
                 self.body = pool(kernel_t, stride=stride, padding=padding)
+            elif dims == 1:
+                self.body = nn.AvgPool1d(kernel_t, stride=stride, padding=padding, count_include_pad=False)
             else:
-                if dims == 1:
-                    self.body = nn.AvgPool1d(kernel_t, stride=stride, padding=padding, count_include_pad=False)
-                else:
-                    self.body = PadExcludingAvgPool2d(kernel_t, stride=stride, padding=padding)
+                self.body = PadExcludingAvgPool2d(kernel_t, stride=stride, padding=padding)
             self.out_channels = in_channels
         else:
             self.body = nn.Identity()

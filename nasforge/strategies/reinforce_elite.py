@@ -189,12 +189,12 @@ class ReinforceElite(Reinforce):
         out, keys = [], set()
         for _ in range(count):
             for parent in self._parents():
-                fresh = [n for n in self.space.neighbours(parent)
+                fresh = [(key, n) for n in self.space.neighbours(parent)
                          if (key := self._key(n)) not in self.seen and key not in keys]
                 if fresh:
-                    child = tuple(int(v) for v in fresh[int(self.rng.integers(len(fresh)))])
-                    keys.add(self._key(child))
-                    out.append(child)
+                    key, child = fresh[int(self.rng.integers(len(fresh)))]
+                    keys.add(key)
+                    out.append(tuple(int(v) for v in child))
                     break
             else:
                 break  # every member's neighbours have been evaluated
