@@ -39,6 +39,21 @@ def tokens(space: MobileBlocksSpace, width: float):
     return space.decode(values)
 
 
+def measure(space, arch, dataset: str, data, seed: int, epochs, retrain: bool) -> dict:
+    """One baseline network, trained once: with ``retrain`` as ``nasforge retrain`` does and tested,
+    otherwise as a search trains a child (scored on validation, with its latency). Also used by
+    ``nb201_resnet.py``."""
+    start = time.perf_counter()
+    if retrain:
+        _, metrics = retrain_and_test(space, arch, data, retrain_recipe(SearchConfig().training, epochs), seed)
+    else:
+        estimator = TrainEstimator(dataset=dataset, measure=["latency_ms"], **({"epochs": epochs} if epochs else {}))
+        estimator.setup(space, data)
+        metrics = estimator.evaluate(arch, seed)
+    return {"seed": seed, "seconds": round(time.perf_counter() - start, 2), "load": os.getloadavg()[0],
+            "summary": space.summary(arch), **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="digits")
@@ -48,21 +63,10 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="the final recipe on train+validation, tested")
     args = parser.parse_args()
     space, data = MobileBlocksSpace(), load_dataset(args.dataset)
-    training = SearchConfig().training
     for width in args.widths:
-        arch = tokens(space, width)
         for seed in args.seeds:
-            start = time.perf_counter()
-            if args.retrain:
-                _, metrics = retrain_and_test(space, arch, data, retrain_recipe(training, args.epochs), seed)
-            else:
-                estimator = TrainEstimator(dataset=args.dataset, measure=["latency_ms"],
-                                           **({"epochs": args.epochs} if args.epochs else {}))
-                estimator.setup(space, data)
-                metrics = estimator.evaluate(arch, seed)
-            print(json.dumps({"width": width, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
-                              "load": os.getloadavg()[0], "summary": space.summary(arch),
-                              **{k: v for k, v in metrics.items() if not isinstance(v, list)}}), flush=True)
+            result = measure(space, tokens(space, width), args.dataset, data, seed, args.epochs, args.retrain)
+            print(json.dumps({"width": width, **result}), flush=True)
 
 
 if __name__ == "__main__":
