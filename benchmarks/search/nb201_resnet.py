@@ -66,10 +66,11 @@ def main() -> None:
         print(json.dumps(table_rank()))
         return
     data = load_dataset(args.dataset)
-    table = SPACES.create("nb201-cifar10")
+    # the cell's tokens do not depend on the skeleton's width: chosen once, not per width
+    cell = (tokens(NB201CellSpace()) if args.cell == "resnet"
+            else distinct_ranked(SPACES.create("nb201-cifar10"), "val_acc")[0][0])
     for channels in args.channels:
         space = NB201CellSpace(cells_per_stage=args.cells_per_stage, channels=channels)
-        cell = tokens(space) if args.cell == "resnet" else distinct_ranked(table, "val_acc")[0][0]
         for seed in args.seeds:
             result = measure(space, cell, args.dataset, data, seed, args.epochs, args.retrain)
             print(json.dumps({"cell": args.cell, "channels": channels, **result}), flush=True)
