@@ -135,3 +135,56 @@ def test_cell_net_spec_errors():
         CellNet({**good, "cell": "|skip_connect~0|+|none~0|+|none~0|none~1|none~2|"})
     with pytest.raises(ValueError, match="bad edge"):
         CellNet({**good, "cell": "|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"})
+
+
+def test_an_edge_is_built_exactly_when_removing_it_changes_the_function(spaces):
+    """Over all 15,625 cells: the built edges are those whose removal changes the table's expression
+    of the cell (so no edge is built that adds nothing to the output, and none is missing).
+    Before unread edges were dropped, |conv3x3~0|+|conv3x3~0|none~1|+|none~0|conv3x3~1|none~2|
+    built a 3x3 conv into node 2 that nothing reads, and reported 1.5 times its twin's size."""
+    from nasforge.tables.nb201 import EDGES, named_cell_function
+
+    mine, _ = spaces
+    for tokens in ALL_TOKENS:
+        names = [OPS[t] for t in tokens]
+        function = named_cell_function(names)
+        matters = {edge for k, edge in enumerate(EDGES) if names[k] != "none"
+                   and named_cell_function(names[:k] + ["none"] + names[k + 1:]) != function}
+        built = Cell(parse_cell(mine.arch_str(tokens)), 2)
+        assert set(built.edges) == matters, mine.arch_str(tokens)
+    # the docstring's example, by hand: one 3x3 conv (9*4 weights + BN 2*2) into node 1, none into node 2
+    unread = Cell(parse_cell(mine.arch_str(cell(e10="nor_conv_3x3", e20="nor_conv_3x3", e31="nor_conv_3x3"))), 2)
+    assert sum(p.numel() for p in unread.parameters()) == 2 * (9 * 4 + 4) and unread.edges == [(1, 0), (3, 1)]
+
+
+def _every_edge_cell(text: str, channels: int) -> torch.nn.Module:
+    """The reference: NAS-Bench-201's cell computed literally, every non-``none`` edge built and run."""
+    from nasforge.spaces.cell_net import edge_op
+
+    class Literal(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.edges = [(to, src, op) for to, src, op in parse_cell(text) if op != "none"]
+            self.ops = torch.nn.ModuleDict({f"{to}{src}": edge_op(op, channels) for to, src, op in self.edges})
+
+        def forward(self, x):
+            nodes = [x] + [torch.zeros_like(x) for _ in range(3)]
+            for to, src, _ in sorted(self.edges):
+                nodes[to] = nodes[to] + self.ops[f"{to}{src}"](nodes[src])
+            return nodes[3]
+
+    return Literal()
+
+
+def test_dropped_edges_do_not_change_what_a_cell_computes(spaces):
+    """Every 23rd cell (680; 23 is prime to 5, so every edge takes every op), against the literal cell with the same weights."""
+    mine, _ = spaces
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 5)
+    for tokens in ALL_TOKENS[::23]:
+        text = mine.arch_str(tokens)
+        pruned, literal = Cell(parse_cell(text), 3), _every_edge_cell(text, 3)
+        for (to, src), op in zip(pruned.edges, pruned.ops):
+            op.load_state_dict(literal.ops[f"{to}{src}"].state_dict())
+        pruned.eval(), literal.eval()
+        assert torch.allclose(pruned(x), literal(x), atol=1e-6), text

@@ -6,7 +6,7 @@ classifier: :class:`~nasforge.spaces.cell_net.CellNet`'s own modules, shared by 
 each cell replaced by a :class:`SuperCell`: per cell position and per edge one weight set for each
 operation that has weights (ReLU-conv 1x1-BN and ReLU-conv 3x3-BN, each with its own batch norm);
 ``none``, ``skip_connect`` and ``avg_pool_3x3`` have none. A path runs the chosen operation of every
-edge; edges the stand-alone cell drops (``none``, or fed only by zeros) are dropped here by the same
+edge; edges the stand-alone cell drops (``none``, fed only by zeros, or never read) are dropped here by the same
 rule (:func:`~nasforge.spaces.cell_net.live_edges`), so :meth:`CellSuperNet.extract` gives a
 :class:`CellNet` that computes exactly what the supernet computes on that path (tested).
 

@@ -89,19 +89,28 @@ def edge_op(op: str, channels: int) -> nn.Module:
 
 
 def live_edges(edges: List[Tuple[int, int, str]]) -> Tuple[List[Tuple[int, int, str]], bool]:
-    """The edges that carry a function of the cell input, in computing order, and whether the output
-    does: a ``none`` edge, or one read from a node fed only by zeros, contributes nothing."""
+    """The edges that carry a function of the cell input to its output, in computing order, and
+    whether the output carries one. An edge is dropped when it adds nothing: a ``none`` edge, one
+    read from a node fed only by zeros, or one into a node whose value never reaches the output.
+    An edge is built exactly when removing it would change what the cell computes (tested over all
+    15,625 cells), so the parameters, FLOPs and latency a child reports are those of its function."""
     live = {0}  # nodes that carry a function of the input (not identically zero)
-    kept = []
+    forward = []
     for to, src, op in sorted(edges):
         if op != "none" and src in live:
             live.add(to)
+            forward.append((to, src, op))
+    read = {NODES - 1}  # nodes whose value reaches the output through the edges kept so far
+    kept = []
+    for to, src, op in reversed(forward):  # every edge out of a node comes before the edges into it
+        if to in read:
+            read.add(src)
             kept.append((to, src, op))
-    return kept, NODES - 1 in live
+    return kept[::-1], NODES - 1 in live
 
 
 class Cell(nn.Module):
-    """Four nodes, each the sum of its incoming edges; edges fed only by zeros are dropped."""
+    """Four nodes, each the sum of its incoming edges; edges that add nothing are not built."""
 
     def __init__(self, edges: List[Tuple[int, int, str]], channels: int):
         super().__init__()
