@@ -140,8 +140,8 @@ def test_cell_net_spec_errors():
 def test_an_edge_is_built_exactly_when_removing_it_changes_the_function(spaces):
     """Over all 15,625 cells: the built edges are those whose removal changes the table's expression
     of the cell (so no edge is built that adds nothing to the output, and none is missing).
-    Before unread edges were dropped, |conv3x3~0|+|conv3x3~0|none~1|+|none~0|conv3x3~1|none~2|
-    built a 3x3 conv into node 2 that nothing reads, and reported 1.5 times its twin's size."""
+    Before unread edges were dropped, |nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|nor_conv_3x3~1|none~2|
+    built a 3x3 conv into node 2 that nothing reads: three convs where its function has two."""
     from nasforge.tables.nb201 import EDGES, named_cell_function
 
     mine, _ = spaces
@@ -177,7 +177,9 @@ def _every_edge_cell(text: str, channels: int) -> torch.nn.Module:
 
 
 def test_dropped_edges_do_not_change_what_a_cell_computes(spaces):
-    """Every 23rd cell (680; 23 is prime to 5, so every edge takes every op), against the literal cell with the same weights."""
+    """Every 23rd cell (680; 23 is prime to 5, so every edge takes every op) against the literal cell
+    with the same weights. Fresh batch norm in eval mode maps 0 to 0, so the literal cell also
+    keeps NB-201's rule that whatever is fed only by zeros is zero."""
     mine, _ = spaces
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 5)
