@@ -142,9 +142,10 @@ def test_dashboard_follows_a_running_search(browser, tmp_path):
         # click a trial: its architecture drawing appears
         browser.execute_script("NF_show('trials')")
         _click(browser, '#trials-table tbody tr[data-number="7"]')
-        drawing = _wait(lambda: browser.find_elements("css selector", '#arch-drawing[data-trial="7"] svg'), 30,
-                        "trial 7's drawing")
-        text = drawing[0].get_attribute("textContent")
+        # found and read in one script: the page may redraw it between two WebDriver calls (a stale element)
+        text = _wait(lambda: browser.execute_script(
+            "const svg = document.querySelector('#arch-drawing[data-trial=\"7\"] svg'); return svg && svg.textContent"),
+            30, "trial 7's drawing")
         assert "input" in text and "L0:" in text and "L3:" in text and "readout" in text and "fc to classes" in text
         _shoot(browser, shots, "arch")
         for view in ("progress", "workers", "pareto", "learning", "importance"):
