@@ -27,7 +27,7 @@ from ..spaces.cell_net import NODES, Cell, CellNet, edge_op, live_edges, parse_c
 from ..spaces.nb201_cell import NB201CellSpace
 
 WEIGHTED = ("nor_conv_1x1", "nor_conv_3x3")  # the operations with weights of their own
-Path = Tuple[List[Tuple[int, int, str]], bool]  # live edges (to, from, op) and whether the output is live
+Path = List[Tuple[int, int, str]]  # the live edges (to, from, op); none when the output is cut off
 
 
 def _edge(to: int, src: int) -> str:
@@ -48,11 +48,10 @@ class SuperCell(nn.Module):
         return self.choices[_edge(to, src)][op] if op in WEIGHTED else self.free[op]
 
     def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
-        edges, output_live = path
-        if not output_live:
+        if not path:  # the output is cut off from the input
             return torch.zeros_like(x)
         nodes = {0: x}
-        for to, src, op in edges:  # the stand-alone Cell's order, so the sums agree to the bit
+        for to, src, op in path:  # the stand-alone Cell's order, so the sums agree to the bit
             y = self.op(to, src, op)(nodes[src])
             nodes[to] = nodes[to] + y if to in nodes else y
         return nodes[NODES - 1]
@@ -99,7 +98,7 @@ class CellSuperNet(nn.Module):
     @torch.no_grad()
     def extract(self, tokens: Sequence[int]) -> CellNet:
         """The stand-alone network of ``tokens`` with the supernet's weights and statistics copied in."""
-        edges, _ = self.path(tokens)
+        edges = self.path(tokens)
         net = self.space.build(tokens, self.input_shape, self.num_classes)
         for mine, theirs in ((net.stem, self.stem), (net.last, self.last), (net.classifier, self.classifier)):
             mine.load_state_dict(theirs.state_dict())
