@@ -6,7 +6,9 @@ Each search is the real CLI (`nasforge search --budget 100000`), stopped with SI
 --rerank R --seed SEED` chooses the architecture (R = 1: the search's best; R = 3, nasforge's
 default: the best of the top 3 after each is trained with the final recipe on the search's own
 split), trains it with the final recipe on train+validation and tests it. ``--retrain-only``
-repeats that step on searches kept with ``--keep``, without searching again.
+repeats that step on searches kept with ``--keep``, without searching again; ``--search-only``
+runs the searches and leaves that step for later (so that slow retrains can run side by side
+after the timed searches, which want the machine to themselves).
 
 The hand-designed baselines to compare with are `mobile_hand_designed.py --retrain` (MobileNetV2
 scaled down, for mobile-blocks) and `nb201_resnet.py --retrain` (a small ResNet, for nb201-cell),
@@ -14,7 +16,7 @@ trained with the same recipe over the same seeds.
 
     python benchmarks/search/image_space_searches.py --space mobile-blocks --dataset digits \\
         --seeds 0 1 2 --minutes 10 [--workers 2] [--set execution.threads_per_worker=1 ...] \\
-        [--rerank 1] [--keep FOLDER [--retrain-only]]
+        [--rerank 1] [--keep FOLDER [--retrain-only | --search-only]]
 
 One JSON line per seed: children finished, the trial chosen (its validation accuracy, summary,
 parameters, FLOPs) and its retrained test accuracy.
@@ -88,10 +90,14 @@ def main() -> None:
     parser.add_argument("--keep", help="keep the experiments in this folder (default: a temporary one)")
     parser.add_argument("--retrain-only", action="store_true",
                         help="no search: retrain the searches already kept in --keep (with another --rerank, say)")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only the timed searches, kept in --keep; retrain them later with --retrain-only")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="passed to nasforge search")
     args = parser.parse_args()
     if args.retrain_only and not args.keep:
         parser.error("--retrain-only needs --keep, the folder holding the searches")
+    if args.search_only and (args.retrain_only or not args.keep):
+        parser.error("--search-only needs --keep (where the searches are kept) and excludes --retrain-only")
     accs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
@@ -103,6 +109,9 @@ def main() -> None:
                             "workers": args.workers,
                             "search_s": round(search(args.space, args.dataset, seed, args.minutes, args.workers,
                                                      args.sets, folder), 1)}
+            if args.search_only:
+                print(json.dumps({"seed": seed, **searched}), flush=True)
+                continue
             result = {**searched, **retrain(folder, seed, args.rerank, args.retrain_epochs)}
             accs.append(result["test_acc"])
             print(json.dumps(result), flush=True)
