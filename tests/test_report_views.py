@@ -87,6 +87,23 @@ def test_population_view_replays_aging_evolution(evolution_run):
     assert all(1 <= p["distinct"] <= 5 and 0 <= p["diversity"] <= 1 for p in series)
 
 
+def test_twins_under_the_hash_each_show_their_own_summary():
+    """One update rule written two ways shares a hash (one drawing), but each trial's row shows
+    the rule as that trial wrote it."""
+    from nasforge.spaces.update_rules import UpdateRuleSpace
+    from nasforge.store.records import TrialRecord
+
+    space = UpdateRuleSpace()
+    written = [space.tokens_for([("sign(g)", "1", "identity", "identity", "keep_left")], 0.03),
+               space.tokens_for([("g^3", "1", "sign", "identity", "power")], 0.03)]
+    assert space.arch_hash(written[0]) == space.arch_hash(written[1])
+    trials = [TrialRecord(i, i, 0, "COMPLETE", list(t), space.arch_hash(t), i, {}, {"val_acc": 0.5}, 0.5, 0.5,
+                          None, False, 1.0 + i, 2.0 + i) for i, t in enumerate(written)]
+    rows, _ = views.trial_rows(trials, space, 0.0, 10.0)
+    assert [r["summary"] for r in rows] == ["0.03 * sign(g)", "0.03 * power(sign(g^3), 1)"]
+    assert rows[0]["arch"] == rows[1]["arch"]
+
+
 def test_importance_says_why_it_is_missing():
     rows = [{"state": "COMPLETE", "objective": 0.5, "tokens": [0, 1]} for _ in range(3)]
     assert "needs at least 8 completed trials (3 so far)" in importance(ChainCNNSpace(1), rows)["reason"]

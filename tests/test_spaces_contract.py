@@ -3,9 +3,10 @@
 Property tests (hypothesis) over random token sequences: ``validate`` accepts exactly the in-range
 sequences of the right length (anything else is an ``InvalidArchitectureError``, never another
 exception), ``encode``/``decode`` round-trip, ``canonical`` is idempotent and ``arch_hash`` is
-stable (list, tuple, numpy, a fresh instance) and equal exactly for equal canonical forms (twins
-share a hash), ``mutate`` returns a valid different architecture, ``neighbours`` are valid; spaces
-that build networks build one that runs forward, and twins build the same function.
+stable (list, tuple, numpy, a fresh instance) and equal for equal canonical forms (twins share a
+hash), and only for them unless the space hashes by behaviour; ``mutate`` returns a valid different
+architecture, ``neighbours`` are valid; spaces that build networks build one that runs forward,
+and twins build the same function.
 
 Neighbourhoods: most spaces change one decision (``mutate`` changes exactly one; ``neighbours`` is
 every valid sequence at distance one). Spaces backed by a table of measured rows stay in it
@@ -35,6 +36,9 @@ class Case(NamedTuple):
     #: False where twins compute the same function only up to their weights: nb201-cell keeps the
     #: table's hash, under which a cell's dead edges still hold (unused) weights
     identical_twins: bool = True
+    #: the hash also joins what canonical tokens cannot see as equal (update-rules: one optimiser
+    #: written two ways; tests/test_update_rules.py checks that such rules perform the same updates)
+    hash_by_behaviour: bool = False
 
 
 def _chain(**settings) -> Callable[[], SearchSpace]:
@@ -63,7 +67,8 @@ CASES: Dict[str, List[Case]] = {
     "own-table": [Case(_named("own-table", table=str(MNIST1D_CHAIN)), True, (1, 40))],
     "mnist1d-chain": [Case(_named("mnist1d-chain"), True, (1, 40))],
     "mnist1d-chain-nearest": [Case(_named("mnist1d-chain-nearest"), True, (1, 40))],
-    "update-rules": [Case(_named("update-rules")), Case(_named("update-rules", groups=2, weight_bits=2))],
+    "update-rules": [Case(_named("update-rules"), hash_by_behaviour=True),
+                     Case(_named("update-rules", groups=2, weight_bits=2), hash_by_behaviour=True)],
 }
 
 PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name in sorted(SPACES.builtins)
@@ -159,8 +164,10 @@ def test_canonical_is_idempotent_and_twins_share_a_stable_hash(name, index, data
     assert len(digest) == 16 and int(digest, 16) >= 0
     assert digest == space.arch_hash(canonical) == space.arch_hash(list(tokens)) == space.arch_hash(np.asarray(tokens))
     assert case_of(name, index).make().arch_hash(tokens) == digest  # a fresh instance agrees
-    for other in space.neighbours(tokens)[:12]:  # equal hash exactly for equal canonical forms
-        assert (space.arch_hash(other) == digest) == (space.canonical(other) == canonical), other
+    by_behaviour = case_of(name, index).hash_by_behaviour
+    for other in space.neighbours(tokens)[:12]:  # equal hash for equal canonical forms (and only them)
+        same_hash, same_form = space.arch_hash(other) == digest, space.canonical(other) == canonical
+        assert same_hash >= same_form if by_behaviour else same_hash == same_form, other
 
 
 @over_spaces

@@ -18,9 +18,10 @@ while the best is at an end of the range tried; Bop over gamma x tau (learning r
 
 With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
 reinforce-elite, inline, seed 0, children trained for ``--epochs``); its ``--rerank`` best rules
-of distinct behaviour (``behaviour``) are trained on the selection seeds and the best of them by mean validation accuracy is the
-found rule. With ``--rule FILE`` (the JSON of an earlier run) that run's found rule, its learning
-rate unchanged, is measured on this task instead: the transfer tables.
+of distinct behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
+of them by mean validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier
+run) that run's found rule, its learning rate unchanged, is measured on this task instead: the
+transfer tables.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
         [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
@@ -42,8 +43,7 @@ import torch
 from nasforge import SearchConfig, run_search
 from nasforge.data import load_dataset
 from nasforge.quant import meta_train
-from nasforge.quant.fake import weight_levels
-from nasforge.quant.rules import RuleOptimizer, formula
+from nasforge.quant.rules import formula
 from nasforge.spaces.update_rules import LEARNING_RATES, REFERENCE_RULES, UpdateRuleSpace
 from nasforge.store import Store, store_path
 
@@ -120,19 +120,6 @@ def tune(task: Task, seeds: Sequence[int]) -> Dict[str, Dict]:
     return chosen
 
 
-def behaviour(groups, lr: float, bits: int) -> tuple:
-    """What a rule does: a weight vector after 30 steps of it on fixed random gradients. Rules that
-    the space's canonical form keeps apart can be one rule (``power(sign(g^3), x)`` is ``sign(g)``
-    for every x); the search's best children are made distinct by this, not by their tokens."""
-    gen = torch.Generator().manual_seed(0)
-    p = torch.nn.Parameter(torch.randn(64, generator=gen) * 0.1)
-    opt = RuleOptimizer([p], groups, lr, quantise=lambda w: weight_levels(w.view(1, -1), bits).view(-1))
-    for _ in range(30):
-        p.grad = torch.randn(64, generator=gen) * 0.01
-        opt.step()
-    return tuple(f"{v:.5f}" for v in p.detach().tolist())
-
-
 def search(task: Task, args) -> List[Dict]:
     """The search's ``--rerank`` best rules of distinct behaviour, each with its mean validation
     accuracy on the selection seeds; the first is the found rule. An experiment folder that holds
@@ -152,7 +139,7 @@ def search(task: Task, args) -> List[Dict]:
     space, seen, candidates = task.space(), set(), []
     for record in trials:
         groups, lr = space.rule(record.tokens)
-        key = behaviour(groups, lr, task.bits)
+        key = space.arch_hash(record.tokens)  # one optimiser written two ways has one hash
         if key in seen:
             continue
         seen.add(key)

@@ -63,8 +63,10 @@ def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
             "strategy_settings": {k: v for k, v in config["strategy"].items() if k != "name"}}
 
 
-def trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, Any]], List[str], Dict[str, str]]:
-    """One row per trial (numeric metrics only), the metric names seen, and a drawing key per trial."""
+def trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """One row per trial (numeric metrics only, its drawing key ``arch``, its own summary) and the
+    metric names seen. Summaries go by tokens, not by hash: twins under the hash (isomorphic cells,
+    one update rule written two ways) each show what they were written as."""
     rows, names, summaries = [], [], {}
     seen = set()
     for t in trials:
@@ -76,11 +78,12 @@ def trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, 
                 if name not in seen:
                     seen.add(name)
                     names.append(name)
-        if t.arch_hash not in summaries:
+        written = tuple(t.tokens)
+        if written not in summaries:
             try:
-                summaries[t.arch_hash] = space.summary(t.tokens)
+                summaries[written] = space.summary(t.tokens)
             except Exception as exc:  # noqa: BLE001 - a stored architecture the space now refuses
-                summaries[t.arch_hash] = f"(cannot be read: {exc})"
+                summaries[written] = f"(cannot be read: {exc})"
         end = t.finished if t.finished is not None else (now if t.state == "RUNNING" else None)
         rows.append({
             "id": t.id, "number": t.number, "attempt": t.attempt, "state": t.state,
@@ -89,10 +92,10 @@ def trial_rows(trials, space, start: float, now: float) -> Tuple[List[Dict[str, 
             "end": None if end is None else round(end - start, 3),
             "duration": None if t.duration is None else round(t.duration, 3),
             "worker": t.worker or ("driver" if t.state != "RUNNING" else "running"),
-            "error": t.error, "metrics": metrics, "arch": t.arch_hash, "summary": summaries[t.arch_hash],
+            "error": t.error, "metrics": metrics, "arch": t.arch_hash, "summary": summaries[written],
             "tokens": list(t.tokens),
         })
-    return rows, names, summaries
+    return rows, names
 
 
 def best_so_far(rows: Sequence[Dict[str, Any]], direction: str) -> List[Optional[float]]:
@@ -177,7 +180,7 @@ def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
     trials = store.trials()
     now = time.time()
     start = min((t.started for t in trials if t.started is not None), default=now)
-    rows, names, _ = trial_rows(trials, space, start, now)
+    rows, names = trial_rows(trials, space, start, now)
     settings = _settings(config)
     data: Dict[str, Any] = {
         "name": experiment.name or str(experiment), "path": str(experiment), "settings": settings,

@@ -6,8 +6,10 @@ Per group k the decisions are the paper's subsequence ``op1, op2, u1, u2, b`` (g
 results r1..r{k-1}, the paper's nested form), then one learning rate; the last group is the update
 (``nasforge/quant/rules.py`` interprets it). Every token sequence is a rule. ``canonical`` zeroes
 what cannot change the update: an operand under ``drop``, the right side of ``keep_left``, and every
-group the last one does not read. Constants of the interpreter (betas, Bop's gamma and tau, eps),
-the weight bits and the child network are settings, stored with the search.
+group the last one does not read. Tokens cannot see algebra (``power(sign(g^3), 1)`` is
+``sign(g)``), so ``arch_hash`` identifies a rule by what it does (``behaviour``): strategies never
+train one optimiser twice under other tokens. Constants of the interpreter (betas, Bop's gamma and
+tau, eps), the weight bits and the child network are settings, stored with the search.
 
 SGD with momentum, Adam, PowerSign, AddSign and Bop are in the space (``REFERENCE_RULES``;
 ``tests/test_update_rules.py`` checks each against torch.optim or its paper's formula).
@@ -15,14 +17,20 @@ SGD with momentum, Adam, PowerSign, AddSign and Bop are in the space (``REFERENC
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..quant.fake import check_bits
-from ..quant.rules import BINARY, OPERANDS, UNARY, check_rule, formula, used_groups
+import torch
+
+from ..quant.fake import check_bits, weight_levels
+from ..quant.rules import BINARY, OPERANDS, UNARY, RuleOptimizer, check_rule, formula, used_groups
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, Tokens
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 FIELDS = ("op1", "op2", "u1", "u2", "b")
+PROBES = 192  # random optimiser states a rule's behaviour is read at (8 channels of 24 weights)
+HASHES_KEPT = 200_000  # arch_hash remembers this many canonical rules (a few tens of MB at most)
 
 #: Known optimisers as rules: (groups, learning rate). SGD's rate is torch's 0.01 / (1 - beta1),
 #: since ``m`` is the running mean and torch's momentum buffer its sum; Bop flips a weight
@@ -66,6 +74,7 @@ class UpdateRuleSpace(SearchSpace):
         self._decisions = [Decision(f"G{k + 1}.{field}", choices)
                            for k in range(groups) for field, choices in zip(FIELDS, self._choices(k))]
         self._decisions.append(Decision("lr", LEARNING_RATES))
+        self._hashes: Dict[Tokens, str] = {}
 
     @staticmethod
     def _choices(k: int):
@@ -123,6 +132,60 @@ class UpdateRuleSpace(SearchSpace):
             if k not in used:
                 t[5 * k: 5 * k + 5] = [0] * 5
         return tuple(t)
+
+    def behaviour(self, tokens: Sequence[int]) -> Optional[Tuple[str, ...]]:
+        """What the rule does: ``lr`` times its update at PROBES fixed random optimiser states, to
+        10 significant digits (float64 rounding is far below that; ``exp(tau)`` against 1 is above).
+        Equal for updates that agree as functions of the optimiser's state at all these points,
+        whatever their tokens; None where an update is not finite (such rules are then told apart
+        by their tokens). The probes:
+
+        * every operand spans many magnitudes (1e-8 to 10 with random signs; the second moment 1e-16
+          to 100) and is exactly 0 at some probes, alone and together with the gradient (a dead
+          unit, a moment that never moved: ``sign`` and ``power`` tell 0 apart);
+        * the weights form 8 channels of scales 1e-3 to 10, half of each spread evenly, so that
+          quantising gives every level and channels get different scales;
+        * the step is the 4th, so bias corrections differ from 1.
+        """
+        groups, lr = self.rule(self.canonical(tokens))
+        gen = torch.Generator().manual_seed(0)
+        index = torch.arange(PROBES)
+
+        def draw(zero_every: int, low: float = -8.0, high: float = 1.0, signed: bool = True) -> torch.Tensor:
+            """Zero at every ``zero_every``-th probe: coprime periods put zeros alone and together."""
+            magnitude = 10.0 ** (low + (high - low) * torch.rand(PROBES, generator=gen, dtype=torch.float64))
+            signs = torch.where(torch.rand(PROBES, generator=gen, dtype=torch.float64) < 0.5, -1.0, 1.0)
+            return (magnitude * signs if signed else magnitude) * (index % zero_every != 0)
+
+        c = self.constants
+        channel_scale = 10.0 ** torch.linspace(-3, 1, 8, dtype=torch.float64).repeat_interleave(PROBES // 8)
+        even = (2 * torch.rand(PROBES, generator=gen, dtype=torch.float64) - 1) * channel_scale
+        p = torch.nn.Parameter(torch.where(index % 2 == 0, even, draw(13)))
+        p.grad = draw(3)
+        bits = self.weight_bits
+        optimiser = RuleOptimizer([p], groups, lr, quantise=lambda w: weight_levels(w.view(8, -1), bits).view(-1),
+                                  betas=(c["beta1"], c["beta2"]), gamma=c["gamma"], tau=c["tau"], eps=c["eps"])
+        optimiser.state[p].update(step=3, m=draw(5), v=draw(7, -16.0, 2.0, signed=False), m_bop=draw(11))
+        with torch.no_grad():
+            values = (lr * optimiser.update(p, optimiser.param_groups[0])).expand(PROBES)
+        if not bool(torch.isfinite(values).all()):
+            return None
+        return tuple(f"{v + 0.0:.10g}" for v in values.tolist())  # + 0.0: -0.0 and 0.0 are one value
+
+    def arch_hash(self, tokens: Sequence[int]) -> str:
+        """Equal for rules of equal :meth:`behaviour` (one optimiser), else for equal canonical
+        tokens where the update is not finite. Remembered per canonical rule: a strategy hashes
+        many samples per child, and reading a behaviour costs about a millisecond."""
+        canonical = self.canonical(tokens)
+        digest = self._hashes.get(canonical)
+        if digest is None:
+            what = self.behaviour(canonical)
+            key = ["tokens", list(canonical)] if what is None else ["behaviour", list(what)]
+            payload = json.dumps([self.name, self.config(), key], sort_keys=True)
+            digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+            if len(self._hashes) < HASHES_KEPT:
+                self._hashes[canonical] = digest
+        return digest
 
     # ---- presentation -----------------------------------------------------------------------------
     def summary(self, tokens: Sequence[int]) -> str:
