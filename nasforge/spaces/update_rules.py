@@ -141,31 +141,32 @@ class UpdateRuleSpace(SearchSpace):
         by their tokens). The probes:
 
         * every operand spans many magnitudes (1e-8 to 10 with random signs; the second moment 1e-16
-          to 100) and is exactly 0 at some probes, alone and together with the gradient (a dead
-          unit, a moment that never moved: ``sign`` and ``power`` tell 0 apart);
+          to 100) and none is exactly 0: rules that differ only where a gradient is exactly 0
+          (``power(sign(g^3), x)`` and ``sign(g)`` for an ``x`` that can be negative) are one
+          optimiser in training, where such gradients do not occur (the 1-bit search's ten best
+          rules of that kind scored the same 49.0% on every selection seed);
         * the weights form 8 channels of scales 1e-3 to 10, half of each spread evenly, so that
-          quantising gives every level and channels get different scales;
+          quantising gives every level (0 included) and channels get different scales;
         * the step is the 4th, so bias corrections differ from 1.
         """
         groups, lr = self.rule(self.canonical(tokens))
         gen = torch.Generator().manual_seed(0)
         index = torch.arange(PROBES)
 
-        def draw(zero_every: int, low: float = -8.0, high: float = 1.0, signed: bool = True) -> torch.Tensor:
-            """Zero at every ``zero_every``-th probe: coprime periods put zeros alone and together."""
+        def draw(low: float = -8.0, high: float = 1.0, signed: bool = True) -> torch.Tensor:
             magnitude = 10.0 ** (low + (high - low) * torch.rand(PROBES, generator=gen, dtype=torch.float64))
             signs = torch.where(torch.rand(PROBES, generator=gen, dtype=torch.float64) < 0.5, -1.0, 1.0)
-            return (magnitude * signs if signed else magnitude) * (index % zero_every != 0)
+            return magnitude * signs if signed else magnitude
 
         c = self.constants
         channel_scale = 10.0 ** torch.linspace(-3, 1, 8, dtype=torch.float64).repeat_interleave(PROBES // 8)
         even = (2 * torch.rand(PROBES, generator=gen, dtype=torch.float64) - 1) * channel_scale
-        p = torch.nn.Parameter(torch.where(index % 2 == 0, even, draw(13)))
-        p.grad = draw(3)
+        p = torch.nn.Parameter(torch.where(index % 2 == 0, even, draw()))
+        p.grad = draw()
         bits = self.weight_bits
         optimiser = RuleOptimizer([p], groups, lr, quantise=lambda w: weight_levels(w.view(8, -1), bits).view(-1),
                                   betas=(c["beta1"], c["beta2"]), gamma=c["gamma"], tau=c["tau"], eps=c["eps"])
-        optimiser.state[p].update(step=3, m=draw(5), v=draw(7, -16.0, 2.0, signed=False), m_bop=draw(11))
+        optimiser.state[p].update(step=3, m=draw(), v=draw(-16.0, 2.0, signed=False), m_bop=draw())
         with torch.no_grad():
             values = (lr * optimiser.update(p, optimiser.param_groups[0])).expand(PROBES)
         if not bool(torch.isfinite(values).all()):
