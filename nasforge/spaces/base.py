@@ -138,7 +138,11 @@ class SearchSpace(ABC):
 
     def arch_hash(self, tokens: Sequence[int]) -> str:
         """Identifies duplicates: equal for architectures that build the same network."""
-        payload = json.dumps([self.name, self.config(), list(self.canonical(tokens))], sort_keys=True)
+        return self._digest(list(self.canonical(tokens)))
+
+    def _digest(self, key: Any) -> str:
+        """16 hex digits of this space (name and settings) and ``key`` (JSON): the hash's form."""
+        payload = json.dumps([self.name, self.config(), key], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # ---- neighbourhood ------------------------------------------------------------------------

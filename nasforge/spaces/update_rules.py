@@ -17,8 +17,6 @@ SGD with momentum, Adam, PowerSign, AddSign and Bop are in the space (``REFERENC
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -149,9 +147,8 @@ class UpdateRuleSpace(SearchSpace):
           quantising gives every level (0 included) and channels get different scales;
         * the step is the 4th, so bias corrections differ from 1.
         """
-        groups, lr = self.rule(self.canonical(tokens))
+        groups, lr = self.rule(tokens)  # the interpreter computes only what canonical keeps
         gen = torch.Generator().manual_seed(0)
-        index = torch.arange(PROBES)
 
         def draw(low: float = -8.0, high: float = 1.0, signed: bool = True) -> torch.Tensor:
             magnitude = 10.0 ** (low + (high - low) * torch.rand(PROBES, generator=gen, dtype=torch.float64))
@@ -161,7 +158,7 @@ class UpdateRuleSpace(SearchSpace):
         c = self.constants
         channel_scale = 10.0 ** torch.linspace(-3, 1, 8, dtype=torch.float64).repeat_interleave(PROBES // 8)
         even = (2 * torch.rand(PROBES, generator=gen, dtype=torch.float64) - 1) * channel_scale
-        p = torch.nn.Parameter(torch.where(index % 2 == 0, even, draw()))
+        p = torch.nn.Parameter(torch.where(torch.arange(PROBES) % 2 == 0, even, draw()))
         p.grad = draw()
         bits = self.weight_bits
         optimiser = RuleOptimizer([p], groups, lr, quantise=lambda w: weight_levels(w.view(8, -1), bits).view(-1),
@@ -181,9 +178,7 @@ class UpdateRuleSpace(SearchSpace):
         digest = self._hashes.get(canonical)
         if digest is None:
             what = self.behaviour(canonical)
-            key = ["tokens", list(canonical)] if what is None else ["behaviour", list(what)]
-            payload = json.dumps([self.name, self.config(), key], sort_keys=True)
-            digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+            digest = super().arch_hash(canonical) if what is None else self._digest(["behaviour", list(what)])
             if len(self._hashes) < HASHES_KEPT:
                 self._hashes[canonical] = digest
         return digest
