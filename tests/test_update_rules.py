@@ -233,3 +233,26 @@ def test_a_diverging_rule_fails_its_trial_with_a_reason(tiny_digits):
 def test_rule_train_refuses_a_network_space(tiny_digits):
     with pytest.raises(ValueError, match="update rules"):
         create_estimator("rule-train").setup(SPACES.create("chain-cnn", num_layers=2, dims=2), tiny_digits)
+
+
+def test_repeats_score_the_mean_of_several_seeds_and_the_first_is_the_trials_own(tiny_digits):
+    space = SPACES.create("update-rules", child_layers=2)
+    tokens = space.tokens_for(*REFERENCE_RULES["addsign"])
+    once = create_estimator("rule-train", epochs=2, batch_size=32)
+    once.setup(space, tiny_digits)
+    thrice = create_estimator("rule-train", epochs=2, batch_size=32, repeats=3)
+    thrice.setup(space, tiny_digits)
+    single, mean = once.evaluate(tokens, seed=7), thrice.evaluate(tokens, seed=7)
+    runs = mean["val_acc_runs"]
+    assert runs[0] == single["val_acc"]  # one repeat trains exactly as the estimator always did
+    assert len(runs) == 3 and len(set(runs)) > 1  # other seeds, other trainings
+    assert mean["val_acc"] == pytest.approx(np.mean(runs))
+    assert len(mean["val_acc_history"]) == 2 and mean["params"] == single["params"]
+    assert thrice.evaluate(tokens, seed=7)["val_acc_runs"] == runs  # the seeds follow from the trial's
+    assert "val_acc_runs" in thrice.produces() and "val_acc_runs" not in single
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
+def test_repeats_must_be_a_positive_integer(repeats):
+    with pytest.raises(ValueError, match="repeats must be an integer of at least 1"):
+        create_estimator("rule-train", repeats=repeats)
