@@ -238,7 +238,7 @@ def test_rule_train_refuses_a_network_space(tiny_digits):
 def test_repeats_score_the_mean_of_several_seeds_and_the_first_is_the_trials_own(tiny_digits):
     space = SPACES.create("update-rules", child_layers=2)
     tokens = space.tokens_for(*REFERENCE_RULES["addsign"])
-    once = create_estimator("rule-train", epochs=2, batch_size=32)
+    once = create_estimator("rule-train", epochs=2, batch_size=32, repeats=1)
     once.setup(space, tiny_digits)
     thrice = create_estimator("rule-train", epochs=2, batch_size=32, repeats=3)
     thrice.setup(space, tiny_digits)

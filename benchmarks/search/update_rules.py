@@ -26,7 +26,7 @@ transfer tables.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
         [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 1] [--workers 1] [--json out.json]
+        [--rerank 10] [--repeats 2] [--workers 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--search-budget", type=int, default=0)
     parser.add_argument("--strategy", default="reinforce-elite")
     parser.add_argument("--rerank", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--repeats", type=int, default=2,
                         help="training seeds per search child, its reward their mean validation accuracy")
     parser.add_argument("--workers", type=int, default=1, help="the search's workers (1: inline)")
     parser.add_argument("--experiment", help="the search's experiment folder (default: a new one under /tmp)")

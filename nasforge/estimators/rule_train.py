@@ -10,6 +10,9 @@ fails its trial (``TrialFailed``), never the search.
 At 1 or 2 bits one optimiser's validation accuracy moves by several points from one training seed
 to the next, more than many rules differ by. ``repeats`` trains the child that many times, with
 seeds derived from the trial's, and scores the mean, so a search ranks rules rather than seeds.
+The default is 2: on 2-bit MNIST-1D, 700 children scored on two seeds found a rule 7.6 points above
+the best baseline on held-out seeds, 1,400 children scored on one seed one 1.5 points below it
+(docs/benchmarks-quantised.md).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class RuleTrainEstimator(Estimator):
     name = "rule-train"
 
     def __init__(self, dataset: str = "mnist1d", epochs: int = 4, batch_size: int = 64, other_lr: float = 1e-3,
-                 val_fraction: float = 0.2, split_seed: int = 0, score_epochs: int = 1, repeats: int = 1,
+                 val_fraction: float = 0.2, split_seed: int = 0, score_epochs: int = 1, repeats: int = 2,
                  device: str = "auto"):
         for key, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 2), ("score_epochs", score_epochs, 1),
                                 ("repeats", repeats, 1)):
