@@ -18,7 +18,7 @@ while the best is at an end of the range tried; Bop over gamma x tau (learning r
 
 With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
 reinforce-elite, seed 0, children trained for ``--epochs``, each ``--repeats`` times with seeds of
-its own, scored by the mean; inline, or ``--workers`` local processes); its ``--rerank`` best rules
+its own, scored by the mean; inline); its ``--rerank`` best rules
 of distinct behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
 of them by mean validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier
 run) that run's found rule, its learning rate unchanged, is measured on this task instead: the
@@ -26,7 +26,7 @@ transfer tables.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
         [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 2] [--workers 1] [--json out.json]
+        [--rerank 10] [--repeats 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -129,8 +129,7 @@ def search(task: Task, args) -> List[Dict]:
     config.space = {"name": "update-rules", "weight_bits": task.bits, "child_layers": task.child_layers}
     config.strategy = {"name": args.strategy}
     config.training = {"epochs": task.epochs, "repeats": args.repeats}
-    config.execution = ({"name": "inline"} if args.workers == 1 else
-                        {"name": "local", "workers": args.workers, "threads_per_worker": 1})
+    config.execution = {"name": "inline"}
     folder = args.experiment or tempfile.mkdtemp(prefix="update-rules-")
     start = time.perf_counter()
     result = run_search(config, folder, resume=store_path(folder).exists(), data=task.data)
@@ -181,7 +180,6 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2,
                         help="training seeds per search child, its reward their mean validation accuracy")
-    parser.add_argument("--workers", type=int, default=1, help="the search's workers (1: inline)")
     parser.add_argument("--experiment", help="the search's experiment folder (default: a new one under /tmp)")
     parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
     parser.add_argument("--json")
