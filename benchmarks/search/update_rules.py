@@ -7,7 +7,7 @@ pass, the rule updating their latent values, Adam for biases and batch norm) for
 the 80% training split (split seed 0), and scored on the other 20% (validation) and on the test
 split. Three disjoint sets of training seeds (initialisation and batch order):
 
-* search seeds: those ``run_search`` derives from its seed 0, one per child;
+* search seeds: those ``run_search`` derives from its seed (``--search-seed``, 0), one per child;
 * selection seeds (``--select-seeds``, default 10 11 12): every choice is made on their mean
   validation accuracy: each baseline's setting and the rule kept from the search's best;
 * test seeds (``--test-seeds``, default 100-104): reported, never used to choose anything.
@@ -17,7 +17,7 @@ STE, PowerSign, AddSign, each over five learning rates of the space's grid, exte
 while the best is at an end of the range tried; Bop over gamma x tau (learning rate 1: a flip).
 
 With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
-reinforce-elite, seed 0, children trained for ``--epochs``, each ``--repeats`` times with seeds of
+reinforce-elite, seed ``--search-seed`` (0), children trained for ``--epochs``, each ``--repeats`` times with seeds of
 its own, scored by the mean; inline); its ``--rerank`` best rules
 of distinct behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
 of them by mean validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier
@@ -26,7 +26,7 @@ transfer tables.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
         [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 2] [--json out.json]
+        [--rerank 10] [--repeats 2] [--search-seed 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def search(task: Task, args) -> List[Dict]:
     """The search's ``--rerank`` best rules of distinct behaviour, each with its mean validation
     accuracy on the selection seeds; the first is the found rule. An experiment folder that holds
     the search already is resumed (to its budget), not searched again."""
-    config = SearchConfig(dataset=task.dataset, budget=args.search_budget, seed=0)
+    config = SearchConfig(dataset=task.dataset, budget=args.search_budget, seed=args.search_seed)
     config.space = {"name": "update-rules", "weight_bits": task.bits, "child_layers": task.child_layers}
     config.strategy = {"name": args.strategy}
     config.training = {"epochs": task.epochs, "repeats": args.repeats}
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--select-seeds", type=int, nargs="+", default=[10, 11, 12])
     parser.add_argument("--test-seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     parser.add_argument("--search-budget", type=int, default=0)
+    parser.add_argument("--search-seed", type=int, default=0, help="the search's seed (its children's seeds follow)")
     parser.add_argument("--strategy", default="reinforce-elite")
     parser.add_argument("--rerank", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2,
