@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from .estimators.base import derived_seed
 from .estimators.fidelity import rung_values
 from .execution import EstimatorRecipe, Outcome, Task
 from .execution.base import OK, RETRYABLE
@@ -64,7 +65,7 @@ class SearchResult:
 
 
 def trial_seed(seed: int, number: int) -> int:
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+    return derived_seed(seed, number)
 
 
 @dataclass

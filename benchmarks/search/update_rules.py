@@ -17,9 +17,9 @@ STE, PowerSign, AddSign, each over five learning rates of the space's grid, exte
 while the best is at an end of the range tried; Bop over gamma x tau (learning rate 1: a flip).
 
 With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
-reinforce-elite, seed ``--search-seed`` (0), children trained for ``--epochs``, each ``--repeats`` times with seeds of
-its own, scored by the mean; inline); its ``--rerank`` best rules
-of distinct behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
+reinforce-elite, seed ``--search-seed`` (0), children trained for ``--epochs``, each ``--repeats``
+times with seeds of its own, scored by the mean; inline); its ``--rerank`` best rules of distinct
+behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
 of them by mean validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier
 run) that run's found rule, its learning rate unchanged, is measured on this task instead: the
 transfer tables.

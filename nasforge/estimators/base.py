@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Dict, FrozenSet, Optional
 
+import numpy as np
+
 from .. import registry
 from ..registry import Registry
 from ..spaces.base import SearchSpace, Tokens
 from .fidelity import Pruning
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """A seed of its own for the ``index``-th use of ``seed``: each trial of a search (the loop's
+    ``trial_seed``), each repeated training of one trial (``rule-train``)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 class TrialFailed(Exception):

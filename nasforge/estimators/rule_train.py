@@ -30,7 +30,7 @@ from ..objectives.hardware import count_params
 from ..quant.fake import quantize_weight, weight_levels
 from ..quant.rules import RuleOptimizer
 from ..spaces.base import SearchSpace, Tokens
-from .base import ESTIMATORS, Estimator, TrialFailed
+from .base import ESTIMATORS, Estimator, TrialFailed, derived_seed
 from .device import resolve_device
 from .train import predict
 
@@ -180,4 +180,4 @@ class RuleTrainEstimator(Estimator):
 
 def repeat_seeds(seed: int, repeats: int) -> List[int]:
     """The trial's own seed first (one repeat trains exactly as before), then seeds derived from it."""
-    return [seed] + [int(np.random.SeedSequence([seed, r]).generate_state(1)[0]) for r in range(1, repeats)]
+    return [seed] + [derived_seed(seed, r) for r in range(1, repeats)]
