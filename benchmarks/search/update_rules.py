@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -121,39 +123,65 @@ def tune(task: Task, seeds: Sequence[int]) -> Dict[str, Dict]:
     return chosen
 
 
-def search(task: Task, args) -> List[Dict]:
-    """The search's ``--rerank`` best rules of distinct behaviour, each with its mean validation
-    accuracy on the selection seeds; the first is the found rule. An experiment folder that holds
-    the search already is resumed (to its budget), not searched again."""
-    config = SearchConfig(dataset=task.dataset, budget=args.search_budget, seed=args.search_seed)
-    config.space = {"name": "update-rules", "weight_bits": task.bits, "child_layers": task.child_layers}
-    config.strategy = {"name": args.strategy}
-    config.training = {"epochs": task.epochs, "repeats": args.repeats}
+def _run_one_search(job: Dict) -> Dict:
+    """One search of ``search``, in a process of its own when several run side by side."""
+    torch.set_num_threads(1)
+    config = SearchConfig(dataset=job["dataset"], budget=job["budget"], seed=job["seed"])
+    config.space = {"name": "update-rules", "weight_bits": job["bits"], "child_layers": job["child_layers"]}
+    config.strategy = {"name": job["strategy"]}
+    config.training = {"epochs": job["epochs"], "repeats": job["repeats"]}
     config.execution = {"name": "inline"}
-    folder = args.experiment or tempfile.mkdtemp(prefix="update-rules-")
+    folder = job["folder"]
     start = time.perf_counter()
-    result = run_search(config, folder, resume=store_path(folder).exists(), data=task.data)
+    result = run_search(config, folder, resume=store_path(folder).exists(), data=job.get("data"))
     seconds = time.perf_counter() - start
-    print(f"  search: {result.completed} complete, {result.failed} failed, {seconds:.0f} s", flush=True)
-    with Store(store_path(folder), readonly=True) as store:
-        trials = sorted(store.trials(["COMPLETE"]), key=lambda r: (-r.objective, r.id))
+    print(f"  search seed {job['seed']}: {result.completed} complete, {result.failed} failed, {seconds:.0f} s",
+          flush=True)
+    return {"seed": job["seed"], "folder": str(folder), "complete": result.completed, "failed": result.failed,
+            "seconds": seconds}
+
+
+def search(task: Task, args) -> List[Dict]:
+    """The searches' ``--rerank`` best rules of distinct behaviour, pooled over the searches (one per
+    ``--search-seed``, side by side in processes of their own: independent controllers, so one that
+    settles early on a poor family of rules does not decide the result), each with its mean
+    validation accuracy on the selection seeds; the first is the found rule. An experiment folder
+    that holds a search already is resumed (to its budget), not searched again."""
+    seeds = args.search_seed
+    folders = args.experiment or [tempfile.mkdtemp(prefix=f"update-rules-{s}-") for s in seeds]
+    jobs = [{"dataset": task.dataset, "bits": task.bits, "child_layers": task.child_layers, "epochs": task.epochs,
+             "budget": args.search_budget, "seed": seed, "strategy": args.strategy, "repeats": args.repeats,
+             "folder": folder} for seed, folder in zip(seeds, folders)]
+    start = time.perf_counter()
+    if len(jobs) == 1:
+        runs = [_run_one_search({**jobs[0], "data": task.data})]  # in this process, on the loaded data
+    else:
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            runs = list(pool.map(_run_one_search, jobs))
+    seconds = time.perf_counter() - start
+    print(f"  searches: {seconds:.0f} s wall", flush=True)
+    trials = []
+    for run in runs:
+        with Store(store_path(run["folder"]), readonly=True) as store:
+            trials += [(record, run["seed"]) for record in store.trials(["COMPLETE"])]
+    trials.sort(key=lambda item: (-item[0].objective, item[1], item[0].id))
     space, seen, candidates = task.space(), set(), []
-    for record in trials:
+    for record, seed in trials:
         groups, lr = space.rule(record.tokens)
         key = space.arch_hash(record.tokens)  # one optimiser written two ways has one hash
         if key in seen:
             continue
         seen.add(key)
         candidates.append({"rule": f"{lr:g} * {formula(groups)}", "groups": [list(g) for g in groups], "lr": lr,
-                           "tokens": list(record.tokens), "search_val": record.objective,
+                           "tokens": list(record.tokens), "search_seed": seed, "search_val": record.objective,
                            "select_val": task.selection_val(groups, lr, {}, args.select_seeds)})
-        print(f"  {candidates[-1]['rule']}: search {100 * record.objective:.1f}, "
+        print(f"  {candidates[-1]['rule']}: search seed {seed}, search {100 * record.objective:.1f}, "
               f"selection {100 * candidates[-1]['select_val']:.1f}", flush=True)
         if len(candidates) == args.rerank:
             break
     candidates.sort(key=lambda c: -c["select_val"])
     candidates[0]["search_seconds"] = seconds
-    candidates[0]["search_children"] = {"complete": result.completed, "failed": result.failed}
+    candidates[0]["searches"] = runs
     return candidates
 
 
@@ -176,17 +204,24 @@ def main() -> None:
     parser.add_argument("--select-seeds", type=int, nargs="+", default=[10, 11, 12])
     parser.add_argument("--test-seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     parser.add_argument("--search-budget", type=int, default=0)
-    parser.add_argument("--search-seed", type=int, default=0, help="the search's seed (its children's seeds follow)")
+    parser.add_argument("--search-seed", type=int, nargs="+", default=[0],
+                        help="one search per seed (its children's seeds follow from it), side by side, their "
+                             "best rules pooled")
     parser.add_argument("--strategy", default="reinforce-elite")
     parser.add_argument("--rerank", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2,
                         help="training seeds per search child, its reward their mean validation accuracy")
-    parser.add_argument("--experiment", help="the search's experiment folder (default: a new one under /tmp)")
+    parser.add_argument("--experiment", nargs="+",
+                        help="the searches' experiment folders, one per search seed (default: new ones under /tmp)")
     parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
     parser.add_argument("--json")
     args = parser.parse_args()
     if set(args.select_seeds) & set(args.test_seeds):
         parser.error("the selection and test seeds must be disjoint")
+    if len(set(args.search_seed)) != len(args.search_seed):
+        parser.error("the search seeds must differ")
+    if args.experiment and len(args.experiment) != len(args.search_seed):
+        parser.error("--experiment needs one folder per search seed")
     torch.set_num_threads(1)
     start = time.perf_counter()
     task = Task(args.dataset, args.bits, args.child_layers, args.epochs)
