@@ -1,0 +1,72 @@
+"""``benchmarks/search/update_rules.py`` with several search seeds, run as a user runs it.
+
+Its searches run side by side in processes of their own and their best rules are pooled for the
+re-ranking. The contract: running beside another search does not change a search's children (each
+store holds what a search of that seed alone holds), and the re-ranking draws from every search,
+best search score first, one rule per behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nasforge import SearchConfig, run_search
+from nasforge.spaces.update_rules import UpdateRuleSpace
+from nasforge.store import Store, store_path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search" / "update_rules.py"
+TINY = ["--bits", "2", "--epochs", "1", "--select-seeds", "10", "--test-seeds", "100"]
+
+
+def run_script(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(SCRIPT.parents[2]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(SCRIPT), *TINY, *args], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=tmp_path)
+
+
+def stored(folder) -> list:
+    with Store(store_path(folder), readonly=True) as store:
+        return sorted((r.number, tuple(r.tokens), r.state, r.objective) for r in store.trials())
+
+
+def test_searches_side_by_side_are_each_the_search_alone_and_are_pooled(tmp_path):
+    folders = [str(tmp_path / "s0"), str(tmp_path / "s1")]
+    done = run_script(tmp_path, "--search-budget", "3", "--search-seed", "0", "1", "--rerank", "4",
+                      "--experiment", *folders, "--json", "out.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "out.json").read_text())
+
+    for seed, folder in zip((0, 1), folders):  # the same search alone, in this process
+        config = SearchConfig(dataset="mnist1d", budget=3, seed=seed)
+        config.space = {"name": "update-rules", "weight_bits": 2, "child_layers": 3}
+        config.strategy = {"name": "reinforce-elite"}
+        config.training = {"epochs": 1, "repeats": 2}
+        config.execution = {"name": "inline"}
+        run_search(config, tmp_path / f"alone{seed}")
+        assert stored(folder) == stored(tmp_path / f"alone{seed}")
+
+    space = UpdateRuleSpace(weight_bits=2, child_layers=3)
+    pooled = sorted((-objective, seed, number, tokens) for seed, folder in zip((0, 1), folders)
+                    for number, tokens, state, objective in stored(folder) if state == "COMPLETE")
+    expected, seen = [], set()
+    for minus_objective, seed, _, tokens in pooled:  # best search score first, one rule per behaviour
+        if space.arch_hash(list(tokens)) not in seen:
+            seen.add(space.arch_hash(list(tokens)))
+            expected.append((seed, list(tokens), -minus_objective))
+    candidates = result["candidates"]
+    assert sorted((c["search_seed"], c["tokens"], c["search_val"]) for c in candidates) == sorted(expected[:4])
+    assert [c["select_val"] for c in candidates] == sorted((c["select_val"] for c in candidates), reverse=True)
+    assert result["found"]["tokens"] == candidates[0]["tokens"]
+    assert [(s["seed"], s["complete"] + s["failed"]) for s in candidates[0]["searches"]] == [(0, 3), (1, 3)]
+
+
+def test_search_seeds_and_folders_are_checked(tmp_path):
+    for args, message in ((["--search-seed", "0", "0"], "the search seeds must differ"),
+                          (["--search-seed", "0", "1", "--experiment", "a"], "one folder per search seed")):
+        done = run_script(tmp_path, "--search-budget", "3", *args)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
