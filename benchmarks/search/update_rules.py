@@ -7,7 +7,7 @@ pass, the rule updating their latent values, Adam for biases and batch norm) for
 the 80% training split (split seed 0), and scored on the other 20% (validation) and on the test
 split. Three disjoint sets of training seeds (initialisation and batch order):
 
-* search seeds: those ``run_search`` derives from its seed (``--search-seed``, 0), one per child;
+* search seeds: those each search derives from its seed (``--search-seed``), one per child and repeat;
 * selection seeds (``--select-seeds``, default 10 11 12): every choice is made on their mean
   validation accuracy: each baseline's setting and the rule kept from the search's best;
 * test seeds (``--test-seeds``, default 100-104): reported, never used to choose anything.
@@ -16,17 +16,19 @@ Baselines, written as the space's tokens (``REFERENCE_RULES``): SGD with momentu
 STE, PowerSign, AddSign, each over five learning rates of the space's grid, extended by one step
 while the best is at an end of the range tried; Bop over gamma x tau (learning rate 1: a flip).
 
-With ``--search-budget N`` a search runs (``run_search``, the CLI's loop: ``--strategy``, default
-reinforce-elite, seed ``--search-seed`` (0), children trained for ``--epochs``, each ``--repeats``
-times with seeds of its own, scored by the mean; inline); its ``--rerank`` best rules of distinct
-behaviour (the space's ``arch_hash``) are trained on the selection seeds and the best
-of them by mean validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier
-run) that run's found rule, its learning rate unchanged, is measured on this task instead: the
-transfer tables.
+With ``--search-budget N`` one search runs per ``--search-seed`` (default 0; several run side by
+side, one process each: ``run_search``, the CLI's loop, ``--strategy``, default reinforce-elite,
+children trained for ``--epochs``, each ``--repeats`` times with seeds of its own, scored by the
+mean; inline). The ``--rerank`` best rules of distinct behaviour (the space's ``arch_hash``) over
+all the searches' children are trained on the selection seeds and the best of them by mean
+validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier run) that
+run's found rule, its learning rate unchanged, is measured on this task instead: the transfer
+tables; ``--candidates`` measures every rule that run re-ranked, to see how well its selection
+seeds chose.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
-        [--epochs 8] [--search-budget 0 | --rule FOUND.json] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 2] [--search-seed 0] [--json out.json]
+        [--epochs 8] [--search-budget 0 | --rule FOUND.json [--candidates]] [--strategy reinforce-elite]
+        [--rerank 10] [--repeats 2] [--search-seed 0 [1 ...]] [--experiment DIR [DIR ...]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -214,6 +216,8 @@ def main() -> None:
     parser.add_argument("--experiment", nargs="+",
                         help="the searches' experiment folders, one per search seed (default: new ones under /tmp)")
     parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
+    parser.add_argument("--candidates", action="store_true",
+                        help="with --rule: measure every rule that run re-ranked, not only its found rule")
     parser.add_argument("--json")
     args = parser.parse_args()
     if set(args.select_seeds) & set(args.test_seeds):
@@ -222,6 +226,8 @@ def main() -> None:
         parser.error("the search seeds must differ")
     if args.experiment and len(args.experiment) != len(args.search_seed):
         parser.error("--experiment needs one folder per search seed")
+    if args.candidates and not args.rule:
+        parser.error("--candidates needs --rule")
     torch.set_num_threads(1)
     start = time.perf_counter()
     task = Task(args.dataset, args.bits, args.child_layers, args.epochs)
@@ -235,8 +241,15 @@ def main() -> None:
         results["candidates"] = search(task, args)
         found = results["candidates"][0]
     elif args.rule:
-        found = json.loads(Path(args.rule).read_text())["found"]
+        earlier = json.loads(Path(args.rule).read_text())
+        found = earlier["found"]
         found["select_val"] = task.selection_val(found["groups"], found["lr"], {}, args.select_seeds)
+        if args.candidates:  # how well the earlier run's selection seeds chose among its re-ranked rules
+            for i, c in enumerate(earlier["candidates"][1:], start=2):
+                c.update(task.tested(c["groups"], c["lr"], {}, args.test_seeds), constants={},
+                         select_val=task.selection_val(c["groups"], c["lr"], {}, args.select_seeds))
+                rows[f"re-ranked {i}: {c['rule']}"] = c
+            results["candidates"] = earlier["candidates"]
     if found is not None:
         found.update(task.tested(found["groups"], found["lr"], {}, args.test_seeds))
         found["constants"] = {}
