@@ -145,7 +145,7 @@ def _run_one_search(job: Dict) -> Dict:
 
 def search(task: Task, args) -> List[Dict]:
     """The searches' ``--rerank`` best rules of distinct behaviour, pooled over the searches (one per
-    ``--search-seed``, side by side in processes of their own: independent controllers, so one that
+    ``--search-seed``, side by side in processes of their own: independent searches, so one that
     settles early on a poor family of rules does not decide the result), each with its mean
     validation accuracy on the selection seeds; the first is the found rule. An experiment folder
     that holds a search already is resumed (to its budget), not searched again."""
