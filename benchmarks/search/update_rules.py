@@ -249,7 +249,7 @@ def main() -> None:
                 c.update(task.tested(c["groups"], c["lr"], {}, args.test_seeds), constants={},
                          select_val=task.selection_val(c["groups"], c["lr"], {}, args.select_seeds))
                 rows[f"re-ranked {i}: {c['rule']}"] = c
-            results["candidates"] = earlier["candidates"]
+            results["candidates"] = [found] + earlier["candidates"][1:]  # the found rule measured here
     if found is not None:
         found.update(task.tested(found["groups"], found["lr"], {}, args.test_seeds))
         found["constants"] = {}
