@@ -8,7 +8,9 @@ best search score first, one rule per behaviour.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -63,6 +65,24 @@ def test_searches_side_by_side_are_each_the_search_alone_and_are_pooled(tmp_path
     assert [c["select_val"] for c in candidates] == sorted((c["select_val"] for c in candidates), reverse=True)
     assert result["found"]["tokens"] == candidates[0]["tokens"]
     assert [(s["seed"], s["complete"] + s["failed"]) for s in candidates[0]["searches"]] == [(0, 3), (1, 3)]
+    best = max(result["baselines"], key=lambda k: result["baselines"][k]["test_acc"])
+    margin = result["margin_paired"]
+    assert margin["baseline"] == best and math.isclose(margin["mean"], result["margin_test"], abs_tol=1e-12)
+    assert margin["better"] == int(result["found"]["test_acc"] > result["baselines"][best]["test_acc"])
+    assert "found - best baseline (" + best + ", test)" in done.stdout
+
+
+def test_paired_difference_against_a_hand_count():
+    spec = importlib.util.spec_from_file_location("update_rules_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # differences 0.2 and 0.1: mean 0.15, sd 0.0707, se 0.05, t = 3 on one degree of freedom, where
+    # Student's t is Cauchy: two-sided p = 1 - 2 atan(3) / pi
+    got = script.paired([0.7, 0.5], [0.5, 0.4])
+    assert math.isclose(got["mean"], 0.15) and math.isclose(got["se"], 0.05)
+    assert got["better"] == 2 and got["seeds"] == 2
+    assert math.isclose(got["p"], 1 - 2 * math.atan(3) / math.pi, rel_tol=1e-9)
+    assert script.paired([0.5, 0.6, 0.4], [0.6, 0.6, 0.3])["better"] == 1  # a tie is not better
 
 
 def test_search_seeds_and_folders_are_checked(tmp_path):
