@@ -267,10 +267,10 @@ def main() -> None:
         found.update(task.tested(found["groups"], found["lr"], {}, args.test_seeds))
         found["constants"] = {}
         results["found"] = rows["found: " + found["rule"]] = found
-        best = max(results["baselines"].values(), key=lambda b: b["test_acc"])
+        label = max(results["baselines"], key=lambda k: results["baselines"][k]["test_acc"])
+        best = results["baselines"][label]
         results["margin_test"] = found["test_acc"] - best["test_acc"]
-        results["margin_paired"] = {"baseline": next(k for k, b in results["baselines"].items() if b is best),
-                                    **paired(found["test_acc_runs"], best["test_acc_runs"])}
+        results["margin_paired"] = {"baseline": label, **paired(found["test_acc_runs"], best["test_acc_runs"])}
     results["seconds"] = time.perf_counter() - start
     table(task, rows)
     if found is not None:
