@@ -9,7 +9,10 @@ default search stopped by SIGTERM after its minutes (it stops cleanly and keeps 
   one searches architecture and bit widths together, under ``weight_bits <= --limit``.
 - ``--mode precision`` (HAQ's setting): the fp32 search alone for half the minutes, then a search of
   the bit widths alone of its best network (``space.architecture``) for the other half, under
-  ``weight_bits <= (that network's fp32 weight bits) / --ratio``.
+  ``weight_bits <= (that network's fp32 weight bits) / --ratio``. With ``--bit-limits ratio uniform-2``
+  that half is split into two bit searches, one under that limit and one under the weight bits of
+  the network at uniform 2 bits, as HAQ searches once per resource level it compares against: a
+  single limit at fp32 / 8 gives the search no reason to look below it, where uniform 2 bits lies.
 
 Then, on the test split: the mixed-precision search's Pareto front of (val_acc, weight_bits)
 retrained, against the fp32 search's best retrained at uniform 8, 4 and 2 bits (QAT, activations at
@@ -18,6 +21,7 @@ found network is within 0.5 points of fp32 with at least 8x fewer weight bits.
 
     python benchmarks/search/mixed_precision_pareto.py --minutes 30 --seeds 0 1 2
     python benchmarks/search/mixed_precision_pareto.py --mode precision --minutes 30 --seeds 0 1 2
+    python benchmarks/search/mixed_precision_pareto.py --mode precision --bit-limits ratio uniform-2 --minutes 30
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from nasforge.data.datasets import load_dataset
 from nasforge.estimators.train import TrainRecipe, retrain_and_test
+from nasforge.objectives.pareto import pareto_front
 from nasforge.quant.metrics import weight_bits
 from nasforge.spaces.chain_cnn import ChainCNNSpace
 
@@ -86,6 +91,20 @@ def test_point(space: ChainCNNSpace, tokens, data, epochs: int, bits: int = 32):
     return metrics["test_acc"], weight_bits(model)
 
 
+def bit_limits(names, fp32_bits: int, uniform2_bits: int, ratio: float) -> dict:
+    """The weight-bit limit of each bit search, by name: ``ratio`` is the fp32 network's bits / ratio,
+    ``uniform-2`` the bits of that network at uniform 2 bits (a size, known before any search)."""
+    sizes = {"ratio": int(fp32_bits / ratio), "uniform-2": int(uniform2_bits)}
+    return {name: sizes[name] for name in names}
+
+
+def joint_front(fronts) -> list:
+    """The non-dominated trials (highest val_acc, fewest weight_bits) of several searches' fronts."""
+    trials = [t for front in fronts for t in front]
+    points = [(t["val_acc"], t["weight_bits"]) for t in trials]
+    return [trials[i] for i in pareto_front(points, ("maximize", "minimize"))] if trials else []
+
+
 def dominated(point, front) -> bool:
     return any(a >= point[0] and b <= point[1] and (a, b) != tuple(point) for a, b in front)
 
@@ -104,17 +123,24 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
         runs = searches({"fp32": (fp32, [])}, seed, args.budget, args.minutes / 2)
         best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
         uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
-        limit = int(uniform[32][1] / args.ratio)
-        runs.update(searches({"mixed": (mp, mixed_settings(limit, best["tokens"]))}, seed, args.budget,
-                             args.minutes / 2))
+        limits = bit_limits(args.bit_limits, uniform[32][1], uniform[2][1], args.ratio)
+        folders = {name: mp if name == "ratio" else root / f"mp-{name}-{seed}" for name in limits}
+        for name, limit in limits.items():  # one after the other: each alone on the machine
+            runs.update(searches({f"mixed-{name}": (folders[name], mixed_settings(limit, best["tokens"]))},
+                                 seed, args.budget, args.minutes / 2 / len(limits)))
+        limit = limits if len(limits) > 1 else limits["ratio"]
         mixed = ChainCNNSpace(num_layers=6, mixed_precision=True, architecture=best["tokens"])
-    front_trials = json.loads(cli("pareto", "--experiment", str(mp), "--metrics", "val_acc,weight_bits", "--json"))
-    found = [test_point(mixed, t["tokens"], data, args.epochs) for t in front_trials["front"]]
+    experiments = folders.values() if args.mode == "precision" else [mp]
+    front_trials = joint_front(
+        json.loads(cli("pareto", "--experiment", str(folder), "--metrics", "val_acc,weight_bits", "--json"))["front"]
+        for folder in experiments)
+    found = [test_point(mixed, t["tokens"], data, args.epochs) for t in front_trials]
     fp32_acc, fp32_bits = uniform[32]
     return {
         "mode": args.mode, "limit": limit, "fp32_best": plain.summary(best["tokens"]),
-        "found_summaries": [mixed.summary(t["tokens"]) for t in front_trials["front"]],
+        "found_summaries": [mixed.summary(t["tokens"]) for t in front_trials],
         "searches": runs, "uniform": uniform, "found": found,
+        "found_val": [(t["val_acc"], t["weight_bits"]) for t in front_trials],
         "front_dominates_uniform": all(dominated(uniform[b], found) for b in (8, 4, 2)),
         "within_half_point_8x_fewer_bits": any(a >= fp32_acc - 0.005 and w * 8 <= fp32_bits for a, w in found),
     }
@@ -132,6 +158,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200_000, help="joint: weight_bits target of MnasNet's factor")
     parser.add_argument("--ratio", type=float, default=8.0,
                         help="precision: weight_bits target = the fp32 best's weight bits / ratio")
+    parser.add_argument("--bit-limits", nargs="+", choices=("ratio", "uniform-2"), default=["ratio"],
+                        help="precision: one bit search per limit, splitting the bit-search minutes: ratio is the "
+                             "fp32 best's weight bits / --ratio, uniform-2 its weight bits at uniform 2 bits")
     parser.add_argument("--out", default="runs/mixed-precision-pareto")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
