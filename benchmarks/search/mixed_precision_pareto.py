@@ -125,9 +125,11 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
         uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
         limits = bit_limits(args.bit_limits, uniform[32][1], uniform[2][1], args.ratio)
         folders = {name: mp if name == "ratio" else root / f"mp-{name}-{seed}" for name in limits}
-        for name, limit in limits.items():  # one after the other: each alone on the machine
+        # one after the other, each alone on the machine; each with a seed of its own, since with one
+        # seed the later search's first batch repeats the earlier one's children (same controller)
+        for index, (name, limit) in enumerate(limits.items()):
             runs.update(searches({f"mixed-{name}": (folders[name], mixed_settings(limit, best["tokens"]))},
-                                 seed, args.budget, args.minutes / 2 / len(limits)))
+                                 seed + 1000 * index, args.budget, args.minutes / 2 / len(limits)))
         limit = limits if len(limits) > 1 else limits["ratio"]
         mixed = ChainCNNSpace(num_layers=6, mixed_precision=True, architecture=best["tokens"])
     experiments = folders.values() if args.mode == "precision" else [mp]
@@ -166,10 +168,12 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset("mnist1d")
     root = Path(args.out)
-    results = {seed: one_seed(root, seed, args, data) for seed in args.seeds}
+    results = {}
+    for seed in args.seeds:  # written after every seed, so a stopped run keeps the seeds it finished
+        results[seed] = one_seed(root, seed, args, data)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     print(json.dumps(results, indent=2, default=str))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
