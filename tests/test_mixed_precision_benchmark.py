@@ -55,18 +55,15 @@ def test_precision_mode_with_two_limits_runs_both_bit_searches_and_pools_their_f
     assert set(result["searches"]) == {"fp32", "mixed-ratio", "mixed-uniform-2"}
     assert all(s["trials"] == 2 for s in result["searches"].values())
     assert (tmp_path / "runs" / "mp-0").is_dir() and (tmp_path / "runs" / "mp-uniform-2-0").is_dir()
-    # the second bit search has a seed of its own: its children are not the first one's again
-    children = [[t["tokens"] for t in json.loads(subprocess.run(
+    stored = {folder: json.loads(subprocess.run(
         [sys.executable, "-m", "nasforge", "trials", "--experiment", str(tmp_path / "runs" / folder), "--json"],
-        capture_output=True, text=True, check=True, env=env).stdout)] for folder in ("mp-0", "mp-uniform-2-0")]
-    assert children[0] != children[1]
+        capture_output=True, text=True, check=True, env=env).stdout) for folder in ("mp-0", "mp-uniform-2-0")}
+    # the second bit search has a seed of its own: none of its children is the first one's again
+    first, second = ([t["tokens"] for t in trials] for trials in stored.values())
+    assert all(a != b for a, b in zip(first, second))
     # the pooled front is the non-dominated set of both bit searches' completed trials, counted here
-    points = []
-    for folder in ("mp-0", "mp-uniform-2-0"):
-        trials = json.loads(subprocess.run([sys.executable, "-m", "nasforge", "trials", "--experiment",
-                                            str(tmp_path / "runs" / folder), "--json"], capture_output=True,
-                                           text=True, check=True, env=env).stdout)
-        points += [(t["metrics"]["val_acc"], t["metrics"]["weight_bits"]) for t in trials if t["state"] == "COMPLETE"]
+    points = [(t["metrics"]["val_acc"], t["metrics"]["weight_bits"])
+              for trials in stored.values() for t in trials if t["state"] == "COMPLETE"]
     expected = {p for p in points
                 if not any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in points)}
     assert {tuple(p) for p in result["found_val"]} == expected
