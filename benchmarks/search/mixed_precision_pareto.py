@@ -118,7 +118,7 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
         best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
         uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
         mixed = ChainCNNSpace(num_layers=6, mixed_precision=True)
-        limit = args.limit
+        limit, experiments = args.limit, [mp]
     else:
         runs = searches({"fp32": (fp32, [])}, seed, args.budget, args.minutes / 2)
         best = json.loads(cli("best", "--experiment", str(fp32), "--json"))[0]
@@ -130,9 +130,10 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
         for index, (name, limit) in enumerate(limits.items()):
             runs.update(searches({f"mixed-{name}": (folders[name], mixed_settings(limit, best["tokens"]))},
                                  seed + 1000 * index, args.budget, args.minutes / 2 / len(limits)))
-        limit = limits if len(limits) > 1 else limits["ratio"]
+        # one limit is reported as a number, as before there could be several
+        limit = limits if len(limits) > 1 else next(iter(limits.values()))
+        experiments = list(folders.values())
         mixed = ChainCNNSpace(num_layers=6, mixed_precision=True, architecture=best["tokens"])
-    experiments = folders.values() if args.mode == "precision" else [mp]
     front_trials = joint_front(
         json.loads(cli("pareto", "--experiment", str(folder), "--metrics", "val_acc,weight_bits", "--json"))["front"]
         for folder in experiments)
