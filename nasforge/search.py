@@ -32,7 +32,7 @@ from .experiment_lock import LOCK_FILE, ExperimentLock, locked_error, running_wr
 from .loop import Loop, Progress, SearchResult, SearchStopped, SearchTerminated
 from .parts import build_parts
 from .store import STORE_FILE, EmptyStoreError, Store, store_path
-from .stored_config import dataset_reference, read_config, same_data, stored_config, with_defaults
+from .stored_config import dataset_reference, file_references, read_config, same_data, stored_config, with_defaults
 
 __all__ = ["ESTIMATOR_CHECKPOINT", "STORE_FILE", "Progress", "SearchResult", "SearchStopped", "SearchTerminated",
            "run_search", "store_path"]  # the Python API: results and stops come from the loop
@@ -92,6 +92,7 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
     path = store_path(experiment)
     config = SearchConfig.from_dict(config.to_dict())  # the caller's object is left as it was
     config.dataset = dataset_reference(config.dataset)
+    config.training = file_references(config.training)
     with _sigterm_as_interrupt():
         _check_start(experiment, path, resume)
         parts = build_parts(config, data)  # every component is checked before the store is touched

@@ -45,6 +45,17 @@ def dataset_reference(name: str) -> str:
     return str(Path(path).expanduser().resolve()) + size
 
 
+#: Training settings that name a file, stored by absolute path like the data.
+FILE_SETTINGS = ("init_weights",)
+
+
+def file_references(training: Dict[str, Any]) -> Dict[str, Any]:
+    """``training`` with each setting that names a file (``init_weights``) as an absolute path, so
+    that a resume or a retrain from another folder reads the same file."""
+    return {k: str(Path(v).expanduser().resolve()) if k in FILE_SETTINGS and isinstance(v, str) and v else v
+            for k, v in training.items()}
+
+
 def stored_data_missing(name: str) -> bool:
     """Whether a stored dataset names a file or folder that is no longer there (a built-in
     dataset never is)."""

@@ -25,6 +25,7 @@ from .augment import check_image_settings, mixup, random_crop, random_flip, rand
 from .base import ESTIMATORS, Estimator, TrialFailed
 from .device import resolve_device
 from .fidelity import Pruning, keep_going
+from .inherit import inherit, read_weights
 from .probe import LATENCY_METRICS, MEASURABLE, HardwareProbe  # noqa: F401 (MEASURABLE: read from here)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -214,7 +215,7 @@ class TrainEstimator(Estimator):
                  score_epochs: int = 5, max_params: int = 5_000_000, device: str = "auto",
                  measure: Sequence[str] = (), latency_batch_size: int = 1, latency_warmup: int = 10,
                  latency_repeats: int = 30, latency_threads: int = 1, size_bits: int = 32,
-                 pruning: Optional[Dict[str, Any]] = None, **recipe: Any):
+                 pruning: Optional[Dict[str, Any]] = None, init_weights: str = "", **recipe: Any):
         self.recipe = TrainRecipe(**recipe)
         self.recipe.check()
         if pruning is not None and not isinstance(pruning, dict):
@@ -235,7 +236,8 @@ class TrainEstimator(Estimator):
                          measure=list(self.probe.measure), latency_batch_size=latency_batch_size,
                          latency_warmup=latency_warmup, latency_repeats=latency_repeats,
                          latency_threads=latency_threads, size_bits=size_bits, **asdict(self.recipe),
-                         **({"pruning": asdict(self.pruning)} if self.pruning is not None else {}))
+                         **({"pruning": asdict(self.pruning)} if self.pruning is not None else {}),
+                         **({"init_weights": init_weights} if init_weights else {}))
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         if score_epochs < 1:
@@ -247,6 +249,12 @@ class TrainEstimator(Estimator):
         self.max_params = max_params
         self.device = resolve_device(device)
         self.data: Optional[Dataset] = None
+        if not isinstance(init_weights, str):
+            raise ValueError(f"init_weights must be the path of a state-dict file, got {init_weights!r}")
+        # read in setup, so a missing or unreadable file stops the search before any child trains (a
+        # search stores the path absolute: stored_config.file_references)
+        self.init_weights = init_weights
+        self.inherited: Optional[Dict[str, torch.Tensor]] = None
 
     def setup(self, space: SearchSpace, data: Optional[Dataset] = None) -> None:
         super().setup(space)
@@ -260,6 +268,8 @@ class TrainEstimator(Estimator):
                 f"inputs of shape {self.data.input_shape}; {advice}"
             )
         self.recipe.check_device(self.device, self.data.dims)
+        if self.init_weights:
+            self.inherited = read_weights(self.init_weights)
         (self.x_train, self.y_train), (self.x_val, self.y_val) = split_validation(
             self.data.x_train, self.data.y_train, self.val_fraction, self.split_seed)
 
@@ -275,6 +285,8 @@ class TrainEstimator(Estimator):
         params = count_params(model)
         if params > self.max_params:
             raise TrialFailed(f"{params:,} parameters exceed the limit of {self.max_params:,}")
+        if self.inherited is not None:
+            inherit(model, self.inherited)
         flops = count_flops(model, self.data.input_shape)
         start = time.perf_counter()
         history = train_network(model, self.x_train, self.y_train, self.recipe, seed, self.device,
