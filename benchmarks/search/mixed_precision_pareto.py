@@ -13,6 +13,10 @@ default search stopped by SIGTERM after its minutes (it stops cleanly and keeps 
   that half is split into two bit searches, one under that limit and one under the weight bits of
   the network at uniform 2 bits, as HAQ searches once per resource level it compares against: a
   single limit at fp32 / 8 gives the search no reason to look below it, where uniform 2 bits lies.
+  With ``--inherit-epochs N`` the fp32 best is first trained once on the search's training split
+  (8 epochs, as its children were; the time comes out of the bit-search minutes) and every bit child
+  starts from those weights and trains N epochs (``training.init_weights``), as HAQ fine-tunes each
+  precision of a trained network instead of training it from scratch.
 
 Then, on the test split: the mixed-precision search's Pareto front of (val_acc, weight_bits)
 retrained, against the fp32 search's best retrained at uniform 8, 4 and 2 bits (QAT, activations at
@@ -22,6 +26,7 @@ found network is within 0.5 points of fp32 with at least 8x fewer weight bits.
     python benchmarks/search/mixed_precision_pareto.py --minutes 30 --seeds 0 1 2
     python benchmarks/search/mixed_precision_pareto.py --mode precision --minutes 30 --seeds 0 1 2
     python benchmarks/search/mixed_precision_pareto.py --mode precision --bit-limits ratio uniform-2 --minutes 30
+    python benchmarks/search/mixed_precision_pareto.py --mode precision --bit-limits ratio uniform-2 --inherit-epochs 2
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ import time
 from pathlib import Path
 
 from nasforge.data.datasets import load_dataset
-from nasforge.estimators.train import TrainRecipe, retrain_and_test
+import torch
+
+from nasforge.estimators.train import TrainRecipe, retrain_and_test, search_split, train_network
 from nasforge.objectives.pareto import pareto_front
 from nasforge.quant.metrics import weight_bits
 from nasforge.spaces.chain_cnn import ChainCNNSpace
@@ -91,6 +98,20 @@ def test_point(space: ChainCNNSpace, tokens, data, epochs: int, bits: int = 32):
     return metrics["test_acc"], weight_bits(model)
 
 
+def trained_weights(space: ChainCNNSpace, tokens, data, path: Path) -> float:
+    """Train ``tokens`` as the search trained its children (the default recipe, the search's
+    training split only, so the bit children's validation scores stay fair) and save its state
+    dict at ``path``; the seconds it took."""
+    start = time.time()
+    (x_train, y_train), _ = search_split(data, {})
+    torch.manual_seed(0)
+    model = space.build(tuple(tokens), data.input_shape, data.num_classes)
+    train_network(model, x_train, y_train, TrainRecipe(), 0, torch.device("cpu"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return time.time() - start
+
+
 def bit_limits(names, fp32_bits: int, uniform2_bits: int, ratio: float) -> dict:
     """The weight-bit limit of each bit search, by name: ``ratio`` is the fp32 network's bits / ratio,
     ``uniform-2`` the bits of that network at uniform 2 bits (a size, known before any search)."""
@@ -111,6 +132,7 @@ def dominated(point, front) -> bool:
 
 def one_seed(root: Path, seed: int, args, data) -> dict:
     fp32, mp = root / f"fp32-{seed}", root / f"mp-{seed}"
+    pretrain_seconds = None
     plain = ChainCNNSpace(num_layers=6)
     if args.mode == "joint":
         runs = searches({"fp32": (fp32, []), "mixed": (mp, mixed_settings(args.limit))},
@@ -125,11 +147,18 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
         uniform = {b: test_point(plain, best["tokens"], data, args.epochs, b) for b in (32, 8, 4, 2)}
         limits = bit_limits(args.bit_limits, uniform[32][1], uniform[2][1], args.ratio)
         folders = {name: mp if name == "ratio" else root / f"mp-{name}-{seed}" for name in limits}
+        minutes, inherit = args.minutes / 2, []
+        if args.inherit_epochs:
+            weights = root / f"fp32-best-{seed}.pt"
+            pretrain_seconds = trained_weights(plain, best["tokens"], data, weights)
+            minutes -= pretrain_seconds / 60  # the bit search pays for the weights it starts from
+            inherit = ["--set", f"training.init_weights={json.dumps(str(weights.resolve()))}",
+                       "--set", f"training.epochs={args.inherit_epochs}"]
         # one after the other, each alone on the machine; each with a seed of its own, since with one
         # seed the later search's first batch repeats the earlier one's children (same controller)
         for index, (name, limit) in enumerate(limits.items()):
-            runs.update(searches({f"mixed-{name}": (folders[name], mixed_settings(limit, best["tokens"]))},
-                                 seed + 1000 * index, args.budget, args.minutes / 2 / len(limits)))
+            runs.update(searches({f"mixed-{name}": (folders[name], mixed_settings(limit, best["tokens"]) + inherit)},
+                                 seed + 1000 * index, args.budget, minutes / len(limits)))
         # one limit is reported as a number, as before there could be several
         limit = limits if len(limits) > 1 else next(iter(limits.values()))
         experiments = list(folders.values())
@@ -140,7 +169,7 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
     found = [test_point(mixed, t["tokens"], data, args.epochs) for t in front_trials]
     fp32_acc, fp32_bits = uniform[32]
     return {
-        "mode": args.mode, "limit": limit, "fp32_best": plain.summary(best["tokens"]),
+        "mode": args.mode, "limit": limit, "inherit_epochs": args.inherit_epochs, "pretrain_seconds": pretrain_seconds, "fp32_best": plain.summary(best["tokens"]),
         "found_summaries": [mixed.summary(t["tokens"]) for t in front_trials],
         "searches": runs, "uniform": uniform, "found": found,
         "found_val": [(t["val_acc"], t["weight_bits"]) for t in front_trials],
@@ -164,9 +193,14 @@ def main() -> None:
     parser.add_argument("--bit-limits", nargs="+", choices=("ratio", "uniform-2"), default=["ratio"],
                         help="precision: one bit search per limit, splitting the bit-search minutes: ratio is the "
                              "fp32 best's weight bits / --ratio, uniform-2 its weight bits at uniform 2 bits")
+    parser.add_argument("--inherit-epochs", type=int, default=0,
+                        help="precision: bit children start from the fp32 best's weights (trained once on the "
+                             "search's training split) and train this many epochs; 0 trains them from scratch")
     parser.add_argument("--out", default="runs/mixed-precision-pareto")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
+    if args.inherit_epochs and args.mode != "precision":
+        parser.error("--inherit-epochs needs --mode precision: the bit children inherit the fp32 best's weights")
     data = load_dataset("mnist1d")
     root = Path(args.out)
     results = {}
