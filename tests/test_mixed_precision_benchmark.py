@@ -1,5 +1,6 @@
 """``benchmarks/search/mixed_precision_pareto.py``: the limits of its bit searches and the front it
-pools from them, checked by hand, and one tiny precision-mode run of the script as a user runs it."""
+pools from them, checked by hand, and one tiny precision-mode run of the script as a user runs it,
+its bit children fine-tuned from the fp32 best's weights."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from nasforge.store import Store
+from nasforge.stored_config import read_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search" / "mixed_precision_pareto.py"
 
@@ -39,13 +43,19 @@ def test_the_pooled_front_keeps_exactly_the_points_no_other_search_beats():
     assert module.joint_front([[], []]) == []
 
 
+def test_inheriting_weights_is_refused_where_there_is_no_fp32_best_first(tmp_path):
+    run = subprocess.run([sys.executable, str(SCRIPT), "--mode", "joint", "--inherit-epochs", "2"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 2 and "--inherit-epochs needs --mode precision" in run.stderr
+
+
 @pytest.mark.slow
 def test_precision_mode_with_two_limits_runs_both_bit_searches_and_pools_their_fronts(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SCRIPT.parents[2]), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out.json"
     run = subprocess.run([sys.executable, str(SCRIPT), "--mode", "precision", "--bit-limits", "ratio", "uniform-2",
-                          "--minutes", "20", "--budget", "2", "--seeds", "0", "--epochs", "1",
+                          "--minutes", "20", "--budget", "2", "--seeds", "0", "--epochs", "1", "--inherit-epochs", "1",
                           "--out", str(tmp_path / "runs"), "--json", str(out)],
                          capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -61,6 +71,13 @@ def test_precision_mode_with_two_limits_runs_both_bit_searches_and_pools_their_f
     # the second bit search has a seed of its own: none of its children is the first one's again
     first, second = ([t["tokens"] for t in trials] for trials in stored.values())
     assert all(a != b for a, b in zip(first, second))
+    # every bit child started from the fp32 best's weights, saved once, and trained one epoch more
+    weights = tmp_path / "runs" / "fp32-best-0.pt"
+    assert weights.is_file() and result["pretrain_seconds"] > 0
+    for folder in ("mp-0", "mp-uniform-2-0"):
+        with Store(tmp_path / "runs" / folder / "trials.sqlite", readonly=True) as store:
+            assert read_config(store)["training"]["init_weights"] == str(weights.resolve())
+    assert all(t["metrics"]["epochs"] == 1 for trials in stored.values() for t in trials)
     # the pooled front is the non-dominated set of both bit searches' completed trials, counted here
     points = [(t["metrics"]["val_acc"], t["metrics"]["weight_bits"])
               for trials in stored.values() for t in trials if t["state"] == "COMPLETE"]

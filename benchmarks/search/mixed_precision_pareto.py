@@ -39,9 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-from nasforge.data.datasets import load_dataset
 import torch
 
+from nasforge.data.datasets import load_dataset
 from nasforge.estimators.train import TrainRecipe, retrain_and_test, search_split, train_network
 from nasforge.objectives.pareto import pareto_front
 from nasforge.quant.metrics import weight_bits
@@ -169,7 +169,8 @@ def one_seed(root: Path, seed: int, args, data) -> dict:
     found = [test_point(mixed, t["tokens"], data, args.epochs) for t in front_trials]
     fp32_acc, fp32_bits = uniform[32]
     return {
-        "mode": args.mode, "limit": limit, "inherit_epochs": args.inherit_epochs, "pretrain_seconds": pretrain_seconds, "fp32_best": plain.summary(best["tokens"]),
+        "mode": args.mode, "limit": limit, "fp32_best": plain.summary(best["tokens"]),
+        "inherit_epochs": args.inherit_epochs, "pretrain_seconds": pretrain_seconds,
         "found_summaries": [mixed.summary(t["tokens"]) for t in front_trials],
         "searches": runs, "uniform": uniform, "found": found,
         "found_val": [(t["val_acc"], t["weight_bits"]) for t in front_trials],
