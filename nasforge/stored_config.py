@@ -51,7 +51,7 @@ FILE_SETTINGS = ("init_weights",)
 
 def file_references(training: Dict[str, Any]) -> Dict[str, Any]:
     """``training`` with each setting that names a file (``init_weights``) as an absolute path, so
-    that a resume or a retrain from another folder reads the same file."""
+    that a resume from another folder reads the same file."""
     return {k: str(Path(v).expanduser().resolve()) if k in FILE_SETTINGS and isinstance(v, str) and v else v
             for k, v in training.items()}
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from nasforge.data.datasets import load_dataset
-from nasforge.estimators.train import TrainRecipe, retrain_and_test, search_split, train_network
+from nasforge.estimators.train import TrainEstimator, TrainRecipe, retrain_and_test
 from nasforge.objectives.pareto import pareto_front
 from nasforge.quant.metrics import weight_bits
 from nasforge.spaces.chain_cnn import ChainCNNSpace
@@ -99,14 +99,13 @@ def test_point(space: ChainCNNSpace, tokens, data, epochs: int, bits: int = 32):
 
 
 def trained_weights(space: ChainCNNSpace, tokens, data, path: Path) -> float:
-    """Train ``tokens`` as the search trained its children (the default recipe, the search's
-    training split only, so the bit children's validation scores stay fair) and save its state
-    dict at ``path``; the seconds it took."""
+    """Train ``tokens`` as the search trained its children (the default estimator: its recipe, on
+    the search's training split only, so the bit children's validation scores stay fair) and save
+    its state dict at ``path``; the seconds it took."""
     start = time.time()
-    (x_train, y_train), _ = search_split(data, {})
-    torch.manual_seed(0)
-    model = space.build(tuple(tokens), data.input_shape, data.num_classes)
-    train_network(model, x_train, y_train, TrainRecipe(), 0, torch.device("cpu"))
+    estimator = TrainEstimator(device="cpu")
+    estimator.setup(space, data)
+    model, _ = estimator.trained(tuple(tokens), seed=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return time.time() - start
