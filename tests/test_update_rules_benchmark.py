@@ -8,7 +8,7 @@ best search score first, one rule per behaviour.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -72,10 +72,31 @@ def test_searches_side_by_side_are_each_the_search_alone_and_are_pooled(tmp_path
     assert "found - best baseline (" + best + ", test)" in done.stdout
 
 
+def load_script():
+    """The script as a module its worker processes can import by name (spawn hands them sys.path)."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
+    return importlib.import_module(SCRIPT.stem)
+
+
+def test_trainings_in_worker_processes_are_the_trainings_in_this_one():
+    """``--workers``: each seed's training in a process of its own gives what it gives here, in the
+    seeds' order (a worker that trained another seed, or returned out of order, would differ)."""
+    script = load_script()
+    groups = script.REFERENCE_RULES["powersign"][0]
+    here = script.Task("mnist1d", bits=2, child_layers=3, epochs=1)
+    side_by_side = script.Task("mnist1d", bits=2, child_layers=3, epochs=1, workers=2)
+    try:
+        seeds = [12, 10, 11]
+        alone = here.runs(groups, 0.1, {}, seeds)
+        assert side_by_side.runs(groups, 0.1, {}, seeds) == alone
+        assert len({r["val_acc"] for r in alone}) > 1  # the seeds do train differently
+    finally:
+        side_by_side.pool.shutdown()
+
+
 def test_paired_difference_against_a_hand_count():
-    spec = importlib.util.spec_from_file_location("update_rules_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     # differences 0.2 and 0.1: mean 0.15, sd 0.0707, se 0.05, t = 3 on one degree of freedom, where
     # Student's t is Cauchy: two-sided p = 1 - 2 atan(3) / pi
     got = script.paired([0.7, 0.5], [0.5, 0.4])
@@ -87,6 +108,7 @@ def test_paired_difference_against_a_hand_count():
 
 def test_search_seeds_and_folders_are_checked(tmp_path):
     for args, message in ((["--search-seed", "0", "0"], "the search seeds must differ"),
-                          (["--search-seed", "0", "1", "--experiment", "a"], "one folder per search seed")):
+                          (["--search-seed", "0", "1", "--experiment", "a"], "one folder per search seed"),
+                          (["--workers", "0"], "--workers must be at least 1")):
         done = run_script(tmp_path, "--search-budget", "3", *args)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

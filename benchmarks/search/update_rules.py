@@ -24,11 +24,13 @@ all the searches' children are trained on the selection seeds and the best of th
 validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier run) that
 run's found rule, its learning rate unchanged, is measured on this task instead: the transfer
 tables; ``--candidates`` measures every rule that run re-ranked, to see how well its selection
-seeds chose.
+seeds chose. ``--workers N`` trains the seeds of one setting in N processes side by side (the
+searches have processes of their own): the same trainings, the same figures, in less wall time.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
         [--epochs 8] [--search-budget 0 | --rule FOUND.json [--candidates]] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 2] [--search-seed 0 [1 ...]] [--experiment DIR [DIR ...]] [--json out.json]
+        [--rerank 10] [--repeats 2] [--search-seed 0 [1 ...]] [--experiment DIR [DIR ...]] [--workers 1]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -67,12 +69,25 @@ BOP_TAUS = (1e-6, 1e-5, 1e-4, 1e-3)
 
 class Task:
     """One dataset, weight bits and child; ``run`` trains one optimiser with one seed
-    (``meta_train.run_rule``, the neural optimiser's baselines, on the same split and child)."""
+    (``meta_train.run_rule``, the neural optimiser's baselines, on the same split and child).
+    With ``workers`` > 1 the trainings of one setting on several seeds run side by side in
+    processes of their own (each one torch thread), since each is a training of its own."""
 
-    def __init__(self, dataset: str, bits: int, child_layers: int, epochs: int):
+    def __init__(self, dataset: str, bits: int, child_layers: int, epochs: int, workers: int = 1):
         self.dataset, self.bits, self.child_layers, self.epochs = dataset, bits, child_layers, epochs
         self.data = load_dataset(dataset)
         self.task = meta_train.Task(self.data, bits=bits, epochs=epochs, child_layers=child_layers)
+        self.pool = None
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_start_worker,
+                                            initargs=(dataset, bits, child_layers, epochs))
+
+    def runs(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> List[Dict[str, float]]:
+        """``run`` on every seed, in the seeds' order."""
+        if self.pool is None:
+            return [self.run(groups, lr, constants, s) for s in seeds]
+        return list(self.pool.map(_worker_run, [(groups, lr, constants, s) for s in seeds]))
 
     def space(self, **constants) -> UpdateRuleSpace:
         return UpdateRuleSpace(weight_bits=self.bits, child_layers=self.child_layers, **constants)
@@ -86,10 +101,10 @@ class Task:
 
     def selection_val(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> float:
         """Mean validation accuracy on the selection seeds (their test accuracy is not looked at)."""
-        return statistics.mean(self.run(groups, lr, constants, s)["val_acc"] for s in seeds)
+        return statistics.mean(r["val_acc"] for r in self.runs(groups, lr, constants, seeds))
 
     def tested(self, groups, lr: float, constants: Dict, seeds: Sequence[int]) -> Dict[str, float]:
-        runs = [self.run(groups, lr, constants, s) for s in seeds]
+        runs = self.runs(groups, lr, constants, seeds)
         out: Dict[str, float] = {}
         for key in ("val_acc", "test_acc"):
             values = [r[key] for r in runs]
@@ -97,6 +112,18 @@ class Task:
             out[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
             out[key + "_runs"] = values
         return out
+
+
+_WORKER_TASK: Dict[str, Task] = {}
+
+
+def _start_worker(dataset: str, bits: int, child_layers: int, epochs: int) -> None:
+    torch.set_num_threads(1)
+    _WORKER_TASK["task"] = Task(dataset, bits, child_layers, epochs)
+
+
+def _worker_run(job) -> Dict[str, float]:
+    return _WORKER_TASK["task"].run(*job)
 
 
 def paired(found: Sequence[float], baseline: Sequence[float]) -> Dict[str, float]:
@@ -231,6 +258,8 @@ def main() -> None:
     parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
     parser.add_argument("--candidates", action="store_true",
                         help="with --rule: measure every rule that run re-ranked, not only its found rule")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for the trainings on the selection and test seeds (not the searches)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if set(args.select_seeds) & set(args.test_seeds):
@@ -241,9 +270,11 @@ def main() -> None:
         parser.error("--experiment needs one folder per search seed")
     if args.candidates and not args.rule:
         parser.error("--candidates needs --rule")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     torch.set_num_threads(1)
     start = time.perf_counter()
-    task = Task(args.dataset, args.bits, args.child_layers, args.epochs)
+    task = Task(args.dataset, args.bits, args.child_layers, args.epochs, args.workers)
     results: Dict = {"args": vars(args), "baselines": tune(task, args.select_seeds)}
     rows = {}
     for label, b in results["baselines"].items():
@@ -271,6 +302,8 @@ def main() -> None:
         best = results["baselines"][label]
         results["margin_test"] = found["test_acc"] - best["test_acc"]
         results["margin_paired"] = {"baseline": label, **paired(found["test_acc_runs"], best["test_acc_runs"])}
+    if task.pool is not None:
+        task.pool.shutdown()
     results["seconds"] = time.perf_counter() - start
     table(task, rows)
     if found is not None:
