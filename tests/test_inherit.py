@@ -84,8 +84,29 @@ def test_a_child_that_shares_no_tensor_fails_its_trial(mnist1d_slice, tmp_path):
     space = ChainCNNSpace(num_layers=2)
     estimator = TrainEstimator(epochs=1, init_weights=str(tmp_path / "w.pt"))
     estimator.setup(space, mnist1d_slice)
-    with pytest.raises(TrialFailed, match="none of the file's 1 tensors"):
+    with pytest.raises(TrialFailed, match=r"1 of the file's 1 tensors have no place .*elsewhere.weight: no such entry"):
         estimator.evaluate(_architecture(space), seed=0)
+
+
+def test_a_file_of_another_network_fails_even_where_some_layers_fit(mnist1d_slice):
+    # two networks of one space that share their first layers: the file's other tensors have no
+    # place, so the child is refused instead of starting half from the file and half fresh
+    space, data = ChainCNNSpace(num_layers=3), mnist1d_slice
+    first = _architecture(space, seed=3)
+    model = space.build(first, data.input_shape, data.num_classes)
+    shapes = {name: value.shape for name, value in model.state_dict().items()}
+    for seed in range(200):
+        other = _architecture(space, seed=seed)
+        theirs = space.build(other, data.input_shape, data.num_classes).state_dict()
+        fitting = [n for n, t in theirs.items() if n in shapes and shapes[n] == t.shape]
+        if fitting and len(fitting) < len(theirs):
+            break
+    else:
+        pytest.fail("no pair of architectures that share only some layers")
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    with pytest.raises(TrialFailed, match=r"tensors have no place in this child .*: (no such entry|shape)"):
+        inherit(model, theirs)
+    assert all(torch.equal(before[n], t) for n, t in model.state_dict().items())  # nothing half-copied
 
 
 @pytest.mark.parametrize("content, words", [(None, "no file at"), (b"not a tensor file", "not a torch state dict"),

@@ -5,8 +5,9 @@ short fine-tuning; a child trained from scratch for every candidate costs severa
 weights file is a state dict (``torch.save(model.state_dict())``, or an export's ``weights.pt``) of
 a network whose layers have the names of the child's: the same architecture, in full precision or
 quantised. Names are compared without torch's parametrisation path, so a fake-quantised layer's
-latent weight (``conv.parametrizations.weight.original``) takes the file's ``conv.weight``; entries
-the file lacks (an activation quantiser's range) keep their fresh values.
+latent weight (``conv.parametrizations.weight.original``) takes the file's ``conv.weight``. Every
+tensor of the file must find its place in the child; entries the file lacks (an activation
+quantiser's range) keep their fresh values.
 
 A child's validation score is only a fair estimate if the weights were trained on the search's
 training split alone: weights that have seen the validation split make every child look better.
@@ -50,13 +51,19 @@ def read_weights(path: str) -> Dict[str, torch.Tensor]:
 
 
 def inherit(model: nn.Module, weights: Dict[str, torch.Tensor]) -> int:
-    """Copy into ``model`` every entry of ``weights`` whose plain name and shape match one of its
-    own; return how many. A child that shares no entry with the file fails its trial."""
-    own = model.state_dict()
-    matched = {name: weights[plain_name(name)] for name, value in own.items()
-               if plain_name(name) in weights and weights[plain_name(name)].shape == value.shape}
-    if not matched:
-        raise TrialFailed(f"training.init_weights: none of the file's {len(weights)} tensors has the name and "
-                          "shape of one of this child's")
-    model.load_state_dict(matched, strict=False)
-    return len(matched)
+    """Copy every tensor of ``weights`` into the entry of ``model`` with its plain name; return how
+    many. Every tensor of the file must find its place, name and shape: a file of another network
+    fails the trial at once, instead of lending a few layers that happen to fit. Entries the child
+    alone has (an activation quantiser's range) keep their fresh values."""
+    own = {plain_name(name): name for name in model.state_dict()}
+    shapes = {name: value.shape for name, value in model.state_dict().items()}
+    misfits = [name for name, tensor in weights.items()
+               if name not in own or shapes[own[name]] != tensor.shape]
+    if misfits:
+        first = misfits[0]
+        why = ("no such entry" if first not in own
+               else f"shape {tuple(weights[first].shape)} against the child's {tuple(shapes[own[first]])}")
+        raise TrialFailed(f"training.init_weights: {len(misfits)} of the file's {len(weights)} tensors have no "
+                          f"place in this child ({first}: {why}); the file must be of this child's network")
+    model.load_state_dict({own[name]: tensor for name, tensor in weights.items()}, strict=False)
+    return len(weights)
