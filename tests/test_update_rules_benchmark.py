@@ -112,3 +112,44 @@ def test_search_seeds_and_folders_are_checked(tmp_path):
                           (["--workers", "0"], "--workers must be at least 1")):
         done = run_script(tmp_path, "--search-budget", "3", *args)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+class _Peaked:
+    """A stand-in task whose selection accuracy of a learning rate is known: highest at ``peak``."""
+
+    def __init__(self, peak: float):
+        self.peak, self.asked = peak, []
+
+    def selection_val(self, groups, lr, constants, seeds):
+        self.asked.append(lr)
+        return -abs(math.log10(lr) - math.log10(self.peak))
+
+
+def test_a_learning_rate_at_an_end_of_the_range_is_searched_past_it():
+    script = load_script()
+    grid = script.LEARNING_RATES
+    inside = _Peaked(grid[3])  # inside the first range tried: nothing more is trained
+    assert script.best_lr(inside, None, grid[1:6], [10])[0] == grid[3] and sorted(inside.asked) == list(grid[1:6])
+    far = _Peaked(grid[-1])  # past the top of the range: one step at a time up to the peak, no further
+    best, tried = script.best_lr(far, None, grid[:3], [10])
+    assert best == grid[-1] and sorted(tried) == list(grid)
+
+
+def test_tune_rule_lr_needs_a_rule(tmp_path):
+    done = run_script(tmp_path, "--tune-rule-lr")
+    assert done.returncode == 2 and "--tune-rule-lr needs --rule" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_transferred_rule_gets_the_learning_rate_its_selection_seeds_prefer(tmp_path):
+    groups = [["m_bop", "sign(m_hat)", "sqrt|x|", "drop", "add"], ["sign(g)", "w_q", "log|x|", "drop", "power"],
+              ["tau", "sign(g)", "drop", "identity", "divide"], ["g", "w_q", "sign", "identity", "subtract"]]
+    rule = tmp_path / "found.json"
+    # stated at the grid's lowest rate, where one epoch barely moves the weights: the rate must move up
+    rule.write_text(json.dumps({"found": {"rule": "0.0001 * subtract(sign(g), w_q)", "groups": groups, "lr": 1e-4}}))
+    done = run_script(tmp_path, "--rule", str(rule), "--tune-rule-lr", "--json", "out.json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads((tmp_path / "out.json").read_text())["found"]
+    tried = {t["lr"]: t["select_val"] for t in found["tried"]}
+    assert found["searched_lr"] == 1e-4 and {1e-4, 3e-4, 1e-3}.issubset(tried) and found["lr"] > 1e-4
+    assert found["lr"] == max(tried, key=tried.get) and found["select_val"] == tried[found["lr"]]
+    assert found["rule"] == f"{found['lr']:g} * subtract(sign(g), w_q)"

@@ -23,13 +23,14 @@ mean; inline). The ``--rerank`` best rules of distinct behaviour (the space's ``
 all the searches' children are trained on the selection seeds and the best of them by mean
 validation accuracy is the found rule. With ``--rule FILE`` (the JSON of an earlier run) that
 run's found rule, its learning rate unchanged, is measured on this task instead: the transfer
-tables; ``--candidates`` measures every rule that run re-ranked, to see how well its selection
-seeds chose. ``--workers N`` trains the seeds of one setting in N processes side by side (the
+tables (with ``--tune-rule-lr`` its learning rate is chosen on the selection seeds as each
+baseline's is, from the five rates of the grid around its own); ``--candidates`` measures every
+rule that run re-ranked, to see how well its selection seeds chose. ``--workers N`` trains the seeds of one setting in N processes side by side (the
 searches have processes of their own): the same trainings, the same figures, in less wall time.
 
     python benchmarks/search/update_rules.py [--dataset mnist1d] [--bits 1] [--child-layers 3]
-        [--epochs 8] [--search-budget 0 | --rule FOUND.json [--candidates]] [--strategy reinforce-elite]
-        [--rerank 10] [--repeats 2] [--search-seed 0 [1 ...]] [--experiment DIR [DIR ...]] [--workers 1]
+        [--epochs 8] [--search-budget 0 | --rule FOUND.json [--candidates] [--tune-rule-lr]]
+        [--strategy reinforce-elite] [--rerank 10] [--repeats 2] [--search-seed 0 [1 ...]] [--experiment DIR [DIR ...]] [--workers 1]
         [--json out.json]
 """
 
@@ -138,20 +139,26 @@ def paired(found: Sequence[float], baseline: Sequence[float]) -> Dict[str, float
     return out
 
 
+def best_lr(task: Task, groups, lrs: Sequence[float], seeds: Sequence[int]):
+    """The learning rate of the highest mean validation accuracy on the selection seeds, of ``lrs``
+    and one step further on the space's grid while the best is at an end of the range tried;
+    with every rate tried and its selection accuracy."""
+    tried = {lr: task.selection_val(groups, lr, {}, seeds) for lr in lrs}
+    while True:
+        best = max(tried, key=tried.get)
+        i = LEARNING_RATES.index(best)
+        step = [LEARNING_RATES[j] for j in (i - 1, i + 1) if 0 <= j < len(LEARNING_RATES)
+                and LEARNING_RATES[j] not in tried]
+        if not step or best not in (min(tried), max(tried)):
+            return best, tried
+        tried[step[0]] = task.selection_val(groups, step[0], {}, seeds)
+
+
 def tune(task: Task, seeds: Sequence[int]) -> Dict[str, Dict]:
     """Each baseline's setting of the highest mean validation accuracy on the selection seeds."""
     chosen = {}
     for label, (name, lrs) in LR_GRID.items():
-        groups = REFERENCE_RULES[name][0]
-        tried = {lr: task.selection_val(groups, lr, {}, seeds) for lr in lrs}
-        while True:  # one step further while the best is at an end of the range
-            best = max(tried, key=tried.get)
-            i = LEARNING_RATES.index(best)
-            step = [LEARNING_RATES[j] for j in (i - 1, i + 1) if 0 <= j < len(LEARNING_RATES)
-                    and LEARNING_RATES[j] not in tried]
-            if not step or best not in (min(tried), max(tried)):
-                break
-            tried[step[0]] = task.selection_val(groups, step[0], {}, seeds)
+        best, tried = best_lr(task, REFERENCE_RULES[name][0], lrs, seeds)
         chosen[label] = {"rule": name, "lr": best, "constants": {}, "select_val": tried[best],
                          "tried": [{"lr": lr, "select_val": v} for lr, v in sorted(tried.items())]}
         print(f"  {label}: lr {best:g} ({len(tried)} tried), selection val {100 * tried[best]:.1f}", flush=True)
@@ -256,6 +263,9 @@ def main() -> None:
     parser.add_argument("--experiment", nargs="+",
                         help="the searches' experiment folders, one per search seed (default: new ones under /tmp)")
     parser.add_argument("--rule", help="JSON of an earlier run: measure its found rule here, unchanged")
+    parser.add_argument("--tune-rule-lr", action="store_true",
+                        help="with --rule: choose the rule's learning rate on the selection seeds as each "
+                             "baseline's is (five rates around its own, extended while the best is at an end)")
     parser.add_argument("--candidates", action="store_true",
                         help="with --rule: measure every rule that run re-ranked, not only its found rule")
     parser.add_argument("--workers", type=int, default=1,
@@ -270,6 +280,8 @@ def main() -> None:
         parser.error("--experiment needs one folder per search seed")
     if args.candidates and not args.rule:
         parser.error("--candidates needs --rule")
+    if args.tune_rule_lr and not args.rule:
+        parser.error("--tune-rule-lr needs --rule")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     torch.set_num_threads(1)
@@ -287,7 +299,15 @@ def main() -> None:
     elif args.rule:
         earlier = json.loads(Path(args.rule).read_text())
         found = earlier["found"]
-        found["select_val"] = task.selection_val(found["groups"], found["lr"], {}, args.select_seeds)
+        if args.tune_rule_lr:  # the rule's learning rate chosen as each baseline's is, from five around its own
+            i = LEARNING_RATES.index(found["lr"])
+            lr, tried = best_lr(task, found["groups"], LEARNING_RATES[max(0, i - 2):i + 3], args.select_seeds)
+            found.update(searched_lr=found["lr"], lr=lr, rule=f"{lr:g} * {found['rule'].split(' * ', 1)[1]}",
+                         select_val=tried[lr], tried=[{"lr": r, "select_val": v} for r, v in sorted(tried.items())])
+            print(f"  found rule: lr {lr:g} ({len(tried)} tried, {found['searched_lr']:g} in its search), "
+                  f"selection val {100 * tried[lr]:.1f}", flush=True)
+        else:
+            found["select_val"] = task.selection_val(found["groups"], found["lr"], {}, args.select_seeds)
         if args.candidates:  # how well the earlier run's selection seeds chose among its re-ranked rules
             for i, c in enumerate(earlier["candidates"][1:], start=2):
                 c.update(task.tested(c["groups"], c["lr"], {}, args.test_seeds), constants={},
