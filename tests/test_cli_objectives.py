@@ -121,3 +121,27 @@ def test_latency_constrained_training_search_measures_latency(tmp_path, monkeypa
     assert len(trials) == 3
     for t in trials:
         assert t.metrics["latency_ms"] > 0.001 and t.metrics["latency_threads"] == 1 and not t.feasible
+
+
+def test_a_mnasnet_weighted_objective_is_labelled_as_such_and_the_metric_shown_raw(tmp_path, monkeypatch, capsys):
+    """Under MnasNet factors the stored objective is the metric times a factor: a column headed by
+    the metric's name must hold the metric itself, never the weighted value."""
+    from nasforge.store import Store, store_path
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["--space", "nbgraph-cora", "--budget", "4", "--experiment", "exp", "--quiet",
+            "--constraint", "latency_ms<=0.0001", "--constraint-mode", "mnasnet-hard"]
+    assert main(["search", *argv]) == 0
+    with Store(store_path(tmp_path / "exp"), readonly=True) as store:
+        trials = [t for t in store.trials() if t.state == "COMPLETE"]
+    assert trials and all(t.objective < t.metrics["val_acc"] for t in trials)  # every child is over the limit
+    capsys.readouterr()
+    assert main(["trials", "--experiment", "exp"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "trial" in line and "state" in line)
+    assert "val_acc*MnasNet" in header and "latency_ms" in header
+    rows = {cells[1]: cells for cells in ([c.strip() for c in line.split("│")] for line in out.splitlines())
+            if len(cells) > 2}
+    for t in trials:
+        cells = rows[str(t.number)]
+        assert f"{100 * t.metrics['val_acc']:.2f}%" in cells and f"{t.objective:.4g}" in cells

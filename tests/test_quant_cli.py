@@ -62,9 +62,14 @@ def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
     report = json.loads((tmp_path / "q" / "export" / "int8.json").read_text())
     assert report["agreement"] >= 0.5 and report["int8_bytes"] > 0 and report["int8_latency_ms"] > 0
     assert (tmp_path / "q" / "export" / "quant_layers.py").exists()
-    refused = nasforge(["export", "--experiment", "q", "--int8", "--overwrite", "--min-agreement", "1.01"],
-                       cwd=tmp_path)
-    assert refused.returncode == 2 and "min_agreement must be in [0, 1]" in error_line(refused)
+    export = tmp_path / "q" / "export"
+    before = {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()}
+    for level in ("1.01", "95", "nan"):  # a percentage for a fraction: refused before the export is replaced
+        refused = nasforge(["export", "--experiment", "q", "--int8", "--overwrite", "--min-agreement", level],
+                           cwd=tmp_path)
+        assert refused.returncode == 2 and "--min-agreement must be a fraction in [0, 1]" in error_line(refused)
+        assert "Traceback" not in refused.stderr
+    assert {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()} == before
 
 
 @pytest.mark.parametrize("objective", ["ptq_acc", "qat_acc"])
@@ -74,6 +79,23 @@ def test_nb201_quantised_accuracies_are_searchable_objectives(tmp_path, objectiv
     trials = [t for t in json_out(nasforge(["trials", "--experiment", "n", "--json"], cwd=tmp_path))
               if t["state"] == "COMPLETE"]
     assert trials and all(t["objective"] == pytest.approx(t["metrics"][objective]) for t in trials)
+
+
+def test_a_table_search_points_to_its_results_and_refuses_export(tmp_path):
+    """A tabular search trained nothing: it names what to do next, and export says why not."""
+    run = nasforge(["search", "--space", "nb201-cifar10", "--strategy", "random", "--budget", "3",
+                    "--experiment", "t", "--quiet"], cwd=tmp_path)
+    ok(run)
+    assert "nasforge best" in run.stdout and "nasforge retrain" not in run.stdout
+    for argv in (["export"], ["export", "--int8"], ["retrain"]):
+        refused = nasforge([*argv, "--experiment", "t"], cwd=tmp_path)
+        assert refused.returncode == 2 and "tabular benchmark" in error_line(refused), error_line(refused)
+    assert not (tmp_path / "t" / "export").exists()
+    assert "dataset" not in run.stdout.splitlines()[0]  # a table has no dataset to name
+    given = nasforge(["search", "--space", "nb201-cifar10", "--dataset", "digits", "--budget", "3",
+                      "--experiment", "t2"], cwd=tmp_path)
+    assert given.returncode == 2 and "--dataset does not apply to nb201-cifar10" in error_line(given)
+    assert not (tmp_path / "t2").exists()
 
 
 @pytest.mark.parametrize("settings, message", [

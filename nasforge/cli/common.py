@@ -142,12 +142,16 @@ def make_console() -> Console:
 
 
 def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
-    """The metric a search optimises and the metrics its constraints limit, from its ``[reward]``
-    (the optimised metric first when a constraint limits it too)."""
-    metric = reward.get("metric", "val_acc") if not reward.get("weights") else "objective"
+    """The label of the value a search optimises (the scorer's, as the live line shows it) and the
+    metrics shown raw beside it, from its ``[reward]``: those its constraints limit, led by the
+    optimised metric itself when MnasNet factors weight it or a constraint limits it too."""
+    from ..objectives.rewards import Scorer
+
     constraints = reward.get("constraints") or []
     constraints = [constraints] if isinstance(constraints, str) else list(constraints)
-    limited = []
+    scorer = Scorer.from_config({**reward, "constraints": constraints})
+    metric = scorer.label
+    limited = [scorer.objective.label] if metric != scorer.objective.label else []
     for text in map(str, constraints):
         name = text.split("<")[0].split(">")[0].strip()
         if name and name not in limited:

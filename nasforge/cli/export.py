@@ -44,17 +44,20 @@ def _preprocessing(model_dir: Path, config, console):
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
     from ..report.model_files import load_model_dir
-    from .export_rule import cmd_export_optimizer, is_rule_space
+    from .export_rule import cmd_export_optimizer, no_network
 
     if args.optimizer:
         return cmd_export_optimizer(args)
+    if args.int8 and not 0 <= args.min_agreement <= 1:  # before anything is written or replaced
+        raise ConfigError(f"--min-agreement must be a fraction in [0, 1] (0.95 asks for 95% of the test "
+                          f"predictions), got {args.min_agreement:g}")
     experiment, store = _open_store(args.experiment, readonly=True)
     console = make_console()
     with store:
         config, space = _space_of(store)
-        if is_rule_space(space):
-            raise ConfigError(f"{experiment} searched update rules, which have no network to export: "
-                              "use `nasforge export --optimizer` for the rule as a torch optimiser")
+        refusal = no_network(config["space"]["name"], space)
+        if refusal:
+            raise ConfigError(f"{experiment}: {refusal}")
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
         out = Path(args.out) if args.out else experiment / "export"
         _check_out(out, args.overwrite)
@@ -112,5 +115,6 @@ def add_export_parser(subparsers) -> None:
     e.add_argument("--int8", action="store_true", help="also write model_int8.onnx (onnxruntime static "
                    "quantisation calibrated on training data), checked against the network on the test split")
     e.add_argument("--min-agreement", type=float, default=0.95,
-                   help="with --int8: least share of test predictions the int8 model must share with the network")
+                   help="with --int8: the least fraction (0 to 1) of test predictions on which the int8 model "
+                   "must agree with the network, else the export is refused (default 0.95)")
     e.set_defaults(func=cmd_export)

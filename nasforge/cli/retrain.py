@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from .common import _human, _open_store, _pct, _space_of, make_console
-from .export_rule import is_rule_space
+from .export_rule import no_network
 from .inspect import _pick_trial
 
 
@@ -38,15 +38,11 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     :func:`retrain_recipe`'s keyword arguments (None keeps its default); ``dataset`` points to
     data that moved."""
     from ..estimators.train import retrain_recipe
-    from ..build import is_tabular
 
     config, space = _space_of(store)
-    if is_tabular(config["space"]["name"]):
-        raise ConfigError(f"{config['space']['name']} is a tabular benchmark: its architectures are looked up, "
-                          "not trained, so there is nothing to retrain or export")
-    if is_rule_space(space):
-        raise ConfigError("an update-rules search finds an optimiser, not a network: export it with "
-                          "`nasforge export --optimizer`, measure it with benchmarks/search/update_rules.py")
+    refusal = no_network(config["space"]["name"], space)
+    if refusal:
+        raise ConfigError(refusal)
     data = load_search_data(config, dataset)
     try:
         recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))

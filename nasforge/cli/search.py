@@ -80,6 +80,7 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from ..build import is_tabular
     from ..search import run_search, store_path
     from ..stored_config import read_config, stored_data_missing
     from ..store import Store
@@ -105,10 +106,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         config.update(_overrides_from_args(args), source="flags")
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
+    tabular = is_tabular(config.space["name"])
+    if tabular and args.dataset is not None:
+        raise ConfigError(f"--dataset does not apply to {config.space['name']}: a tabular benchmark looks its "
+                          "architectures up in its own table; leave --dataset out")
     display = _ProgressDisplay(console, quiet=args.quiet, on_start=lambda: _remember_latest(experiment))
     tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
-    console.print(f"[bold]nasforge search[/] -> {experiment}  (dataset {config.dataset}, "
-                  f"space {config.space['name']}, strategy {config.strategy['name']}, budget {config.budget})")
+    data = "" if tabular else f"dataset {config.dataset}, "
+    space_name = config.space["name"] + (" (a table)" if tabular else "")
+    console.print(f"[bold]nasforge search[/] -> {experiment}  ({data}space {space_name}, "
+                  f"strategy {config.strategy['name']}, budget {config.budget})")
     check_experiment_dir(experiment)
 
     def run():
@@ -134,9 +141,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"[red]every trial failed[/] ({result.failed}); see `nasforge trials --experiment {experiment} "
                       "--state FAILED` for each error")
         return 1
-    console.print(f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
-                  f"recipe) then `nasforge export` (experiment {experiment})")
+    console.print(_next_step(config.space["name"], space, experiment))
     return 0
+
+
+def _next_step(space_name: str, space, experiment: Path) -> str:
+    """What a user does after this search: retrain and export a network, export a rule, or (a
+    table) read the results, since nothing was trained."""
+    from .export_rule import is_rule_space, no_network
+
+    if is_rule_space(space):
+        return (f"next: `nasforge export --optimizer` writes the best rule as a torch optimiser "
+                f"(experiment {experiment})")
+    if no_network(space_name, space):
+        return (f"next: `nasforge best` and `nasforge pareto` read the results; {space_name} is looked up in a "
+                f"table, so there is no network to retrain or export (experiment {experiment})")
+    return (f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
+            f"recipe) then `nasforge export` (experiment {experiment})")
 
 
 class _ProgressDisplay:

@@ -74,8 +74,9 @@ class Scorer:
 
     @property
     def label(self) -> str:
-        """The objective's name where its value is shown (progress lines, tables)."""
-        return self.objective.label
+        """The objective's name where its value is shown (progress lines, tables); marked when
+        MnasNet factors weight it, since the value shown is then not the metric itself."""
+        return f"{self.objective.label}*MnasNet" if self._factors() else self.objective.label
 
     def check(self) -> None:
         if self.mode not in CONSTRAINT_MODES:

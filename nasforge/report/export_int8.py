@@ -116,6 +116,6 @@ def export_int8(model: torch.nn.Module, out_dir: Path, x_calib: np.ndarray, x_te
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     if report["agreement"] < min_agreement:
         raise Int8Mismatch(f"the int8 model agrees with the PyTorch network on {report['agreement']:.1%} of "
-                           f"{len(x_test)} test examples, below the required {min_agreement:.0%} "
+                           f"{len(x_test)} test examples, below the required {100 * min_agreement:g}% "
                            f"(files left in {out_dir} for inspection; --min-agreement sets the level)")
     return report
