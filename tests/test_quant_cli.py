@@ -91,7 +91,8 @@ def test_a_table_search_points_to_its_results_and_refuses_export(tmp_path):
         refused = nasforge([*argv, "--experiment", "t"], cwd=tmp_path)
         assert refused.returncode == 2 and "tabular benchmark" in error_line(refused), error_line(refused)
     assert not (tmp_path / "t" / "export").exists()
-    assert "dataset" not in run.stdout.splitlines()[0]  # a table has no dataset to name
+    header = next(line for line in run.stdout.splitlines() if line.startswith("nasforge search ->"))
+    assert "dataset" not in header and "nb201-cifar10 (a table)" in header  # a table has no dataset to name
     given = nasforge(["search", "--space", "nb201-cifar10", "--dataset", "digits", "--budget", "3",
                       "--experiment", "t2"], cwd=tmp_path)
     assert given.returncode == 2 and "--dataset does not apply to nb201-cifar10" in error_line(given)
@@ -111,3 +112,4 @@ def test_bad_quantisation_settings_exit_2(tmp_path, mnist1d_npz, settings, messa
                     *[a for s in settings for a in ("--set", s)]], cwd=tmp_path)
     assert run.returncode == 2 and message in error_line(run), error_line(run)
     assert "Traceback" not in run.stderr and not (tmp_path / "bad").exists()
+    assert "nasforge search ->" not in run.stdout  # no header of a search that never began

@@ -110,12 +110,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     if tabular and args.dataset is not None:
         raise ConfigError(f"--dataset does not apply to {config.space['name']}: a tabular benchmark looks its "
                           "architectures up in its own table; leave --dataset out")
-    display = _ProgressDisplay(console, quiet=args.quiet, on_start=lambda: _remember_latest(experiment))
-    tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
     data = "" if tabular else f"dataset {config.dataset}, "
     space_name = config.space["name"] + (" (a table)" if tabular else "")
-    console.print(f"[bold]nasforge search[/] -> {experiment}  ({data}space {space_name}, "
-                  f"strategy {config.strategy['name']}, budget {config.budget})")
+    header = (f"[bold]nasforge search[/] -> {experiment}  ({data}space {space_name}, "
+              f"strategy {config.strategy['name']}, budget {config.budget})")
+
+    def started():  # once every setting is checked and the store is this run's: a refusal prints no header
+        console.print(header)
+        _remember_latest(experiment)
+
+    display = _ProgressDisplay(console, quiet=args.quiet, on_start=started)
+    tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
     check_experiment_dir(experiment)
 
     def run():
