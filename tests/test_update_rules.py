@@ -221,13 +221,37 @@ def tiny_digits() -> Dataset:
 def test_a_diverging_rule_fails_its_trial_with_a_reason(tiny_digits):
     space = SPACES.create("update-rules", child_layers=2)
     blow_up = [("w", "1", "exp", "identity", "keep_left"), ("r1", "1", "exp", "identity", "keep_left"),
-               ("r2", "1", "negate", "identity", "keep_left")]  # w <- w + exp(exp(w))
+               ("r2", "sign(g)", "negate", "identity", "add")]  # w <- w + exp(exp(w)) - sign(g)
     estimator = create_estimator("rule-train", epochs=1, batch_size=32)
     estimator.setup(space, tiny_digits)
     with pytest.raises(TrialFailed, match="update rule made"):
         estimator.evaluate(space.tokens_for(blow_up, 1.0), seed=0)
     metrics = estimator.evaluate(space.tokens_for(*REFERENCE_RULES["adam"]), seed=0)  # a sane rule trains
     assert metrics["weight_bits"] < 32 * metrics["params"] and np.isfinite(metrics["train_loss"])
+
+
+@pytest.mark.parametrize("rule, reason", [
+    ([("g", "m", "drop", "drop", "add")], "reads no gradient"),  # 0 + 0
+    ([("w_q", "1", "identity", "identity", "multiply")], "reads no gradient"),  # a drift of the weights alone
+    ([("g", "tau", "identity", "identity", "keep_left"), ("r1", "w", "drop", "identity", "add")],
+     "reads no gradient"),  # the gradient is read only where it is dropped
+    ([("g", "g", "identity", "identity", "subtract")], "never changes a weight"),  # g - g
+])
+def test_a_rule_that_cannot_learn_fails_untrained(tiny_digits, monkeypatch, rule, reason):
+    space = SPACES.create("update-rules", child_layers=2)
+    estimator = create_estimator("rule-train", epochs=1, batch_size=32)
+    estimator.setup(space, tiny_digits)
+    trained = []
+    monkeypatch.setattr(estimator, "_train_once", lambda *a: trained.append(a))
+    with pytest.raises(TrialFailed, match=reason):
+        estimator.evaluate(space.tokens_for(rule, 1e-3), seed=0)
+    assert not trained
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_RULES))
+def test_every_reference_optimiser_can_learn(name):
+    space = UpdateRuleSpace(groups=4)
+    assert space.cannot_learn(space.tokens_for(*REFERENCE_RULES[name])) is None
 
 
 def test_rule_train_refuses_a_network_space(tiny_digits):

@@ -5,7 +5,8 @@ the forward pass (straight-through), and reports the validation accuracy of the 
 The rule updates the latent (full-precision) conv / linear weights; biases and batch-norm
 parameters, which stay in floating point, are trained by Adam at ``other_lr`` whatever the rule,
 as Helwegen et al. (2019) train Bop's networks. A rule whose loss or weights stop being finite
-fails its trial (``TrialFailed``), never the search.
+fails its trial (``TrialFailed``), never the search; so does, before any training, a rule that
+cannot learn (it reads no gradient, or its update is zero).
 
 At 1 or 2 bits one optimiser's validation accuracy moves by several points from one training seed
 to the next, more than many rules differ by. ``repeats`` trains the child that many times, with
@@ -154,6 +155,9 @@ class RuleTrainEstimator(Estimator):
                           "train_seconds", "epochs"} | ({"val_acc_runs"} if self.repeats > 1 else set()))
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+        reason = self.space.cannot_learn(tokens)
+        if reason:
+            raise TrialFailed(reason)
         groups, lr = self.space.rule(tokens)
         start = time.perf_counter()
         runs = [self._train_once(groups, lr, s) for s in repeat_seeds(seed, self.repeats)]

@@ -94,6 +94,16 @@ def relevant_operands(group):
     return out
 
 
+#: The operands that carry the loss's gradient, directly or as a running average: a rule that reads
+#: none of them moves every weight the same way whatever the loss, so it cannot learn.
+GRADIENT_OPERANDS = frozenset(("g", "g^2", "g^3", "m", "m_hat", "v_hat", "m_bop", "sign(g)", "sign(m_hat)"))
+
+
+def reads_gradient(groups) -> bool:
+    """Does the update depend on the gradient through an operand whose value matters?"""
+    return any(op in GRADIENT_OPERANDS for k in used_groups(groups) for op in relevant_operands(groups[k]))
+
+
 def check_rule(groups):
     """Raise ValueError unless ``groups`` is a well-formed rule (names known, results used only later)."""
     if not groups:

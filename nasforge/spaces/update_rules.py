@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..quant.fake import check_bits, weight_levels
-from ..quant.rules import BINARY, OPERANDS, UNARY, RuleOptimizer, check_rule, formula, used_groups
+from ..quant.rules import BINARY, OPERANDS, UNARY, RuleOptimizer, check_rule, formula, reads_gradient, used_groups
 from .base import SPACES, Decision, InvalidArchitectureError, SearchSpace, Tokens
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -169,6 +169,18 @@ class UpdateRuleSpace(SearchSpace):
         if not bool(torch.isfinite(values).all()):
             return None
         return tuple(f"{v + 0.0:.10g}" for v in values.tolist())  # + 0.0: -0.0 and 0.0 are one value
+
+    def cannot_learn(self, tokens: Sequence[int]) -> Optional[str]:
+        """Why the rule cannot train its child, or None: it reads no gradient, or its update is zero
+        at every probe of :meth:`behaviour`. Such a rule fails its trial untrained: its child would
+        score only what the biases and batch norm learn, and a short search could report it best."""
+        groups, lr = self.rule(tokens)
+        if not reads_gradient(groups):
+            return f"the rule {lr:g} * {formula(groups)} reads no gradient, so it cannot learn"
+        what = self.behaviour(tokens)
+        if what is not None and all(float(v) == 0.0 for v in what):
+            return f"the rule {lr:g} * {formula(groups)} never changes a weight (its update is zero)"
+        return None
 
     def arch_hash(self, tokens: Sequence[int]) -> str:
         """Equal for rules of equal :meth:`behaviour` (one optimiser), else for equal canonical
