@@ -146,6 +146,14 @@ def test_canonical_ignores_dropped_operands_and_unread_groups():
     assert space.arch_hash(other) != space.arch_hash(base)
 
 
+def test_a_dropped_operand_reads_as_zero_whatever_it_was():
+    space = UpdateRuleSpace(groups=1)
+    a = space.tokens_for([("m_bop", "sign(g)", "drop", "identity", "add")], 1e-3)
+    b = space.tokens_for([("g", "sign(g)", "drop", "identity", "add")], 1e-3)
+    assert space.summary(a) == space.summary(b) == "0.001 * add(0, sign(g))"
+    assert space.describe(a) == space.describe(b)
+
+
 def test_one_optimiser_written_two_ways_has_one_hash():
     """The 1-bit search spent most of its budget on signSGD under other tokens; by behaviour they are one."""
     space = UpdateRuleSpace()

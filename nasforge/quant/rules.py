@@ -123,13 +123,14 @@ def check_rule(groups):
 
 
 def formula(groups):
-    """The rule as one readable expression, e.g. ``multiply(exp(r1), g)`` with r1 written out."""
+    """The rule as one readable expression, e.g. ``multiply(exp(r1), g)`` with r1 written out; a
+    dropped operand is written 0, whatever it was, so twins under :func:`canonical` read alike."""
     def text(k):
         op1, op2, u1, u2, b = groups[k]
         args = []
         for op, u in ((op1, u1), (op2, u2)):
             inner = text(int(op[1:]) - 1) if op.startswith("r") else op
-            args.append(inner if u == "identity" else f"{u}({inner})")
+            args.append("0" if u == "drop" else inner if u == "identity" else f"{u}({inner})")
         return args[0] if b == "keep_left" else f"{b}({args[0]}, {args[1]})"
     return text(len(groups) - 1)
 
