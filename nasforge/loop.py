@@ -136,14 +136,14 @@ class Loop:
             self.executor.shutdown()
             if reason is not None:  # every RUNNING row is this run's (the driver alone writes), even one
                 self.store.mark_interrupted(reason)  # recorded a moment before the interrupt
-        trials = self.store.trials()
+        final = self.store.final_states()  # per budget slot: an interrupted attempt run again is not a failure
         return SearchResult(
             self.experiment,
             self.store.best(5, self.objective.direction),
-            sum(t.state == "COMPLETE" for t in trials),
-            sum(t.state == "FAILED" for t in trials),
+            final.get("COMPLETE", 0),
+            final.get("FAILED", 0),
             time.perf_counter() - self.start,
-            sum(t.state == "PRUNED" for t in trials),
+            final.get("PRUNED", 0),
             self.parts.space,
         )
 

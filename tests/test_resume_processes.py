@@ -77,6 +77,7 @@ def test_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path,
     assert sum(r[2] == "COMPLETE" for r in before) < BUDGET
     run = resume(tmp_path, budget=BUDGET)
     assert run.returncode == 0, run.stderr + run.stdout
+    assert f"({BUDGET} completed, 0 failed" in run.stdout  # a trial cut off and run again is no failure
     rows = trial_rows(tmp_path)
     assert not [r for r in rows if r[2] == "RUNNING"]
     complete = [r[0] for r in rows if r[2] == "COMPLETE"]

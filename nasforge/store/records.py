@@ -116,6 +116,15 @@ class Trials:
         return [self._record(r) for r in rows]
 
     @guarded
+    def final_states(self) -> Dict[str, int]:
+        """How many budget slots are in each state by their last attempt: a trial interrupted (or
+        failed and retried) counts once, as what its retry became."""
+        rows = self.conn.execute(
+            "SELECT state, COUNT(*) FROM trials AS t WHERE attempt = "
+            "(SELECT MAX(attempt) FROM trials AS u WHERE u.number = t.number) GROUP BY state").fetchall()
+        return {state: int(n) for state, n in rows}
+
+    @guarded
     def count_finished(self) -> int:
         """Budget slots whose final attempt has finished (COMPLETE, FAILED or PRUNED, no retry due)."""
         row = self.conn.execute(
