@@ -186,7 +186,7 @@ def experiment(tmp_path):
         ({"val_acc": 0.90, "params": 3000, "latency_ms": 2.0}, "COMPLETE"),
         ({"val_acc": 0.80, "params": 1000, "latency_ms": 1.0, "joules": 3.0}, "COMPLETE"),  # unregistered
         ({"val_acc": 0.70, "params": 2000, "latency_ms": 0.5}, "COMPLETE"),  # dominated in (acc, params)
-        ({"val_acc": 0.95, "params": 500, "latency_ms": 9.0, "feasible": False}, "COMPLETE"),  # infeasible
+        ({"val_acc": 0.95, "params": 500, "latency_ms": 9.0}, "COMPLETE"),  # infeasible (stored as the loop does)
         ({"params": 10}, "FAILED"),
         ({"params": 700}, "COMPLETE"),  # no val_acc in its metrics: falls back to the stored objective
     ]
@@ -195,7 +195,8 @@ def experiment(tmp_path):
         for number, (metrics, state) in enumerate(trials):
             trial_id = store.add_trial(number, [number, 1], f"h{number}", 0, {})
             objective = 0.6 if number == 5 else metrics.get("val_acc")
-            store.finish_trial(trial_id, state, metrics, objective if state == "COMPLETE" else None, 0.0)
+            store.finish_trial(trial_id, state, metrics, objective if state == "COMPLETE" else None, 0.0,
+                               feasible=number != 3)
     return path
 
 
@@ -248,3 +249,23 @@ def test_a_tables_own_metric_has_its_direction_in_a_fresh_process(tmp_path):
     run = nasforge(["pareto", "--experiment", "e", "--metrics", "val_acc,ptq_acc_drop", "--json"], cwd=tmp_path)
     ok(run)
     assert json_out(run)["directions"] == ["maximize", "minimize"]
+
+
+def test_a_real_search_under_a_hard_limit_keeps_its_infeasible_trials_off_the_front(tmp_path, monkeypatch, capsys):
+    """Through the CLI: a constrained search, then pareto on the limited metric, as a user runs them."""
+    from nasforge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--space", "nbgraph-cora", "--strategy", "random", "--budget", "12", "--quiet",
+                 "--experiment", "hard", "--constraint", "latency_ms<=2.5"]) == 0
+    with Store(store_path(tmp_path / "hard"), readonly=True) as store:
+        done = store.trials(["COMPLETE"])
+    over = {t.number for t in done if not t.feasible}
+    assert over and len(over) < len(done)  # the limit splits the sample: the test can see a mistake
+    capsys.readouterr()
+    assert main(["pareto", "--experiment", "hard", "--metrics", "val_acc,latency_ms", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["skipped"]["infeasible"] == len(over) and not {t["trial"] for t in out["front"]} & over
+    assert main(["pareto", "--experiment", "hard", "--metrics", "val_acc,latency_ms", "--json",
+                 "--include-infeasible"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"]["infeasible"] == 0

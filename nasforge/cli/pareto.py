@@ -64,7 +64,7 @@ def collect(trials, metrics: Sequence[str], objective_metric: str,
     """The trials usable for the front, their metric values, and why the others were left out."""
     kept, values, skipped = [], [], {"infeasible": 0, "missing a metric": 0}
     for t in trials:
-        if t.metrics.get("feasible") is False and not include_infeasible:
+        if not t.feasible and not include_infeasible:  # a hard limit broken, as the loop stored it
             skipped["infeasible"] += 1
             continue
         row = [_value(t, m, objective_metric) for m in metrics]
