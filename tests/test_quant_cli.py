@@ -5,6 +5,7 @@ to int8 ONNX, nb201's quantised accuracies searched as objectives, and bad setti
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from cli_paths import error_line, json_out, nasforge, ok
@@ -51,7 +52,9 @@ def test_the_bits_of_a_found_network_are_searched_and_retrained(tmp_path, mnist1
 
 
 def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
-    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "q", "--quiet",
+    data = tmp_path / "data.npz"  # the user's own copy: it moves below
+    shutil.copy(mnist1d_npz, data)
+    ok(nasforge(["search", "--dataset", str(data), *TINY, "--budget", "1", "--experiment", "q", "--quiet",
                  "--set", "training.quantization=\"qat\"", "--set", "training.weight_bits=8",
                  "--set", "training.activation_bits=8"], cwd=tmp_path))
     ok(nasforge(["retrain", "--experiment", "q", "--epochs", "3"], cwd=tmp_path))
@@ -63,6 +66,9 @@ def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
     assert report["agreement"] >= 0.5 and report["int8_bytes"] > 0 and report["int8_latency_ms"] > 0
     assert (tmp_path / "q" / "export" / "quant_layers.py").exists()
     export = tmp_path / "q" / "export"
+    import onnxruntime as ort
+    dims = ", ".join(map(str, ort.InferenceSession(str(export / "model_int8.onnx")).get_inputs()[0].shape[1:]))
+    assert f"float32 input, shape (batch, {dims})" in (export / "README.md").read_text()  # not the raw arrays
     before = {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()}
     for level in ("1.01", "95", "nan"):  # a percentage for a fraction: refused before the export is replaced
         refused = nasforge(["export", "--experiment", "q", "--int8", "--overwrite", "--min-agreement", level],
@@ -70,6 +76,13 @@ def test_qat_search_retrains_quantised_and_exports_int8(tmp_path, mnist1d_npz):
         assert refused.returncode == 2 and "--min-agreement must be a fraction in [0, 1]" in error_line(refused)
         assert "Traceback" not in refused.stderr
     assert {p.name: p.read_bytes() for p in export.iterdir() if p.is_file()} == before
+    moved = data.rename(tmp_path / "moved.npz")
+    lost = nasforge(["export", "--experiment", "q", "--int8", "--min-agreement", "0.5", "--out", "e8"], cwd=tmp_path)
+    assert lost.returncode == 2 and "pass --dataset NEW_PATH" in error_line(lost), error_line(lost)
+    assert not (tmp_path / "e8").exists()  # refused before anything was written
+    ok(nasforge(["export", "--experiment", "q", "--int8", "--min-agreement", "0.5", "--out", "e8",
+                 "--dataset", str(moved)], cwd=tmp_path))
+    assert json.loads((tmp_path / "e8" / "int8.json").read_text())["agreement"] == report["agreement"]
 
 
 @pytest.mark.parametrize("objective", ["ptq_acc", "qat_acc"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
 from .inspect import _pick_trial
+from .retrain import load_search_data
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -48,6 +49,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.optimizer:
         return cmd_export_optimizer(args)
+    if args.dataset and not args.int8:
+        raise ConfigError("--dataset is read only with --int8 (to calibrate and check the int8 model)")
     if args.int8 and not 0 <= args.min_agreement <= 1:  # before anything is written or replaced
         raise ConfigError(f"--min-agreement must be a fraction in [0, 1] (0.95 asks for 95% of the test "
                           f"predictions), got {args.min_agreement:g}")
@@ -61,6 +64,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         trial = _pick_trial(store, args.trial, config["reward"].get("direction", "maximize"))
         out = Path(args.out) if args.out else experiment / "export"
         _check_out(out, args.overwrite)
+        data = load_search_data(config, args.dataset) if args.int8 else None  # found before anything is written
         runs = [e for e in store.evaluations("retrain") if e["trial_id"] == trial.id]
         if not runs:
             raise ConfigError(f"trial {trial.number} has not been retrained yet: run `nasforge retrain` first "
@@ -81,25 +85,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         for name, path in written.items():
             console.print(f"  {name}: {path}")
         if args.int8:
-            _int8(model, out, config, args.min_agreement, console)
+            _int8(model, out, data, args.min_agreement, console)
     return 0
 
 
-def _int8(model, out: Path, config, min_agreement: float, console) -> None:
+def _int8(model, out: Path, data, min_agreement: float, console) -> None:
     """The int8 ONNX model beside the export, calibrated on training data, checked on the test split."""
     import numpy as np
 
-    from ..data.datasets import load_dataset
     from ..report.export_int8 import export_int8
 
-    data = load_dataset(config["dataset"])
     pick = np.random.default_rng(0).permutation(len(data.x_train))[:512]
     r = export_int8(model, out, data.x_train[pick], data.x_test, data.y_test, min_agreement)
     console.print(f"int8 ({r['int8_file']}, onnxruntime static quantisation): agrees with the PyTorch network "
                   f"on {r['agreement']:.1%} of {r['test_examples']} test examples; test accuracy "
                   f"{r['int8_test_acc']:.4f} (PyTorch {r['torch_test_acc']:.4f}); latency {r['int8_latency_ms']:.3f} ms "
                   f"vs fp32 {r['fp32_latency_ms']:.3f} ms (batch 1, 1 thread); {r['int8_bytes']:,} vs "
-                  f"{r['fp32_bytes']:,} bytes; written to int8.json")
+                  f"{r['fp32_bytes']:,} bytes; written to int8.json. It takes the preprocessed float32 input "
+                  "(preprocessing.json applied), not the raw arrays: see README.md")
 
 
 def add_export_parser(subparsers) -> None:
@@ -114,6 +117,8 @@ def add_export_parser(subparsers) -> None:
                         "default <experiment>/optimizer.py)")
     e.add_argument("--int8", action="store_true", help="also write model_int8.onnx (onnxruntime static "
                    "quantisation calibrated on training data), checked against the network on the test split")
+    e.add_argument("--dataset", metavar="PATH", help="with --int8: the search's data file, if it moved since the "
+                   "search (checked against the stored fingerprint)")
     e.add_argument("--min-agreement", type=float, default=0.95,
                    help="with --int8: the least fraction (0 to 1) of test predictions on which the int8 model "
                    "must agree with the network, else the export is refused (default 0.95)")

@@ -118,4 +118,21 @@ def export_int8(model: torch.nn.Module, out_dir: Path, x_calib: np.ndarray, x_te
         raise Int8Mismatch(f"the int8 model agrees with the PyTorch network on {report['agreement']:.1%} of "
                            f"{len(x_test)} test examples, below the required {100 * min_agreement:g}% "
                            f"(files left in {out_dir} for inspection; --min-agreement sets the level)")
+    _readme_section(out_dir, tuple(x_test.shape[1:]), report)
     return report
+
+
+def _readme_section(out_dir: Path, shape, report: Dict[str, Any]) -> None:
+    """Say in the export's README what the int8 file takes: unlike ``model.onnx`` it holds the
+    quantised network alone, so it reads the preprocessed input, not the raw arrays."""
+    readme = out_dir / "README.md"
+    if not readme.exists():
+        return
+    dims = ", ".join(str(int(s)) for s in shape)
+    readme.write_text(readme.read_text().rstrip("\n") + "\n\n"
+                      f"## int8: `{INT8_FILE}`\n\n"
+                      f"Input: the network's float32 input, shape (batch, {dims}): the raw arrays with "
+                      "`preprocessing.json` applied (`model.onnx` applies it itself; this file holds only the "
+                      "quantised network). Output: logits. It agrees with the PyTorch network on "
+                      f"{report['agreement']:.1%} of {report['test_examples']} test examples; `{REPORT_FILE}` has "
+                      "its accuracy, latency and size against the fp32 network's.\n")
