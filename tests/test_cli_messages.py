@@ -131,3 +131,26 @@ def test_retrain_is_a_writer_and_waits_its_turn(tmp_path):
     assert "is being written by" in refused.stderr and str(os.getpid()) in refused.stderr
     free = nasforge("retrain", "--experiment", "w", cwd=tmp_path)
     assert free.returncode == 2 and "tabular benchmark" in free.stderr  # past the lock, the next check answers
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["best", "--top", "0"], "--top must be at least 1"),
+    (["best", "--top", "-1"], "--top must be at least 1"),
+    (["trials", "--limit", "-2"], "--limit must be at least 1"),
+    (["trials", "--limit", "0"], "--limit must be at least 1"),
+])
+def test_a_count_below_one_is_refused_not_read_as_everything(tmp_path, argv, message):
+    assert nasforge("search", *TABULAR, "--budget", "3", "--experiment", "e", cwd=tmp_path).returncode == 0
+    result = nasforge(*argv, "--experiment", "e", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--seeds", "0"], ["--seeds", "-1"], ["--seed", "-1"]])
+def test_retrain_refuses_no_seeds_or_a_negative_one_before_writing(tmp_path, tiny_npz, flags):
+    assert nasforge("search", "--dataset", str(tiny_npz), "--budget", "1", "--epochs", "1", "--layers", "2",
+                    "--experiment", "r", cwd=tmp_path).returncode == 0
+    store = tmp_path / "r" / "trials.sqlite"
+    before = store.read_bytes()
+    result = nasforge("retrain", "--experiment", "r", "--epochs", "1", *flags, cwd=tmp_path)
+    assert result.returncode == 2 and "--seeds must be at least 1 and --seed at least 0" in result.stderr
+    assert store.read_bytes() == before and not (tmp_path / "r" / "retrain").exists()

@@ -145,3 +145,15 @@ def test_a_mnasnet_weighted_objective_is_labelled_as_such_and_the_metric_shown_r
     for t in trials:
         cells = rows[str(t.number)]
         assert f"{100 * t.metrics['val_acc']:.2f}%" in cells and f"{t.objective:.4g}" in cells
+
+
+def test_a_limit_no_trial_meets_is_said_as_such(tmp_path, monkeypatch, capsys):
+    """Every child over a hard limit: the search ends with exit 1 naming the limit, not a hint to
+    retrain, and best says the trials completed but broke it, not that none completed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--space", "nbgraph-cora", "--budget", "4", "--experiment", "exp", "--quiet",
+                 "--constraint", "latency_ms<=0.0001"]) == 1
+    out = capsys.readouterr().out
+    assert "no trial meets the hard constraints" in out and "all 4 completed trials" in out and "next:" not in out
+    assert main(["best", "--experiment", "exp"]) == 2
+    assert "none of the 4 completed trials meets the search's hard constraints" in capsys.readouterr().err

@@ -11,6 +11,8 @@ from .common import _open_store, _pct, _space_of, _trial_table, format_metric, m
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (the last N trials), got {args.limit}")
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config, space = _space_of(store)
@@ -26,6 +28,16 @@ def cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+def no_best(store) -> ConfigError:
+    """Why a search has no best trial: nothing completed yet, or every completed trial broke a
+    hard limit (then the way on is a looser limit, not waiting)."""
+    done = store.trials(["COMPLETE"])
+    if not done:
+        return ConfigError("no completed trial in this experiment yet")
+    return ConfigError(f"none of the {len(done)} completed trials meets the search's hard constraints; "
+                       "`nasforge trials` shows each one's metrics (search again with a looser limit)")
+
+
 def _pick_trial(store, trial_number: Optional[int], direction: str, final: bool = True):
     """Trial ``trial_number``, or by default the search's best (``final``: the winner of the
     final selection, when `nasforge retrain` made one)."""
@@ -34,7 +46,7 @@ def _pick_trial(store, trial_number: Optional[int], direction: str, final: bool 
 
         best = [final_choice(store, direction)] if final else store.best(1, direction)
         if not best or best[0] is None:
-            raise ConfigError("no completed trial in this experiment yet")
+            raise no_best(store)
         return best[0]
     for t in store.trials(["COMPLETE"]):
         if t.number == trial_number:
@@ -52,13 +64,15 @@ def _chain_cnn_summary(space) -> bool:
 def cmd_best(args: argparse.Namespace) -> int:
     from ..final_selection import final_choice
 
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config, space = _space_of(store)
         direction = config["reward"].get("direction", "maximize")
         best = store.best(args.top, direction)
         if not best:
-            raise ConfigError("no completed trial in this experiment yet")
+            raise no_best(store)
         chosen = final_choice(store, direction)
         if args.json:
             print(json.dumps([{"trial": t.number, "tokens": t.tokens, "objective": t.objective,

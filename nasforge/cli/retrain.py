@@ -127,6 +127,8 @@ def _retrain_under_lock(args: argparse.Namespace, experiment: Path, store, conso
     overrides = {name: getattr(args, name) for name in ("epochs", "shift", "label_smoothing", "mixup", "ema")}
     if args.rerank < 1:
         raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
+    if args.seeds < 1 or args.seed < 0:
+        raise ConfigError(f"--seeds must be at least 1 and --seed at least 0, got {args.seeds} and {args.seed}")
     setup = _final_setup(store, overrides, args.dataset)
     chosen = None
     if args.trial is None and args.rerank > 1:

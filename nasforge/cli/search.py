@@ -146,6 +146,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"[red]every trial failed[/] ({result.failed}); see `nasforge trials --experiment {experiment} "
                       "--state FAILED` for each error")
         return 1
+    if result.completed and not result.best:
+        console.print(f"[red]no trial meets the hard constraints[/]: all {result.completed} completed trials broke a "
+                      f"limit; see `nasforge trials --experiment {experiment}`, and search again with a looser one")
+        return 1
     console.print(_next_step(config.space["name"], space, experiment))
     return 0
 
