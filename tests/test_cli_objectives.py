@@ -53,6 +53,9 @@ def test_a_trained_child_is_asked_to_measure_what_the_reward_names():
     (["--constraint", "<=2"], "expected METRIC<=LIMIT"),
     (["--constraint-mode", "medium"], "--constraint-mode must be one of hard, soft, mnasnet-hard"),
     (["--objective", "speed"], "--objective: unknown metric 'speed'"),
+    (["--metric", "val_ac"], "--metric: unknown metric 'val_ac' (did you mean 'val_acc'?)"),
+    (["--constraint", "param<=5"], "unknown metric 'param' (did you mean 'params'?)"),
+    (["--metric", "x"], "analog_drift_{60,3600,86400,2592000}s, "),  # one entry per family of horizons
     (["--objective", "val_acc", "--metric", "params"], "disagree"),
     (["--direction", "up"], "direction must be maximize or minimize"),
 ])

@@ -51,7 +51,7 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
     ``file_reward`` is the config file's ``[reward]`` section: flags' constraints are added to its
     list, and its metric decides ``--direction`` alone.
     """
-    from ..objectives.registry import METRICS
+    from ..objectives.registry import METRICS, unknown_metric
     from ..objectives.constraints import parse_constraint
 
     file_reward = dict(file_reward or {})
@@ -62,8 +62,8 @@ def reward_overrides(args: argparse.Namespace, file_reward: Optional[Dict[str, A
         if metric_flag is not None and metric_flag != objective:
             raise ConfigError(f"--objective {objective} and --metric {metric_flag} disagree; give one of them")
         if objective not in METRICS:
-            raise ConfigError(f"--objective: unknown metric {objective!r}; known metrics: "
-                              f"{', '.join(sorted(METRICS))}")
+            flag = "--metric" if metric_flag == objective else "--objective"
+            raise ConfigError(f"{flag}: {unknown_metric(objective)}")
         out["metric"] = objective
         out["direction"] = METRICS[objective].direction
     if getattr(args, "direction", None) is not None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Optional
 
-from .registry import METRICS, metric_value
+from .registry import METRICS, metric_value, unknown_metric
 
 OPERATORS = ("<=", ">=")
 CONSTRAINT_MODES = ("hard", "soft", "mnasnet-hard")
@@ -21,7 +21,7 @@ MNASNET_EXPONENTS = {"soft": (-0.07, -0.07), "mnasnet-hard": (0.0, -1.0)}
 def _check_metric(metric: str, known: Optional[Iterable[str]]) -> None:
     names = set(METRICS) if known is None else set(known)
     if metric not in names:
-        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(names))}")
+        raise ValueError(unknown_metric(metric, names))
 
 
 @dataclass(frozen=True)

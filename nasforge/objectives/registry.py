@@ -7,8 +7,9 @@ extra settings. It imports no torch, so the command line can check names and dir
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Iterable, List, Optional
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,30 @@ def register_metric(name: str, unit: str, direction: str, description: str = "")
     return METRICS[name]
 
 
+def unknown_metric(name: str, known: Optional[Iterable[str]] = None) -> str:
+    """The message for a metric name that is not known: the closest name, then the known ones with
+    each family of drift horizons written once (they are most of the list)."""
+    import difflib
+
+    names = sorted(METRICS if known is None else known)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    families: Dict[str, List[str]] = {}
+    for n in names:
+        m = re.fullmatch(r"(.+_)(\d+)s(_std)?", n)
+        key = f"{m.group(1)}{{}}s{m.group(3) or ''}" if m else n
+        families.setdefault(key, []).append(m.group(2) if m else n)
+    listed = [key.format("{" + ",".join(sorted(parts, key=int)) + "}") if "{}" in key else key
+              for key, parts in families.items()]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown metric {name!r}{hint}; known metrics: {', '.join(listed)}"
+
+
 def metric_info(name: str) -> MetricInfo:
-    """The registered metric, or a ValueError that lists the known names."""
+    """The registered metric, or a ValueError that names the closest and lists the known ones."""
     try:
         return METRICS[name]
     except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(sorted(METRICS))} "
-                         "(register_metric adds one)") from None
+        raise ValueError(unknown_metric(name) + " (register_metric adds one)") from None
 
 
 def metric_direction(name: str) -> str:
