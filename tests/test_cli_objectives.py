@@ -160,3 +160,26 @@ def test_a_limit_no_trial_meets_is_said_as_such(tmp_path, monkeypatch, capsys):
     assert "no trial meets the hard constraints" in out and "all 4 completed trials" in out and "next:" not in out
     assert main(["best", "--experiment", "exp"]) == 2
     assert "none of the 4 completed trials meets the search's hard constraints" in capsys.readouterr().err
+
+
+def test_under_soft_limits_the_table_says_whether_each_trial_kept_them(tmp_path, monkeypatch, capsys):
+    """Soft mode stores every trial as feasible; the table must not print "feasible yes" for a trial
+    over a limit, and a limited metric that has a column of its own is not shown twice."""
+    from nasforge.store import Store, store_path
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--space", "nbgraph-cora", "--strategy", "random", "--budget", "12", "--quiet",
+                 "--experiment", "soft", "--constraint", "latency_ms<=2.5", "--constraint", "params<=1e9",
+                 "--constraint-mode", "soft"]) == 0
+    with Store(store_path(tmp_path / "soft"), readonly=True) as store:
+        trials = {str(t.number): t for t in store.trials(["COMPLETE"])}
+    held = {n: t.metrics["latency_ms"] <= 2.5 for n, t in trials.items()}
+    assert all(t.feasible for t in trials.values()) and len(set(held.values())) == 2  # both kinds present
+    capsys.readouterr()
+    assert main(["trials", "--experiment", "soft"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "trial" in line and "state" in line).split("┃")]
+    assert "within limits" in header and "feasible" not in header and header.count("params") == 1
+    column = header.index("within limits")
+    rows = [[c.strip() for c in line.split("│")] for line in lines if line.count("│") > 3]
+    assert {r[1]: r[column] == "yes" for r in rows if r[1] in trials} == held

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -141,41 +141,60 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
-    """The label of the value a search optimises (the scorer's, as the live line shows it) and the
-    metrics shown raw beside it, from its ``[reward]``: those its constraints limit, led by the
-    optimised metric itself when MnasNet factors weight it or a constraint limits it too."""
+def _scorer(reward: Dict[str, Any]):
     from ..objectives.rewards import Scorer
 
     constraints = reward.get("constraints") or []
     constraints = [constraints] if isinstance(constraints, str) else list(constraints)
-    scorer = Scorer.from_config({**reward, "constraints": constraints})
+    return Scorer.from_config({**reward, "constraints": constraints})
+
+
+def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
+    """The label of the value a search optimises (the scorer's, as the live line shows it) and the
+    metrics shown raw beside it, from its ``[reward]``: those its constraints limit, led by the
+    optimised metric itself when MnasNet factors weight it or a constraint limits it too."""
+    scorer = _scorer(reward)
     metric = scorer.label
     limited = [scorer.objective.label] if metric != scorer.objective.label else []
-    for text in map(str, constraints):
-        name = text.split("<")[0].split(">")[0].strip()
-        if name and name not in limited:
-            limited.append(name)
+    for c in scorer.constraints:
+        if c.metric not in limited:
+            limited.append(c.metric)
     return metric, limited
 
 
-def _trial_table(title: str, trials, space, show_error: bool = False, metric: str = "val_acc",
-                 limited: Sequence[str] = ()) -> Table:
-    """Trials with the metric optimised (labelled by its name), the metrics under a constraint
-    and whether the trial met them, when the search has constraints."""
+def _within_limits(scorer, metrics: Dict[str, Any]) -> Optional[bool]:
+    """Whether every constraint's limit holds for these metrics (None when one is not measured)."""
+    try:
+        return all(c.satisfied(c.value(metrics)) for c in scorer.constraints)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _trial_table(title: str, trials, space, show_error: bool = False,
+                 reward: Optional[Dict[str, Any]] = None) -> Table:
+    """Trials with the value optimised (labelled as the search's ``reward`` names it), the metrics
+    under a constraint and whether the trial met them, when the search has constraints: under
+    ``hard`` the stored feasibility, under the MnasNet modes (where every trial is feasible and
+    a limit only weighs the objective) whether each limit held, as "within limits"."""
+    scorer = _scorer(reward or {})
+    metric, limited = reward_labels(reward or {})
     table = Table(title=title)
-    extra = [name for name in limited if name != metric]
-    columns = ["trial", "state", metric, *extra, *(["feasible"] if limited else []), "reward", "params", "FLOPs",
+    shown = {"params", "flops"}  # have columns of their own
+    extra = [name for name in limited if name != metric and name not in shown]
+    check = ("feasible" if scorer.mode == "hard" else "within limits") if limited else None
+    columns = ["trial", "state", metric, *extra, *([check] if check else []), "reward", "params", "FLOPs",
                "time s", "architecture"]
     for col in columns:
-        table.add_column(col, justify="left" if col in ("state", "architecture", "feasible") else "right")
+        table.add_column(col, justify="left" if col in ("state", "architecture", check) else "right")
     if show_error:
         table.add_column("error")
     for t in trials:
         number = f"{t.number}" + (f".{t.attempt}" if t.attempt else "")
+        held = t.feasible if scorer.mode == "hard" else _within_limits(scorer, t.metrics)
         row = [number, t.state, format_metric(metric, t.objective),
                *[format_metric(name, t.metrics.get(name)) for name in extra],
-               *([("yes" if t.feasible else "[red]no[/]") if t.state == "COMPLETE" else "-"] if limited else []),
+               *([("yes" if held else "[red]no[/]") if t.state == "COMPLETE" and held is not None else "-"]
+                 if check else []),
                "-" if t.reward is None else f"{t.reward:.4f}",
                _human(t.metrics.get("params")), _human(t.metrics.get("flops")),
                "-" if t.duration is None else f"{t.duration:.1f}", space.summary(t.tokens)]

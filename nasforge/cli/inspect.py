@@ -22,9 +22,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([t.__dict__ for t in trials], indent=1))
             return 0
-        metric, limited = reward_labels(config["reward"])
         make_console().print(_trial_table(f"{experiment}: {len(trials)} trials", trials, space, show_error=True,
-                                          metric=metric, limited=limited))
+                                          reward=config["reward"]))
     return 0
 
 
@@ -80,8 +79,8 @@ def cmd_best(args: argparse.Namespace) -> int:
                                "final_choice": t.id == chosen.id} for t in best], indent=1))
             return 0
         console = make_console()
-        metric, limited = reward_labels(config["reward"])
-        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space, metric=metric, limited=limited))
+        metric, _ = reward_labels(config["reward"])
+        console.print(_trial_table(f"{experiment}: best {len(best)}", best, space, reward=config["reward"]))
         if _chain_cnn_summary(space):
             console.print(CHAIN_CNN_LEGEND, style="dim")
         top = best[0]

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, load_config_file, parse_value
 from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, \
-    _trial_table, check_experiment_dir, format_metric, make_console, reward_labels, run_until_stopped
+    _trial_table, check_experiment_dir, format_metric, make_console, run_until_stopped
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
 from .track import add_log_to_flags, finish_tracker, search_tracker, with_tracker
@@ -136,10 +136,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if code:
         return code
     space = result.space
-    metric, limited = reward_labels(config.reward)
     pruned = f", {result.pruned} pruned" if result.pruned else ""
     console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
-                               f"{_duration(result.elapsed)})", result.best, space, metric=metric, limited=limited))
+                               f"{_duration(result.elapsed)})", result.best, space, reward=config.reward))
     if result.best:
         console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
     if result.completed == 0 and result.failed:
