@@ -118,6 +118,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.greedy and "reinforce" in args.methods:
         parser.error("--greedy takes no sampled actions: REINFORCE cannot train it (use --methods es)")
+    if args.save_policies:  # made now: a folder that cannot be made must not cost a training first
+        Path(args.save_policies).mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     task = Task(load_dataset("mnist1d"), bits=args.bits, epochs=args.epochs, drive_rate=args.drive_rate,
                 greedy=args.greedy)
