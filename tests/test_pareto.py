@@ -269,3 +269,15 @@ def test_a_real_search_under_a_hard_limit_keeps_its_infeasible_trials_off_the_fr
     assert main(["pareto", "--experiment", "hard", "--metrics", "val_acc,latency_ms", "--json",
                  "--include-infeasible"]) == 0
     assert json.loads(capsys.readouterr().out)["skipped"]["infeasible"] == 0
+
+
+def test_after_a_multi_objective_search_the_front_is_of_its_objectives(tmp_path, monkeypatch, capsys):
+    from nasforge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "--space", "nbgraph-cora", "--strategy", "evolution", "--budget", "12", "--quiet",
+                 "--experiment", "mo", "--set", 'strategy.objectives=["val_acc:max","latency_ms:min"]']) == 0
+    capsys.readouterr()
+    assert main(["pareto", "--experiment", "mo", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"] == ["val_acc", "latency_ms"] and out["directions"] == ["maximize", "minimize"]

@@ -138,8 +138,12 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         reward = config.get("reward", {})
         objective_metric = reward.get("metric", "val_acc")
         trials = store.trials(["COMPLETE"])
-        metrics = _chosen_metrics(args.metrics, trials, objective_metric, experiment)
-        directions = _directions(metrics, args.directions, objective_metric, reward.get("direction", "maximize"))
+        searched = _searched_objectives(config)
+        metrics = _chosen_metrics(args.metrics, trials, objective_metric, experiment, searched[0] if searched else None)
+        if searched and metrics == searched[0] and not args.directions:
+            directions = searched[1]  # as the search ranked them, ":max" / ":min" included
+        else:
+            directions = _directions(metrics, args.directions, objective_metric, reward.get("direction", "maximize"))
         kept, values, skipped = collect(trials, metrics, objective_metric, args.include_infeasible)
         if not kept:
             raise ConfigError(f"no completed trial of {experiment} reports all of {', '.join(metrics)}")
@@ -156,9 +160,25 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path) -> List[str]:
-    """--metrics (default: the search's metric and params), refused unless the trials report each."""
-    metrics = _split(given) if given else [objective_metric, "params"]
+def _searched_objectives(config) -> Optional[Tuple[List[str], List[str]]]:
+    """(metrics, directions) a multi-objective search ranked by (``strategy.objectives``), or None."""
+    objectives = (config.get("strategy") or {}).get("objectives")
+    if not objectives:
+        return None
+    from ..strategies.evolution import parse_objectives
+
+    try:
+        names, directions = parse_objectives(objectives)
+    except ValueError:
+        return None
+    return (names, directions) if len(names) >= 2 else None
+
+
+def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path,
+                    searched: Optional[List[str]] = None) -> List[str]:
+    """--metrics (default: the objectives a multi-objective search ranked by, else the search's
+    metric and params), refused unless the trials report each."""
+    metrics = _split(given) if given else list(searched or [objective_metric, "params"])
     if len(metrics) < 2 or len(set(metrics)) != len(metrics):
         raise ConfigError(f"--metrics {given!r}: give at least two different metrics")
     available = sorted({k for t in trials for k, v in t.metrics.items()
@@ -240,7 +260,8 @@ def add_pareto_parser(subparsers) -> argparse.ArgumentParser:
                     "and optionally a scatter plot with the front highlighted.")
     p.add_argument("--experiment", help="experiment directory (default: the latest search)")
     p.add_argument("--metrics", help="comma-separated metrics, e.g. val_acc,params "
-                                     "(default: the search's metric and params)")
+                                     "(default: a multi-objective search's objectives, else the search's "
+                                     "metric and params)")
     p.add_argument("--directions", help="max/min per metric, for metrics the registry does not know")
     p.add_argument("--reference", help="hypervolume reference point, one value per metric "
                                        "(default: worst value + 10%% of the range)")
