@@ -78,7 +78,13 @@ def built(name: str, index: int, data: Dataset, **extra: Any) -> Estimator:
 
 
 def some_tokens(estimator: Estimator, seed: int = 0) -> tuple:
-    return estimator.space.sample(np.random.default_rng(seed))
+    """A sample the estimator trains: update rules that cannot learn fail untrained by design."""
+    rng = np.random.default_rng(seed)
+    tokens = estimator.space.sample(rng)
+    cannot_learn = getattr(estimator.space, "cannot_learn", lambda _: None)
+    while cannot_learn(tokens):
+        tokens = estimator.space.sample(rng)
+    return tokens
 
 
 def untimed(metrics: Dict[str, Any]) -> Dict[str, Any]:

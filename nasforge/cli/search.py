@@ -80,7 +80,6 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..build import is_tabular
     from ..search import run_search, store_path
     from ..stored_config import read_config, stored_data_missing
     from ..store import Store
@@ -106,14 +105,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         config.update(_overrides_from_args(args), source="flags")
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
-    tabular = is_tabular(config.space["name"])
-    if tabular and args.dataset is not None:
-        raise ConfigError(f"--dataset does not apply to {config.space['name']}: a tabular benchmark looks its "
-                          "architectures up in its own table; leave --dataset out")
-    data = "" if tabular else f"dataset {config.dataset}, "
-    space_name = config.space["name"] + (" (a table)" if tabular else "")
-    header = (f"[bold]nasforge search[/] -> {experiment}  ({data}space {space_name}, "
-              f"strategy {config.strategy['name']}, budget {config.budget})")
+    header = _header(config, experiment, args.dataset)
 
     def started():  # once every setting is checked and the store is this run's: a refusal prints no header
         console.print(header)
@@ -133,8 +125,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                                          f"`nasforge search --resume --experiment {experiment}`")
     finally:
         finish_tracker(console, tracker, finished=code == 0)
-    if code:
-        return code
+    return code or _report(console, result, config, experiment)
+
+
+def _header(config: SearchConfig, experiment: Path, dataset_flag) -> str:
+    """The line that opens a search; a table names no dataset, and --dataset with one is refused."""
+    from ..build import is_tabular
+
+    tabular = is_tabular(config.space["name"])
+    if tabular and dataset_flag is not None:
+        raise ConfigError(f"--dataset does not apply to {config.space['name']}: a tabular benchmark looks its "
+                          "architectures up in its own table; leave --dataset out")
+    data = "" if tabular else f"dataset {config.dataset}, "
+    space_name = config.space["name"] + (" (a table)" if tabular else "")
+    return (f"[bold]nasforge search[/] -> {experiment}  ({data}space {space_name}, "
+            f"strategy {config.strategy['name']}, budget {config.budget})")
+
+
+def _report(console: Console, result, config: SearchConfig, experiment: Path) -> int:
+    """The finished search's best trials and the next step; exit 1 when there is no best to take on."""
     space = result.space
     pruned = f", {result.pruned} pruned" if result.pruned else ""
     console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
