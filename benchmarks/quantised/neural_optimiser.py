@@ -70,10 +70,24 @@ def compare(args, task: Task) -> Dict[str, Dict]:
         results[name] = {"runs": meta_train.evaluate(policy, task, args.test_seeds)}
         print(f"  {name}: {summary(results[name]['runs'])}", flush=True)
     for spec in args.baselines:
-        name, lr = spec.split("=", 1)
-        results[f"{name} + STE, lr {lr}"] = {"runs": [run_rule(task, REFERENCE_RULES[name][0], float(lr), s)
-                                                     for s in args.test_seeds]}
+        name, rates = spec.split("=", 1)
+        lr, tried = tuned_rate(task, name, [float(r) for r in rates.split(",")], args.tune_seeds)
+        results[f"{name} + STE, lr {lr:g}"] = {"runs": [run_rule(task, REFERENCE_RULES[name][0], lr, s)
+                                                       for s in args.test_seeds], "tried": tried}
     return results
+
+
+def tuned_rate(task: Task, name: str, rates: List[float], seeds: List[int]):
+    """The rate of the highest mean validation accuracy on ``seeds`` (training tasks, never the test
+    seeds), with every rate's; one rate given is taken as it is."""
+    if len(rates) == 1:
+        return rates[0], {}
+    tried = {lr: statistics.mean(run_rule(task, REFERENCE_RULES[name][0], lr, s)["val_acc"] for s in seeds)
+             for lr in rates}
+    best = max(tried, key=tried.get)
+    print(f"  {name}: lr {best:g} on seeds {seeds} ({', '.join(f'{lr:g} {100 * v:.1f}' for lr, v in tried.items())})",
+          flush=True)
+    return best, {f"{lr:g}": v for lr, v in tried.items()}
 
 
 def noise(task: Task, start: MovePolicy, repeats: int = 6) -> Dict[str, List[float]]:
@@ -111,7 +125,10 @@ def main() -> None:
     parser.add_argument("--greedy", action="store_true", help="most likely action, not sampled (ES only)")
     parser.add_argument("--test-seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104])
     parser.add_argument("--compare", nargs="+", metavar="NAME=FILE", help="measure saved policies, train nothing")
-    parser.add_argument("--baselines", nargs="*", default=[], metavar="RULE=LR")
+    parser.add_argument("--baselines", nargs="*", default=[], metavar="RULE=LR[,LR...]",
+                        help="with several rates, the one best on --tune-seeds is measured")
+    parser.add_argument("--tune-seeds", type=int, nargs="+", default=[1000, 1001, 1002, 1003],
+                        help="child seeds the baselines' rates are chosen on (training tasks' seeds)")
     parser.add_argument("--noise", action="store_true", help="measure the reward's noise, train nothing")
     parser.add_argument("--json")
     parser.add_argument("--save-policies", help="folder for the trained policies' state dicts")
