@@ -281,3 +281,8 @@ def test_after_a_multi_objective_search_the_front_is_of_its_objectives(tmp_path,
     assert main(["pareto", "--experiment", "mo", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metrics"] == ["val_acc", "latency_ms"] and out["directions"] == ["maximize", "minimize"]
+    assert main(["pareto", "--experiment", "mo"]) == 0  # the table reads as the other tables do
+    text = capsys.readouterr().out
+    first = out["front"][0]
+    assert f"{100 * first['val_acc']:.2f}%" in text and "architecture" in text
+    assert str(first["tokens"]) not in text

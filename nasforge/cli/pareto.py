@@ -156,8 +156,21 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary, indent=1))
             return 0
-        _print_front(make_console(), summary, kept, values, order, given_reference=bool(args.reference))
+        _print_front(make_console(), summary, kept, values, order, given_reference=bool(args.reference),
+                     describe=_describer(config))
     return 0
+
+
+def _describer(config):
+    """The space's one-line summary of an architecture, as the other tables show it; the raw tokens
+    where the stored space cannot be built here (a plugin that is gone)."""
+    from ..spaces.base import space_of_section
+
+    try:
+        space = space_of_section(config["space"])
+    except Exception:  # noqa: BLE001 - any reason: the tokens still say which trial it is
+        return lambda tokens: str(list(tokens))
+    return space.summary
 
 
 def _searched_objectives(config) -> Optional[Tuple[List[str], List[str]]]:
@@ -230,18 +243,22 @@ def _front_summary(experiment: Path, kept, values, skipped, metrics, directions,
     return summary, front, order
 
 
-def _print_front(console, summary: Dict[str, Any], kept, values, order, given_reference: bool) -> None:
+def _print_front(console, summary: Dict[str, Any], kept, values, order, given_reference: bool,
+                 describe=lambda tokens: str(list(tokens))) -> None:
     """The front as a table, what was left out, and the hypervolume with its reference point."""
     from rich.table import Table
+
+    from .common import format_metric
 
     front_size = len(summary["front"])
     table = Table(title=f"{summary['experiment']}: Pareto front, {front_size} of {len(kept)} trials")
     table.add_column("trial", justify="right")
     for m, d in zip(summary["metrics"], summary["directions"]):
         table.add_column(f"{m} {'↑' if d == 'maximize' else '↓'}", justify="right")
-    table.add_column("tokens")
+    table.add_column("architecture")
     for i in order:
-        table.add_row(str(kept[i].number), *(_fmt(x) for x in values[i]), str(kept[i].tokens))
+        cells = [format_metric(m, x) if m.endswith("acc") else _fmt(x) for m, x in zip(summary["metrics"], values[i])]
+        table.add_row(str(kept[i].number), *cells, describe(kept[i].tokens))
     console.print(table)
     left_out = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items() if n)
     if left_out:
