@@ -93,7 +93,7 @@ class SearchConfig:
                     section.clear()  # nor those of another estimator
                 section.update(value)
             else:
-                raise ConfigError(f"{source}: unknown setting {key!r}{_did_you_mean(key, TOP_LEVEL + SECTIONS)}; "
+                raise ConfigError(f"{source}: unknown setting {key!r}{did_you_mean(key, TOP_LEVEL + SECTIONS)}; "
                                   f"valid keys: {', '.join(TOP_LEVEL + SECTIONS)}")
 
     def check(self) -> None:
@@ -333,14 +333,15 @@ def check_section(section: str, values: Dict[str, Any], schema: SectionSchema) -
             if schema.open:
                 continue
             valid = sorted(schema.keys)
-            raise ConfigError(f"[{section}] unknown setting {key!r}{_did_you_mean(key, valid)}; "
+            raise ConfigError(f"[{section}] unknown setting {key!r}{did_you_mean(key, valid)}; "
                               f"valid keys for {schema.owner}: {', '.join(valid)}")
         problem = type_problem(value, schema.keys[key])
         if problem:
             raise ConfigError(f"[{section}] {key} must be {problem}, got {value!r}")
 
 
-def _did_you_mean(key: str, valid) -> str:
+def did_you_mean(key: str, valid) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or nothing: shared by every unknown-name message."""
     import difflib
 
     close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)

@@ -153,7 +153,10 @@ def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
     """The label of the value a search optimises (the scorer's, as the live line shows it) and the
     metrics shown raw beside it, from its ``[reward]``: those its constraints limit, led by the
     optimised metric itself when MnasNet factors weight it or a constraint limits it too."""
-    scorer = _scorer(reward)
+    return _labels(_scorer(reward))
+
+
+def _labels(scorer) -> Tuple[str, List[str]]:
     metric = scorer.label
     limited = [scorer.objective.label] if metric != scorer.objective.label else []
     for c in scorer.constraints:
@@ -163,9 +166,9 @@ def reward_labels(reward: Dict[str, Any]) -> Tuple[str, List[str]]:
 
 
 def _within_limits(scorer, metrics: Dict[str, Any]) -> Optional[bool]:
-    """Whether every constraint's limit holds for these metrics (None when one is not measured)."""
+    """Whether the scorer finds no limit broken in these metrics (None when one is not measured)."""
     try:
-        return all(c.satisfied(c.value(metrics)) for c in scorer.constraints)
+        return not scorer.evaluate(metrics).violations
     except (KeyError, ValueError, TypeError):
         return None
 
@@ -177,7 +180,7 @@ def _trial_table(title: str, trials, space, show_error: bool = False,
     ``hard`` the stored feasibility, under the MnasNet modes (where every trial is feasible and
     a limit only weighs the objective) whether each limit held, as "within limits"."""
     scorer = _scorer(reward or {})
-    metric, limited = reward_labels(reward or {})
+    metric, limited = _labels(scorer)
     table = Table(title=title)
     shown = {"params", "flops"}  # have columns of their own
     extra = [name for name in limited if name != metric and name not in shown]

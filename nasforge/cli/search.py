@@ -165,12 +165,13 @@ def _report(console: Console, result, config: SearchConfig, experiment: Path) ->
 def _next_step(space_name: str, space, experiment: Path) -> str:
     """What a user does after this search: retrain and export a network, export a rule, or (a
     table) read the results, since nothing was trained."""
-    from .export_rule import is_rule_space, no_network
+    from ..build import is_tabular
+    from .export_rule import is_rule_space
 
     if is_rule_space(space):
         return (f"next: `nasforge export --optimizer` writes the best rule as a torch optimiser "
                 f"(experiment {experiment})")
-    if no_network(space_name, space):
+    if is_tabular(space_name):
         return (f"next: `nasforge best` and `nasforge pareto` read the results; {space_name} is looked up in a "
                 f"table, so there is no network to retrain or export (experiment {experiment})")
     return (f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "

@@ -79,10 +79,9 @@ def register_metric(name: str, unit: str, direction: str, description: str = "")
 def unknown_metric(name: str, known: Optional[Iterable[str]] = None) -> str:
     """The message for a metric name that is not known: the closest name, then the known ones with
     each family of drift horizons written once (they are most of the list)."""
-    import difflib
+    from ..config import did_you_mean
 
     names = sorted(METRICS if known is None else known)
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
     families: Dict[str, List[str]] = {}
     for n in names:
         m = re.fullmatch(r"(.+_)(\d+)s(_std)?", n)
@@ -90,8 +89,7 @@ def unknown_metric(name: str, known: Optional[Iterable[str]] = None) -> str:
         families.setdefault(key, []).append(m.group(2) if m else n)
     listed = [key.format("{" + ",".join(sorted(parts, key=int)) + "}") if "{}" in key else key
               for key, parts in families.items()]
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown metric {name!r}{hint}; known metrics: {', '.join(listed)}"
+    return f"unknown metric {name!r}{did_you_mean(name, names)}; known metrics: {', '.join(listed)}"
 
 
 def metric_info(name: str) -> MetricInfo:
