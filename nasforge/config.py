@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .registry import did_you_mean
+
 SECTIONS = ("space", "strategy", "training", "reward", "execution")
 # how a search runs, not what it searches: a resumed search may change these
 RUN_ONLY = ["budget", "max_consecutive_failures", "execution"]
@@ -338,14 +340,6 @@ def check_section(section: str, values: Dict[str, Any], schema: SectionSchema) -
         problem = type_problem(value, schema.keys[key])
         if problem:
             raise ConfigError(f"[{section}] {key} must be {problem}, got {value!r}")
-
-
-def did_you_mean(key: str, valid) -> str:
-    """`` (did you mean 'x'?)`` for the closest valid name, or nothing: shared by every unknown-name message."""
-    import difflib
-
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 _NOUNS = {bool: ("true or false", "true/false values"), int: ("an integer", "integers"),

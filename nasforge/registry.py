@@ -14,10 +14,17 @@ importing any of those packages imports torch, and the command line's help must 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Callable, Dict, Generic, List, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(key: str, valid) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or nothing: shared by every unknown-name message."""
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class UnknownNameError(ValueError):

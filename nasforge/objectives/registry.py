@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
+from ..registry import did_you_mean
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -79,8 +81,6 @@ def register_metric(name: str, unit: str, direction: str, description: str = "")
 def unknown_metric(name: str, known: Optional[Iterable[str]] = None) -> str:
     """The message for a metric name that is not known: the closest name, then the known ones with
     each family of drift horizons written once (they are most of the list)."""
-    from ..config import did_you_mean
-
     names = sorted(METRICS if known is None else known)
     families: Dict[str, List[str]] = {}
     for n in names:
