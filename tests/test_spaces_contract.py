@@ -223,6 +223,35 @@ def test_networks_run_forward_and_twins_compute_the_same_function(name, index, d
         torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name, index", BUILDERS)
+@pytest.mark.parametrize("mode", ["qat", "ptq"])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_quantised_network_saved_and_loaded_is_the_same_network(tmp_path_factory, name, index, mode, data):
+    """What retrain saves and export loads: the network its spec describes, quantised as it was
+    trained (a space's spec that left the bits out rebuilt a float network, whose weights did not load)."""
+    from nasforge.quant.layers import calibrate
+    from nasforge.quant.training import is_quantised, quantize_network
+    from nasforge.report.model_files import load_model_dir, save_model
+
+    space, shape = space_of(name, index), case_of(name, index).input_shape
+    tokens = data.draw(architectures(space))
+    torch.manual_seed(0)
+    model = space.build(tokens, shape, 3)
+    if not is_quantised(model):  # mixed precision: bits chosen by the architecture itself
+        quantize_network(model, {"weight_bits": data.draw(st.sampled_from([1, 2, 4, 8])), "activation_bits": 8})
+    x = torch.randn(16, *shape, generator=torch.Generator().manual_seed(1))
+    if mode == "ptq":
+        calibrate(model, x)
+    model.eval()
+    folder = tmp_path_factory.mktemp("saved")
+    save_model(model, folder, {"tokens": list(tokens)})
+    loaded, _ = load_model_dir(folder)
+    assert is_quantised(loaded) and loaded.spec["quant"] == model.spec["quant"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
 def test_which_spaces_build_networks_is_declared_right():
     """A case without ``input_shape`` must be a space that cannot build (else its build goes untested)."""
     for name in SPACES.builtins:

@@ -76,11 +76,22 @@ def _predict(session, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 
 def _quantize(net: torch.nn.Module, x_calib: np.ndarray, fp32: Path, int8: Path) -> None:
+    """Export, run onnxruntime's pre-processing (graph optimisation and shape inference, which it
+    asks for before quantising: batch norms after convolutions fold into them), then quantise the
+    pre-processed graph statically."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     _export_onnx(net, torch.as_tensor(x_calib[:2]), fp32, dynamo=False)
-    quantize_static(str(fp32), str(int8), _Reader(x_calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    prepared = fp32.with_name(fp32.stem + ".prepared.onnx")
+    try:
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(int8), _Reader(x_calib), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        # a batch norm left unfused (after a sum) has one scale per channel along its only axis
+                        extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}})
+    finally:
+        prepared.unlink(missing_ok=True)
 
 
 def export_int8(model: torch.nn.Module, out_dir: Path, x_calib: np.ndarray, x_test: np.ndarray,

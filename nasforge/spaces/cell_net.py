@@ -160,6 +160,8 @@ class CellNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.last = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU())
         self.classifier = nn.Linear(4 * c, int(spec["num_classes"]))
+        if self.spec.get("quant"):  # trained or calibrated quantised: the same fake-quantised layers
+            _chain_net().quant_layers().quantize_modules(self, self.spec["quant"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.last(self.blocks(self.stem(x)))
@@ -168,7 +170,7 @@ class CellNet(nn.Module):
 
 @functools.lru_cache(maxsize=None)
 def _chain_net():
-    """chain_net (its RawInput and pooling): the package's module inside nasforge, the copy beside
+    """chain_net (its RawInput, pooling and quantised layers): the package's module inside nasforge, the copy beside
     this file in an export (read once: every average-pooling edge asks for it)."""
     try:
         from . import chain_net

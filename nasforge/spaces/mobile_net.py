@@ -122,6 +122,8 @@ class MobileNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.head = conv_bn(c, int(spec["head_channels"]))
         self.classifier = nn.Linear(int(spec["head_channels"]), int(spec["num_classes"]))
+        if self.spec.get("quant"):  # trained or calibrated quantised: the same fake-quantised layers
+            _chain_net().quant_layers().quantize_modules(self, self.spec["quant"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(self.blocks(self.stem(x)))
@@ -129,7 +131,8 @@ class MobileNet(nn.Module):
 
 
 def _chain_net():
-    """chain_net (for RawInput): the package's module inside nasforge, the file beside this one in an export."""
+    """chain_net (RawInput, quantised layers): the package's module inside nasforge, the file beside
+    this one in an export."""
     try:
         from . import chain_net
         return chain_net
