@@ -32,7 +32,8 @@ from .experiment_lock import LOCK_FILE, ExperimentLock, locked_error, running_wr
 from .loop import Loop, Progress, SearchResult, SearchStopped, SearchTerminated
 from .parts import build_parts
 from .store import STORE_FILE, EmptyStoreError, Store, store_path
-from .stored_config import dataset_reference, file_references, read_config, same_data, stored_config, with_defaults
+from .stored_config import (dataset_reference, file_references, read_config, same_data, same_table, stored_config,
+                            with_defaults)
 
 __all__ = ["ESTIMATOR_CHECKPOINT", "STORE_FILE", "Progress", "SearchResult", "SearchStopped", "SearchTerminated",
            "run_search", "store_path"]  # the Python API: results and stops come from the loop
@@ -105,7 +106,8 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
             try:
                 stored = read_config(store)
                 if resume and stored is not None:
-                    diff = differences(with_defaults(stored), wanted, ignore=RUN_ONLY + same_data(stored, wanted))
+                    same = same_data(stored, wanted) + same_table(stored, wanted)
+                    diff = differences(with_defaults(stored), wanted, ignore=RUN_ONLY + same)
                     if diff:
                         raise ConfigError("cannot resume with different settings: " + "; ".join(diff))
                 if resume:

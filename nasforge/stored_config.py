@@ -98,6 +98,16 @@ def same_data(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
     return ["dataset"] if fingerprint is not None and fingerprint == wanted.get("data_fingerprint") else []
 
 
+def same_table(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
+    """``["space.table"]`` when a table stored by a relative path (before tables were stored by
+    absolute path) names, from here, the file the search now reads."""
+    old, new = stored.get("space") or {}, wanted.get("space") or {}
+    table, now = old.get("table"), new.get("table")
+    if not isinstance(table, str) or not isinstance(now, str) or Path(table).is_absolute():
+        return []
+    return ["space.table"] if Path(table).expanduser().resolve() == Path(now).expanduser().resolve() else []
+
+
 def read_config(store: Store) -> Optional[Dict[str, Any]]:
     """The complete config of the search in ``store`` (migrated in memory when the store is old)."""
     stored = store.config()

@@ -132,7 +132,8 @@ class OwnTableSpace(TabularSpace):
             raise ValueError(f"{self.name}: match must be one of {MATCHES}, got {match!r}")
         if isinstance(neighbour_count, bool) or not isinstance(neighbour_count, int) or neighbour_count < 1:
             raise ValueError(f"{self.name}: neighbour_count must be a positive integer, got {neighbour_count!r}")
-        self.table_path = str(table)
+        # by absolute path, like a data file: the stored experiment reads it from any folder
+        self.table_path = str(Path(table).expanduser().resolve())
         self.match = match
         self.neighbour_count = neighbour_count
         self.table = load_table(table)
