@@ -76,6 +76,26 @@ def check_experiment_dir(path: Path) -> None:
         raise ConfigError(f"cannot write the experiment folder {path}: {parent} is not writable")
 
 
+def check_output_file(out: Path, flag: str, example: str) -> None:
+    """A file a command will write, checked before it does any work: not a folder, and in a folder
+    that exists or can be made and takes files (``example`` names a file to suggest instead)."""
+    import tempfile
+
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out} is a folder; give a file name such as {out / example}")
+    folder = out.parent
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {out}: {existing} is a file, not a folder")
+    try:  # os.access says yes to root even where nothing can be made (/proc): try it
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        where = f"the folder {folder} is not writable" if existing == folder else \
+            f"the folder {folder} does not exist and cannot be made in {existing}"
+        raise ConfigError(f"cannot write {out}: {where} ({exc.strerror or exc})") from None
+
+
 def _remember_latest(path: Path) -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     LATEST.write_text(str(path) + "\n")

@@ -118,6 +118,23 @@ def plot_front(path: Path, values, front, metrics: Sequence[str], directions: Se
     plt.close(fig)
 
 
+PLOT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+
+
+def _plot_path(given: str) -> Path:
+    """--plot as the file that will be written (``front`` is ``front.png``, as matplotlib would
+    write it), checked before the front is computed."""
+    from .common import check_output_file
+
+    path = Path(given)
+    if not path.suffix and not path.is_dir():
+        path = path.with_name(path.name + ".png")
+    elif path.suffix and path.suffix[1:].lower() not in PLOT_FORMATS:
+        raise ConfigError(f"--plot {given}: give a file ending in .{', .'.join(PLOT_FORMATS)}")
+    check_output_file(path, "--plot", "front.png")
+    return path
+
+
 def _load_space(config: Dict[str, Any]) -> None:
     """Import the searched space's module: a table registers the metrics it reports there (with
     their directions: nb201's ``*_acc_drop``), which the front needs."""
@@ -131,6 +148,7 @@ def _load_space(config: Dict[str, Any]) -> None:
 def cmd_pareto(args: argparse.Namespace) -> int:
     from .common import _open_store, make_console
 
+    plot = _plot_path(args.plot) if args.plot else None
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
         config = store.config() or {}
@@ -138,6 +156,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         reward = config.get("reward", {})
         objective_metric = reward.get("metric", "val_acc")
         trials = store.trials(["COMPLETE"])
+        if not trials:
+            raise ConfigError(f"{experiment} has no completed trial to draw a front from (`nasforge trials` "
+                              "shows what happened)")
         searched = _searched_objectives(config)
         metrics = _chosen_metrics(args.metrics, trials, objective_metric, experiment, searched[0] if searched else None)
         if searched and metrics == searched[0] and not args.directions:
@@ -149,10 +170,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
             raise ConfigError(f"no completed trial of {experiment} reports all of {', '.join(metrics)}")
         summary, front, order = _front_summary(experiment, kept, values, skipped, metrics, directions,
                                                args.reference)
-        if args.plot:
-            plot_front(Path(args.plot), values, front, metrics, directions,
+        if plot is not None:
+            plot_front(plot, values, front, metrics, directions,
                        f"{experiment.name}: {len(front)} of {len(kept)} trials on the front")
-            summary["plot"] = args.plot
+            summary["plot"] = str(plot)
         if args.json:
             print(json.dumps(summary, indent=1))
             return 0
@@ -187,15 +208,32 @@ def _searched_objectives(config) -> Optional[Tuple[List[str], List[str]]]:
     return (names, directions) if len(names) >= 2 else None
 
 
+#: The cost a front weighs the search's metric against by default: the first of these the trials
+#: report (a tabular benchmark may store no parameter count, but what a child costs to train).
+DEFAULT_COSTS = ("params", "flops", "latency_ms", "weight_bits", "simulated_seconds", "train_seconds")
+
+
 def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path,
                     searched: Optional[List[str]] = None) -> List[str]:
     """--metrics (default: the objectives a multi-objective search ranked by, else the search's
-    metric and params), refused unless the trials report each."""
-    metrics = _split(given) if given else list(searched or [objective_metric, "params"])
+    metric and the first cost of DEFAULT_COSTS that varies over its trials), refused unless the
+    trials report each."""
+    values: Dict[str, set] = {}
+    for t in trials:
+        for k, v in t.metrics.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.setdefault(k, set()).add(v)
+    available = sorted(set(values) | {objective_metric})
+    if not given and not searched:
+        cost = next((m for m in DEFAULT_COSTS if len(values.get(m, ())) > 1), None)  # a constant weighs nothing
+        if cost is None:
+            other = next((m for m in available if m != objective_metric and len(values.get(m, ())) > 1), "METRIC")
+            raise ConfigError(f"the trials of {experiment} report no cost that varies ({', '.join(DEFAULT_COSTS)}) "
+                              f"to weigh {objective_metric} against: name two metrics, e.g. --metrics "
+                              f"{objective_metric},{other}")
+    metrics = _split(given) if given else list(searched or [objective_metric, cost])
     if len(metrics) < 2 or len(set(metrics)) != len(metrics):
         raise ConfigError(f"--metrics {given!r}: give at least two different metrics")
-    available = sorted({k for t in trials for k, v in t.metrics.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)} | {objective_metric})
     missing = [m for m in metrics if m not in available and m != OBJECTIVE]
     if missing:
         raise ConfigError(f"no completed trial of {experiment} reports {', '.join(missing)}; "
@@ -278,7 +316,8 @@ def add_pareto_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="experiment directory (default: the latest search)")
     p.add_argument("--metrics", help="comma-separated metrics, e.g. val_acc,params "
                                      "(default: a multi-objective search's objectives, else the search's "
-                                     "metric and params)")
+                                     "metric and the first of params, flops, latency_ms, weight_bits, "
+                                     "simulated_seconds, train_seconds that varies over its trials)")
     p.add_argument("--directions", help="max/min per metric, for metrics the registry does not know")
     p.add_argument("--reference", help="hypervolume reference point, one value per metric "
                                        "(default: worst value + 10%% of the range)")
