@@ -38,6 +38,21 @@ def is_tabular(space_name: str) -> bool:
     return lookup_estimator(space_name) is not None
 
 
+def is_rule_space(space) -> bool:
+    return hasattr(space, "rule") and hasattr(space, "child_network")
+
+
+def no_network(space_name: str, space) -> "str | None":
+    """Why a search has no network to retrain or export (and what to do instead); None when it has."""
+    if is_tabular(space_name):
+        return (f"{space_name} is a tabular benchmark: its architectures are looked up, not trained, "
+                "so there is nothing to retrain or export; `nasforge best` and `nasforge pareto` read its results")
+    if is_rule_space(space):
+        return ("an update-rules search finds an optimiser, not a network: export it with "
+                "`nasforge export --optimizer`, measure it with benchmarks/search/update_rules.py")
+    return None
+
+
 def estimator_name(config: SearchConfig) -> str:
     """The estimator a search uses: the space's lookup estimator, else ``[training] estimator``."""
     return lookup_estimator(config.space["name"]) or config.training.get("estimator", default_estimator(config.space["name"]))

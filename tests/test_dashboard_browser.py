@@ -229,7 +229,9 @@ def test_report_renders_offline_from_a_file(browser, tmp_path):
             _shoot(browser, shots, "report-" + view)
         assert drawn == ["chart-progress", "chart-workers", "chart-pareto", "chart-hv", "chart-policy",
                          "chart-policy-map", "chart-entropy", "chart-baseline", "chart-importance"]
-        assert browser.find_elements("css selector", "#final-none")  # no retrain yet, and it says so
+        (none,) = browser.find_elements("css selector", "#final-none")  # a table: nothing to retrain, and why
+        assert "Nothing to retrain: mnist1d-chain is a tabular benchmark" in none.text, none.text
+        assert "run `nasforge retrain`" not in none.text  # which the command would refuse
         assert _errors(browser) == []
     finally:
         browser.execute_cdp_cmd("Network.emulateNetworkConditions", {

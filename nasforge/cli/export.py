@@ -45,7 +45,8 @@ def _preprocessing(model_dir: Path, config, console):
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
     from ..report.model_files import load_model_dir
-    from .export_rule import cmd_export_optimizer, no_network
+    from ..build import no_network
+    from .export_rule import cmd_export_optimizer
 
     if args.optimizer:
         return cmd_export_optimizer(args)

@@ -6,29 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..build import is_rule_space
 from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
 from .inspect import _pick_trial
 
 #: What the docstring reports of the trial (those it has).
 REPORTED = ("val_acc", "val_acc_last", "val_acc_history", "train_loss", "epochs", "weight_bits", "params")
-
-
-def is_rule_space(space) -> bool:
-    return hasattr(space, "rule") and hasattr(space, "child_network")
-
-
-def no_network(space_name: str, space) -> "str | None":
-    """Why a search has no network to retrain or export (and what to do instead); None when it has."""
-    from ..build import is_tabular
-
-    if is_tabular(space_name):
-        return (f"{space_name} is a tabular benchmark: its architectures are looked up, not trained, "
-                "so there is nothing to retrain or export; `nasforge best` and `nasforge pareto` read its results")
-    if is_rule_space(space):
-        return ("an update-rules search finds an optimiser, not a network: export it with "
-                "`nasforge export --optimizer`, measure it with benchmarks/search/update_rules.py")
-    return None
 
 
 def cmd_export_optimizer(args: argparse.Namespace) -> int:

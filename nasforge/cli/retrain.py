@@ -10,9 +10,9 @@ from typing import Any, Dict, Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from ..build import no_network
 from ..config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from .common import _human, _open_store, _pct, _space_of, make_console
-from .export_rule import no_network
 from .inspect import _pick_trial
 
 

@@ -182,6 +182,9 @@ def _experiment_data(experiment: Path, store, heavy: bool, drawings: bool,
     start = min((t.started for t in trials if t.started is not None), default=now)
     rows, names = trial_rows(trials, space, start, now)
     settings = _settings(config)
+    from ..build import no_network
+
+    settings["no_retrain"] = no_network(config["space"]["name"], space)  # what the Final view says instead
     data: Dict[str, Any] = {
         "name": experiment.name or str(experiment), "path": str(experiment), "settings": settings,
         "metric_names": names, "trials": rows, "decisions": [d.name for d in space.decisions], "generated": now, "started": start,

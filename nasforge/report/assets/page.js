@@ -404,7 +404,8 @@
   function renderFinal(section, e) {
     section.innerHTML = "";
     const ev = e.final.evaluations;
-    if (!ev.length) section.append(el("div", {class: "empty", id: "final-none"}, "No retrain or final selection yet: run `nasforge retrain`."));
+    if (!ev.length) section.append(el("div", {class: "empty", id: "final-none"},
+      e.settings.no_retrain ? `Nothing to retrain: ${e.settings.no_retrain}.` : "No retrain or final selection yet: run `nasforge retrain`."));
     const kinds = Array.from(new Set(ev.map((x) => x.kind)));
     for (const kind of kinds) {
       const rows = ev.filter((x) => x.kind === kind);
