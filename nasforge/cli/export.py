@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
@@ -70,7 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not runs:
             raise ConfigError(f"trial {trial.number} has not been retrained yet: run `nasforge retrain` first "
                               "(the export is the retrained model, with the test accuracy retrain reports)")
-        model_dir = Path(runs[-1]["metrics"]["model_dir"])
+        run = _seed_run(runs, args.seed, trial.number)
+        model_dir = Path(run["metrics"]["model_dir"])
         if not model_dir.is_absolute() and not model_dir.exists():
             model_dir = experiment / "retrain" / model_dir.name  # stored relative to where retrain ran
         if not model_dir.exists():
@@ -80,7 +82,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         prep = _preprocessing(model_dir, config, console)
         written = export_model(model, out, metadata={**meta, "experiment": str(experiment)},
                                preprocessing=prep, overwrite=args.overwrite)
-        console.print(f"exported trial {trial.number} to {out}; it takes the raw arrays of the data "
+        seeds = sorted({r["metrics"].get("seed", 0) for r in runs})
+        acc = run["metrics"].get("test_acc")
+        which = (f"seed {run['metrics'].get('seed', 0)}"
+                 + (f", test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else "")
+                 + (f"; retrained seeds {', '.join(map(str, seeds))}, --seed chooses" if len(seeds) > 1 else ""))
+        console.print(f"exported trial {trial.number} ({which}) to {out}; it takes the raw arrays of the data "
                       f"({prep.get('raw', config['dataset'])}): shape (batch, {', '.join(map(str, prep['raw_shape']))}), "
                       "preprocessing included:")
         for name, path in written.items():
@@ -88,6 +95,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.int8:
             _int8(model, out, data, args.min_agreement, console)
     return 0
+
+
+def _seed_run(runs, seed: Optional[int], trial_number: int):
+    """The retrain run to export: of seed ``seed``, else of the lowest seed retrained (the one a
+    plain `retrain` uses), never the best on test, which would choose on the test split. A seed
+    retrained twice has one model folder, the later run's."""
+    by_seed = {r["metrics"].get("seed", 0): r for r in runs}  # later runs replace earlier ones
+    if seed is None:
+        return by_seed[min(by_seed)]
+    if seed not in by_seed:
+        raise ConfigError(f"trial {trial_number} was not retrained with seed {seed}; retrained seeds: "
+                          f"{', '.join(map(str, sorted(by_seed)))}")
+    return by_seed[seed]
 
 
 def _int8(model, out: Path, data, min_agreement: float, console) -> None:
@@ -112,6 +132,8 @@ def add_export_parser(subparsers) -> None:
     e.add_argument("--experiment", help="experiment directory (default: the latest search)")
     e.add_argument("--trial", type=int, help="trial number (default: the best)")
     e.add_argument("--out", help="output directory (default: <experiment>/export)")
+    e.add_argument("--seed", type=int, help="which retrained seed's model (default: the lowest retrained, "
+                                            "as a plain `retrain` makes seed 0)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing export")
     e.add_argument("--optimizer", action="store_true",
                    help="an update-rules search: write the rule as one torch.optim.Optimizer file (--out rule.py; "
