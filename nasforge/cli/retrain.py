@@ -10,7 +10,6 @@ from typing import Any, Dict, Optional, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from ..build import no_network
 from ..config import RERANK_CANDIDATES, RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from .common import _human, _open_store, _pct, _space_of, make_console
 from .inspect import _pick_trial
@@ -37,6 +36,7 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     """What the final training needs: (config, space, data, recipe); ``recipe_overrides`` are
     :func:`retrain_recipe`'s keyword arguments (None keeps its default); ``dataset`` points to
     data that moved."""
+    from ..build import no_network
     from ..estimators.train import retrain_recipe
 
     config, space = _space_of(store)
