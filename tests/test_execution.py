@@ -77,6 +77,17 @@ def test_worker_death_time_limit_memory_limit_exceptions_and_nan_each_fail_only_
     assert result.completed == 3 and result.failed == 4  # per budget slot: the lost attempt's retry completed
 
 
+def test_a_workers_one_off_start_cost_is_not_counted_against_the_trial_timeout(tmp_path):
+    """A fresh worker's first trial paid its process's one-off costs (torch imports its compiler
+    stack on the first FLOP count: seconds on a busy machine), so with a short --trial-timeout it
+    timed out, its replacement paid them again, and trials of a second each failed one after
+    another. Workers now pay them before they report ready."""
+    config = synthetic_config(budget=3, workers=1, seconds=0.1, trial_timeout=2)
+    config.training["start_seconds"] = 3.0  # longer than the timeout: counted, every trial would fail
+    result = run_search(config, tmp_path / "exp")
+    assert result.completed == 3 and result.failed == 0
+
+
 def test_a_lost_trial_is_not_retried_beyond_the_configured_number(tmp_path):
     config = faulty_config(tmp_path, ["crash", "crash", "crash"], budget=2, retries=1)
     run_search(config, tmp_path / "exp")

@@ -74,6 +74,17 @@ class Estimator(ABC):
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
         """Metrics of one architecture; raise TrialFailed for a bad architecture."""
 
+    def warm_up(self) -> None:
+        """Pay a process's one-off costs before its first timed trial (a worker calls this before it
+        reports ready), so that a trial timeout measures the trial alone. By default: the first FLOP
+        count, which makes torch import its compiler stack (1.5 s on an idle machine, several seconds
+        on a busy one); every estimator that builds networks counts FLOPs."""
+        from torch import nn
+
+        from ..objectives.hardware import count_flops
+
+        count_flops(nn.Linear(2, 2), (2,))
+
     def produces(self) -> Optional[FrozenSet[str]]:
         """The names of the metrics :meth:`evaluate` returns (after :meth:`setup`), so that a
         search refuses an objective it could never compute before any trial runs. None: not

@@ -20,11 +20,19 @@ from .base import ESTIMATORS, Estimator
 class SyntheticEstimator(Estimator):
     name = "synthetic"
 
-    def __init__(self, seconds: float = 0.5, **ignored: Any):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ValueError(f"synthetic estimator: seconds must be a non-negative number, got {seconds!r}")
-        super().__init__(seconds=seconds)
+    def __init__(self, seconds: float = 0.5, start_seconds: float = 0.0, **ignored: Any):
+        for name, value in (("seconds", seconds), ("start_seconds", start_seconds)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"synthetic estimator: {name} must be a non-negative number, got {value!r}")
+        super().__init__(seconds=seconds, start_seconds=start_seconds)
         self.seconds = float(seconds)
+        self.start_seconds = float(start_seconds)  # a process's one-off cost: paid once, by warm_up or
+        self.started = False                       # else by the first evaluation, as torch's imports are
+
+    def warm_up(self) -> None:
+        if not self.started:
+            time.sleep(self.start_seconds)
+            self.started = True
 
     def setup(self, space: SearchSpace, data: Any = None) -> None:
         super().setup(space, data)
@@ -34,6 +42,7 @@ class SyntheticEstimator(Estimator):
         return frozenset({"val_acc", "test_acc", "simulated_seconds"})
 
     def evaluate(self, tokens: Tokens, seed: int) -> Dict[str, Any]:
+        self.warm_up()
         if self.seconds:
             time.sleep(self.seconds)
         parts = [t / (n - 1) if n > 1 else 0.0 for t, n in zip(tokens, self.sizes)]

@@ -156,6 +156,7 @@ def _serve(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str) -
     torch.set_num_threads(threads)
     try:
         estimator = recipe.build()
+        estimator.warm_up()  # one-off costs before "ready": the trial timeout starts at ready
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the search
         conn.send(("setup_error", describe_exception(exc)))
         return
