@@ -69,7 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plain_warnings() -> None:
+    """Show nasforge's own warnings (a class missing from y_test: ``DataWarning``) as one line,
+    ``warning: ...``: the source line Python's format adds is nasforge's code, which tells a user
+    nothing. Other libraries' warnings keep Python's format. The command owns its process, so the
+    library leaves the format alone and the command sets it."""
+    import warnings
+
+    default = warnings.formatwarning
+    if getattr(default, "nasforge_plain", False):  # main() called again in one process
+        return
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if getattr(category, "__module__", "").split(".")[0] == "nasforge":
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    formatwarning.nasforge_plain = True  # type: ignore[attr-defined]
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    _plain_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -29,13 +29,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """User data that cannot be used; the message names what is wrong."""
-
-
-class DataWarning(UserWarning):
-    """Usable data with a gap the user should know of (a class missing from the test split)."""
+from .errors import DataError, DataWarning
+from .npz_file import check_npz_magic, npz_member
 
 
 @dataclass
@@ -313,19 +308,17 @@ def load_npz(path: str) -> Dataset:
     p = Path(path)
     if not p.exists():
         raise DataError(f"data file {path} does not exist")
+    check_npz_magic(p, path)
     try:
         f = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear error
+    except Exception as exc:  # noqa: BLE001 - a damaged archive gets the same clear error
         raise DataError(f"cannot read {path} as a .npz file: {exc}") from None
     with f:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
         if missing:
             raise DataError(f"{path} lacks {', '.join(missing)} (has: {', '.join(f.files) or 'nothing'})")
-        try:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        except ValueError as exc:  # object arrays need pickle, which is never allowed
-            raise DataError(f"cannot read {path}: {exc}") from None
-        layout = str(f["layout"]) if "layout" in f.files else None
+        arrays = {k: npz_member(f, k, path) for k in ("x_train", "y_train", "x_test", "y_test")}
+        layout = str(npz_member(f, "layout", path)) if "layout" in f.files else None
     x, xt = arrays["x_train"], arrays["x_test"]
     for key in ("x_train", "x_test"):
         a = arrays[key]

@@ -39,7 +39,10 @@ def split_reference(reference: str) -> Tuple[Path, Optional[Tuple[int, int]]]:
     """``DIR`` or ``DIR@SIZE`` -> (folder, (height, width) or None)."""
     folder, at, size = reference.rpartition("@")
     if not at or not re.fullmatch(r"\d+(x\d+)?", size):
-        return Path(reference).expanduser(), None
+        whole = Path(reference).expanduser()
+        if at and folder and not whole.is_dir() and Path(folder).expanduser().is_dir():
+            raise DataError(f"bad image size {size!r} in {reference}: use DIR@32 or DIR@HEIGHTxWIDTH")
+        return whole, None  # a folder whose own name holds '@', or one that does not exist (said later)
     h, _, w = size.partition("x")
     hw = (int(h), int(w or h))
     if min(hw) < 1 or max(hw) > 4096:
@@ -115,6 +118,18 @@ def _check_agree(seen: Dict[Tuple[int, ...], Path], size: Optional[Tuple[int, in
                         "every image to: --dataset DIR@32 or DIR@HEIGHTxWIDTH")
 
 
+def _check_both_splits(root: Path) -> None:
+    """Refuse DIR/train without DIR/test (or the reverse): read as one folder, the split folder
+    would be taken for a class. A ``train`` or ``test`` folder of images (no sub-folders) is a
+    class of its own (CIFAR-100 has a class "train") and passes."""
+    splits = [name for name in ("train", "test") if (root / name).is_dir()]
+    if len(splits) != 1 or not any(p.is_dir() and not p.name.startswith(".") for p in (root / splits[0]).iterdir()):
+        return
+    other = "test" if splits[0] == "train" else "train"
+    raise DataError(f"{root} has {splits[0]}/ but no {other}/: give both for fixed splits, or put the class "
+                    f"folders directly in {root}")
+
+
 def load_folder(reference: str) -> Dataset:
     """The dataset ``--dataset DIR[@SIZE]`` names (see the module docstring for the layouts)."""
     root, size = split_reference(reference)
@@ -124,6 +139,7 @@ def load_folder(reference: str) -> Dataset:
         return load_cifar(root, size)
     image = {"size": None if size is None else list(size), "resample": None if size is None else "bilinear (Pillow)",
              "folder": str(root.resolve())}
+    _check_both_splits(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
         x, y, classes = read_split(root / "train", size)
         xt, yt, _ = read_split(root / "test", size, classes)
