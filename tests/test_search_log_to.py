@@ -28,7 +28,7 @@ def test_search_logs_each_trial_to_tensorboard_while_it_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "nasforge", *SEARCH, "--experiment", str(experiment),
                            "--log-to", "tensorboard"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "tensorboard: 6 trial(s) logged" in done.stdout.replace("\n", "")
+    assert "tensorboard: 6 trials logged" in done.stdout.replace("\n", "")
     stored = _stored(experiment)
     events = EventAccumulator(str(experiment / "tensorboard"))
     events.Reload()
@@ -50,7 +50,7 @@ def test_search_logs_to_a_local_mlflow_store(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     experiment, uri = tmp_path / "exp", f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main([*SEARCH, "--experiment", str(experiment), "--log-to", "mlflow", "--log-uri", uri]) == 0
-    assert "mlflow: 6 trial(s) logged" in capsys.readouterr().out.replace("\n", "")
+    assert "mlflow: 6 trials logged" in capsys.readouterr().out.replace("\n", "")
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("nasforge/exp").experiment_id])
     parent = [r for r in runs if r.data.tags.get("nasforge.role") == "search"]

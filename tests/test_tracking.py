@@ -29,7 +29,7 @@ def test_mlflow_runs_read_back(experiment, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["track", "--log-to", "mlflow", "--experiment", str(experiment), "--to", uri]) == 0
-    assert "mlflow: 6 new trial(s) logged, 6 in the experiment" in capsys.readouterr().out
+    assert "mlflow: 6 new trials logged, 6 in the experiment" in capsys.readouterr().out
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("nasforge/exp")
     runs = client.search_runs([exp.experiment_id])
@@ -50,7 +50,7 @@ def test_mlflow_runs_read_back(experiment, tmp_path, capsys, monkeypatch):
     assert parent[0].data.params["strategy.name"] == "random"
     # again: nothing is logged twice
     assert main(["track", "--log-to", "mlflow", "--experiment", str(experiment), "--to", uri]) == 0
-    assert "mlflow: 0 new trial(s) logged" in capsys.readouterr().out
+    assert "mlflow: 0 new trials logged" in capsys.readouterr().out
     assert len(client.search_runs([exp.experiment_id])) == 7
 
 
@@ -60,7 +60,7 @@ def test_tensorboard_event_file_read_back(experiment, tmp_path, capsys):
 
     logdir = tmp_path / "tb"
     assert main(["track", "--log-to", "tensorboard", "--experiment", str(experiment), "--to", str(logdir)]) == 0
-    assert "tensorboard: 6 new trial(s) logged" in capsys.readouterr().out
+    assert "tensorboard: 6 new trials logged" in capsys.readouterr().out
     events = EventAccumulator(str(logdir))
     events.Reload()
     values = [e.value for e in events.Scalars("search/val_acc")]
@@ -88,5 +88,5 @@ def test_follow_stops_by_itself_once_the_search_is_done(experiment, tmp_path, ca
     logdir = tmp_path / "tb-follow"
     assert main(["track", "--log-to", "tensorboard", "--experiment", str(experiment), "--to", str(logdir),
                  "--follow", "--interval", "0.1"]) == 0
-    assert "tensorboard: 6 new trial(s) logged, 6 in the experiment" in capsys.readouterr().out
+    assert "tensorboard: 6 new trials logged, 6 in the experiment" in capsys.readouterr().out
     assert any(logdir.iterdir())

@@ -5,45 +5,111 @@ dashboard: the search never waits for the tracking side."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def cmd_track(args: argparse.Namespace) -> int:
     from .common import _resolve_experiment, make_console
     from ..config import ConfigError
-    from ..report.tracking import make_logger, mirror
+    from ..report.tracking import check_destination, make_logger, require
 
     console = make_console()
     experiment = Path(args.experiment) if args.experiment else _resolve_experiment(None)
-    if not experiment.is_dir():
-        raise ConfigError(f"no experiment folder {experiment}")
     if args.interval <= 0:
         raise ConfigError(f"--interval must be positive, got {args.interval}")
-    from ..stored_config import read_config
-    from ..report.views import NothingToShow, open_readonly
+    require(args.log_to)
+    check_destination(args.log_to, experiment, args.to, "--to")  # before anything is logged, or waited for
+    if experiment.exists() and not experiment.is_dir():
+        raise ConfigError(f"--experiment {experiment} is a file, not an experiment folder")
+    try:
+        config = _settings(console, experiment, args)
+    except KeyboardInterrupt:
+        console.print("stopped waiting")
+        return 0
+    try:
+        logger = make_logger(args.log_to, experiment, config, args.to)
+    except Exception as exc:  # noqa: BLE001 - e.g. a tracking server that does not answer: one line, exit 2
+        raise ValueError(f"cannot log to {args.log_to} at {args.to or 'its default place'}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    return _mirror_until_done(console, logger, experiment, args)
 
-    with open_readonly(experiment) as store:  # bad stores are refused before anything is logged
-        config = read_config(store)
-    if config is None:
-        raise NothingToShow(f"{experiment}: the search has not written its settings yet; try again in a moment")
-    logger = make_logger(args.log_to, experiment, config, args.to)
+
+def _settings(console, experiment: Path, args: argparse.Namespace):
+    """The search's settings from its store; with --follow, a search about to start (no folder, or no
+    settings written yet) is waited for, as the dashboard does."""
+    from ..config import ConfigError
+    from ..report.views import NothingToShow, open_readonly
+    from ..stored_config import read_config
+
+    waiting = False
+    while True:
+        config = None
+        if experiment.is_dir():
+            try:
+                with open_readonly(experiment) as store:  # bad stores are refused before anything is logged
+                    config = read_config(store)
+            except NothingToShow:
+                if not args.follow:
+                    raise
+        elif not args.follow:
+            raise ConfigError(f"no experiment folder {experiment}")
+        if config is not None:
+            return config
+        if not args.follow:
+            raise NothingToShow(f"{experiment}: the search has not written its settings yet; try again in a moment")
+        if not waiting:
+            console.print(f"waiting for a search to start in {experiment} (Ctrl+C to stop)")
+            waiting = True
+        time.sleep(args.interval)
+
+
+def _mirror_until_done(console, logger, experiment: Path, args: argparse.Namespace) -> int:
+    """Log what is new, once or (--follow) until the search is done or no search writes the
+    experiment any more (stopped, or killed: its lock went with it). MLflow's search run ends
+    FINISHED, KILLED (stopped before its budget) or FAILED (logging failed), else stays RUNNING."""
+    from ..report.tracking import mirror
+
     where = getattr(logger, "uri", None) or getattr(logger, "logdir", "")
-    done = False
+    end, before = None, len(logger.logged)
     try:
         while True:
-            result = mirror(logger, experiment)
+            try:
+                result = mirror(logger, experiment)
+            except Exception as exc:  # noqa: BLE001 - a tracker that fails mid-way: said in one line
+                end = "FAILED"
+                console.print(f"{args.log_to}: {_count(len(logger.logged) - before, 'new trial')} logged before "
+                              f"logging failed ({where})")
+                print(f"nasforge track: error: logging to {args.log_to} failed: {type(exc).__name__}: {exc}",
+                      file=sys.stderr)
+                return 1
             if result["new"] or not args.follow:
-                console.print(f"{args.log_to}: {result['new']} new trial(s) logged, {result['trials']} in the "
-                              f"experiment ({where})")
-            done = result["done"]
-            if not args.follow or done:
+                console.print(f"{args.log_to}: {_count(result['new'], 'new trial')} logged, "
+                              f"{result['trials']} in the experiment ({where})")
+            end = "FINISHED" if result["done"] else "KILLED" if result["writer"] is None else None
+            if not args.follow or end is not None:
                 break
             time.sleep(args.interval)
+        if args.follow and end == "KILLED":
+            left = result["running"]
+            console.print(f"no search is writing {experiment} any more and it stopped before its budget: "
+                          f"{_count(result['trials'] - left, 'finished trial')} logged"
+                          + (f" ({_count(left, 'trial')} it left unfinished cannot be)" if left else "")
+                          + f"; a search resumed with `nasforge search --resume --experiment {experiment}` "
+                            "can be followed again")
     except KeyboardInterrupt:
         console.print("stopped following")
     finally:
-        logger.close(finished=done)
+        try:
+            logger.close(end)
+        except Exception:  # noqa: BLE001 - after a failure the store may refuse this too; said above
+            if end != "FAILED":
+                raise
     return 0
 
 
@@ -88,7 +154,7 @@ def search_tracker(args: argparse.Namespace, experiment: Path):
         return None
     from ..report.tracking import FollowSearch
 
-    return FollowSearch(args.log_to, experiment, args.log_uri)
+    return FollowSearch(args.log_to, experiment, args.log_uri, "--log-uri")  # the destination checked here
 
 
 def with_tracker(update, tracker):
@@ -108,6 +174,5 @@ def finish_tracker(console, tracker, finished: bool) -> None:
     if tracker is None:
         return
     tracker.close(finished)
-    where = getattr(tracker.logger, "uri", None) or getattr(tracker.logger, "logdir", "")
-    console.print(f"{tracker.target}: {tracker.logged} trial(s) logged ({where})"
+    console.print(f"{tracker.target}: {_count(tracker.logged, 'trial')} logged ({tracker.where})"
                   + (f"; logging stopped: {tracker.error}" if tracker.error else ""))

@@ -10,9 +10,11 @@ process), so ``--follow`` adds only what is new. The libraries are imported only
 from __future__ import annotations
 
 import json
-import os
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+from .tracking_destinations import check_destination, destination  # noqa: F401 - used here, and by the CLI
 
 TARGETS = ("mlflow", "tensorboard")
 
@@ -30,6 +32,52 @@ def require(target: str) -> None:
     except ImportError:
         what = {"mlflow": "MLflow", "tensorboard": "TensorBoard"}[target]
         raise ValueError(f"--log-to {target} needs {what}: pip install 'nasforge[{target}]'") from None
+
+
+#: What MLflow accepts in a parameter, metric or tag name (mlflow.utils.validation's
+#: validate_param_and_metric_name: ``^[/\w.\- :]*$``, without the colon that it refuses on Windows);
+#: nor may a name change under posixpath.normpath (no "a//b", "./a", "a/..", leading "/").
+_MLFLOW_BAD = re.compile(r"[^/\w.\- ]")
+_READABLE = (("<-", "_from_"), ("->", "_to_"))  # NAS-Bench-201 edges: edge_1<-0 is edge_1_from_0
+MLFLOW_KEY_LENGTH = 250
+
+
+def mlflow_key(name: str) -> str:
+    """``name`` as a valid MLflow key, itself when it already is one."""
+    key = str(name)
+    for old, new in _READABLE:
+        key = key.replace(old, new)
+    key = _MLFLOW_BAD.sub("_", key)
+    key = "/".join("__" if part == ".." else part for part in key.split("/") if part not in ("", "."))
+    return (key or "_")[:MLFLOW_KEY_LENGTH]
+
+
+def mlflow_keys(names: Iterable[str], taken: Iterable[str] = ()) -> Dict[str, str]:
+    """Each name's valid MLflow key, unique among them (and apart from ``taken``): names that are
+    valid keys already keep them; a changed name that would clash gets a suffix ``_2``, ``_3``..."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    keys = {n: n for n in names if mlflow_key(n) == n}
+    used = set(keys.values()) | set(taken)
+    for name in names:
+        if name in keys:
+            continue
+        key = base = mlflow_key(name)
+        i = 2
+        while key in used:
+            suffix = f"_{i}"
+            key, i = base[:MLFLOW_KEY_LENGTH - len(suffix)] + suffix, i + 1
+        used.add(key)
+        keys[name] = key
+    return {n: keys[n] for n in names}
+
+
+def _renamed(*mappings: Dict[str, str]) -> list:
+    """The tag that keeps the original names of keys MLflow would not take as they were (none when
+    every name was kept): ``nasforge.renamed``, a JSON object key -> original name."""
+    from mlflow.entities import RunTag
+
+    changed = {k: n for m in mappings for n, k in m.items() if k != n}
+    return [RunTag("nasforge.renamed", json.dumps(changed)[:5000])] if changed else []
 
 
 def _flat(prefix: str, value: Any, out: Dict[str, str]) -> Dict[str, str]:
@@ -50,7 +98,7 @@ class MlflowLogger:
         require("mlflow")
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(experiment / 'mlflow.db').resolve()}"
+        self.uri = destination("mlflow", experiment, uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         name = f"nasforge/{experiment.resolve().name}"
         found = self.client.get_experiment_by_name(name)
@@ -66,17 +114,59 @@ class MlflowLogger:
             run = self.client.create_run(self.experiment_id, run_name=f"search {experiment.name}",
                                          tags={"nasforge.experiment": key, "nasforge.role": "search"})
             self.parent = run.info.run_id
-            params = [Param(k[:250], v[:6000]) for k, v in _flat("", config, {}).items()]
-            self.client.log_batch(self.parent, params=params[:100],
-                                  tags=[RunTag("nasforge.space", str(config["space"]["name"])),
-                                        RunTag("nasforge.strategy", str(config["strategy"]["name"]))])
-        self.logged = {r.data.tags.get("nasforge.trial_id") for r in runs if r.data.tags.get("nasforge.role") == "trial"}
+            flat = _flat("", config, {})
+            keys = mlflow_keys(flat)
+            params = [Param(keys[k], v[:6000]) for k, v in flat.items()]
+            with self._ended_if_failing(self.parent):
+                self.client.log_batch(self.parent, params=params[:100],
+                                      tags=[RunTag("nasforge.space", str(config["space"]["name"])),
+                                            RunTag("nasforge.strategy", str(config["strategy"]["name"]))]
+                                      + _renamed(keys))
+        self.logged = set()
+        for r in runs:
+            if r.data.tags.get("nasforge.role") != "trial":
+                continue
+            if r.info.status == "RUNNING" or "nasforge.log_error" in r.data.tags:
+                # a trial half logged by an earlier attempt that failed: ended, put aside, logged anew
+                if r.info.status == "RUNNING":
+                    self.client.set_terminated(r.info.run_id, "FAILED")
+                self.client.delete_run(r.info.run_id)
+            else:
+                self.logged.add(r.data.tags.get("nasforge.trial_id"))
         self.key = key
+        self._decision_keys: Dict[tuple, Dict[str, str]] = {}
+
+    def _ended_if_failing(self, run_id: str):
+        """Around what is logged to a run: a failure ends the run as FAILED, with the error as a tag,
+        never leaving it RUNNING; the error is raised on."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def guard():
+            try:
+                yield
+            except Exception as exc:
+                try:
+                    self.client.set_tag(run_id, "nasforge.log_error", f"{type(exc).__name__}: {exc}"[:5000])
+                except Exception:  # noqa: BLE001 - the store itself may be what failed
+                    pass
+                try:
+                    self.client.set_terminated(run_id, "FAILED")
+                except Exception:  # noqa: BLE001
+                    pass
+                raise
+
+        return guard()
 
     def log(self, trials: Sequence[Dict[str, Any]], decisions: Sequence[str], best: Sequence[Optional[float]],
             metric: str) -> int:
         from mlflow.entities import Metric, Param, RunTag
 
+        names = tuple(decisions)
+        if names not in self._decision_keys:
+            self._decision_keys[names] = mlflow_keys(names)
+        decision_keys = self._decision_keys[names]
+        best_key = mlflow_key(f"best_{metric}")
         new = 0
         stamp = 0
         for row, best_value in zip(trials, best):
@@ -86,26 +176,31 @@ class MlflowLogger:
             run = self.client.create_run(self.experiment_id, run_name=f"trial {row['number']}", tags={
                 "mlflow.parentRunId": self.parent, "nasforge.experiment": self.key, "nasforge.role": "trial",
                 "nasforge.trial_id": str(row["id"])})
-            metrics = [Metric(k, v, stamp, 0) for k, v in row["metrics"].items()]
-            if row["objective"] is not None:
-                metrics.append(Metric("objective", row["objective"], stamp, 0))
-            if row["reward"] is not None:
-                metrics.append(Metric("reward", row["reward"], stamp, 0))
-            params = [Param(name, str(token)) for name, token in zip(decisions, row["tokens"])]
-            tags = [RunTag("state", row["state"]), RunTag("architecture", row["summary"]),
-                    RunTag("feasible", str(row["feasible"]))] + ([RunTag("error", row["error"][:5000])]
-                                                                 if row["error"] else [])
-            self.client.log_batch(run.info.run_id, metrics=metrics, params=params[:100], tags=tags)
-            self.client.set_terminated(run.info.run_id, "FAILED" if row["state"] == "FAILED" else "FINISHED")
+            with self._ended_if_failing(run.info.run_id):
+                metric_keys = mlflow_keys(row["metrics"], taken=("objective", "reward"))
+                metrics = [Metric(metric_keys[k], v, stamp, 0) for k, v in row["metrics"].items()]
+                if row["objective"] is not None:
+                    metrics.append(Metric("objective", row["objective"], stamp, 0))
+                if row["reward"] is not None:
+                    metrics.append(Metric("reward", row["reward"], stamp, 0))
+                params = [Param(decision_keys[name], str(token)) for name, token in zip(names, row["tokens"])]
+                tags = [RunTag("state", row["state"]), RunTag("architecture", row["summary"]),
+                        RunTag("feasible", str(row["feasible"]))] + ([RunTag("error", row["error"][:5000])]
+                                                                     if row["error"] else [])
+                tags += _renamed({n: decision_keys[n] for n in names[:len(params)]}, metric_keys)
+                self.client.log_batch(run.info.run_id, metrics=metrics, params=params[:100], tags=tags)
+                self.client.set_terminated(run.info.run_id, "FAILED" if row["state"] == "FAILED" else "FINISHED")
             if best_value is not None:
-                self.client.log_metric(self.parent, f"best_{metric}", best_value, step=row["number"])
+                self.client.log_metric(self.parent, best_key, best_value, step=row["number"])
             self.logged.add(str(row["id"]))
             new += 1
         return new
 
-    def close(self, finished: bool) -> None:
-        if finished:
-            self.client.set_terminated(self.parent, "FINISHED")
+    def close(self, end: Optional[str]) -> None:
+        """The search's run ended as ``end`` (FINISHED, FAILED: logging failed, KILLED: the search
+        stopped before its budget), or left RUNNING (None: the search goes on)."""
+        if end is not None:
+            self.client.set_terminated(self.parent, end)
 
 
 class TensorBoardLogger:
@@ -116,7 +211,7 @@ class TensorBoardLogger:
         require("tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
-        self.logdir = Path(logdir) if logdir else experiment / "tensorboard"
+        self.logdir = Path(destination("tensorboard", experiment, logdir))
         self.writer = SummaryWriter(log_dir=str(self.logdir))
         self.writer.add_text("settings", "```\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```", 0)
         self.logged: set = set()
@@ -142,7 +237,7 @@ class TensorBoardLogger:
         self.writer.flush()
         return new
 
-    def close(self, finished: bool) -> None:
+    def close(self, end: Optional[str]) -> None:
         self.writer.close()
 
 
@@ -155,26 +250,31 @@ def make_logger(target: str, experiment: Path, config: Dict[str, Any], where: Op
 
 
 def mirror(logger, experiment: Path) -> Dict[str, Any]:
-    """Log what is new in the experiment; returns the counts (and whether the search looks done)."""
+    """Log what is new in the experiment; returns the counts, whether the search looks done and
+    whether a search is writing the experiment now (``writer``: its description, or None)."""
+    from ..experiment_lock import running_writer
     from .views import experiment_data
 
+    writer = running_writer(experiment)  # before reading: a search that ends meanwhile has written all
     data = experiment_data(experiment, heavy=False, drawings=False)
     new = logger.log(data["trials"], data["decisions"], data["best_so_far"], data["settings"]["metric"])
     c = data["counts"]
     finished = c["COMPLETE"] + c["FAILED"] + c["PRUNED"]
-    return {"new": new, "trials": len(data["trials"]), "running": c["RUNNING"],
+    return {"new": new, "trials": len(data["trials"]), "running": c["RUNNING"], "writer": writer,
             "done": not c["RUNNING"] and finished >= (data["settings"]["budget"] or 0)}
 
 
 class FollowSearch:
     """``nasforge search --log-to``: each trial logged as the search reports it finished (the
     search's ``on_progress``), from the record it hands over, so nothing is re-read per trial. The
-    logger is made at the first report, when the store holds the search's complete settings. A
-    tracker that fails mid-search stops logging (``error`` says why); the search goes on."""
+    destination is checked when this is made, before the search starts; the logger is made at the
+    first report, when the store holds the search's complete settings. A tracker that fails
+    mid-search stops logging (``error`` says why); the search goes on."""
 
-    def __init__(self, target: str, experiment: Path, where: Optional[str] = None):
+    def __init__(self, target: str, experiment: Path, where: Optional[str] = None, flag: str = "--log-uri"):
         require(target)
-        self.target, self.experiment, self.where = target, Path(experiment), where
+        self.where = check_destination(target, Path(experiment), where, flag)
+        self.target, self.experiment = target, Path(experiment)
         self.logger = None
         self.error: Optional[str] = None
         self.logged = 0
@@ -214,5 +314,8 @@ class FollowSearch:
         self.logger = make_logger(self.target, self.experiment, config, self.where)
 
     def close(self, finished: bool) -> None:
+        """The search's MLflow run ends FINISHED when the search did, FAILED when logging failed,
+        KILLED when the search stopped early."""
         if self.logger is not None:
-            self.logger.close(finished)
+            self.logger.close("FINISHED" if finished and self.error is None else
+                              "FAILED" if self.error is not None else "KILLED")
