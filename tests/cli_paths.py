@@ -71,3 +71,29 @@ def json_out(run: subprocess.CompletedProcess) -> Any:
         return json.loads(run.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"--json output is not JSON ({exc}){shown(run)}") from None
+
+
+def completed_trials(experiment: Path) -> int:
+    """How many trials of ``experiment`` have completed, read as a second process would (0 before
+    its store exists): for tests that stop a command once it has done some work."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{experiment / 'trials.sqlite'}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def refused(run: subprocess.CompletedProcess, command: str, *said: str) -> str:
+    """Exit 2 with one ``nasforge COMMAND: error:`` line that says each of ``said``; no traceback."""
+    line = error_line(run)
+    assert run.returncode == 2, shown(run)
+    assert line.startswith(f"nasforge {command}: error: "), shown(run)
+    for text in said:
+        assert text in line, f"{text!r} not in {line!r}{shown(run)}"
+    assert "Traceback" not in run.stderr, shown(run)
+    return line

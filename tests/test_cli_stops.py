@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,20 +15,10 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from cli_paths import completed_trials
 
 NASFORGE = [sys.executable, "-m", "nasforge"]
 ENV = {**{k: v for k, v in os.environ.items() if k != "NASFORGE_DEBUG"}, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-
-
-def _completed(experiment: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{experiment / 'trials.sqlite'}?mode=ro", uri=True, timeout=30)
-        try:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def _stopped_by(sig: int, args: List[str], experiment: Path, cwd: Path):
@@ -37,7 +26,7 @@ def _stopped_by(sig: int, args: List[str], experiment: Path, cwd: Path):
     proc = subprocess.Popen(NASFORGE + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV)
     deadline = time.time() + 180
-    while _completed(experiment) < 1:
+    while completed_trials(experiment) < 1:
         assert proc.poll() is None, f"ended before it was stopped: {proc.communicate()}"
         assert time.time() < deadline, "no trial completed in time"
         time.sleep(0.02)

@@ -75,7 +75,8 @@ COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
     ("bash run.sh retrain --seeds 3", Command(("--epochs", "1"), "the final recipe's 60 epochs x (3 to choose + "
                                               "3 seeds) is an hour; 1 epoch walks the same code",
                                               expect=[r"test accuracy over 3 seeds"])),
-    ("bash run.sh export", Command(expect=[r"exported trial \d+ to "])),
+    ("bash run.sh export", Command(expect=[r"exported trial \d+ \(seed 0, test accuracy [\d.]+%; "
+                                          r"retrained seeds 0, 1, 2, --seed chooses\) to "])),
     ("bash run.sh search --resume", Command(expect=[r"\b2 completed\b"])),  # the budget was used: nothing to do
     # ---- tabular benchmarks
     ("bash run.sh search --space nb201-cifar10 --strategy evolution --budget 300",
@@ -127,6 +128,8 @@ COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
              expect=[r"wrote 3 architectures"], writes=["my-table.jsonl.gz"], slow=True)),
     ("bash run.sh search --space own-table --set space.table=my-table.jsonl.gz --strategy evolution --budget 100",
      Command(expect=[r"\bcompleted\b"], slow=True)),
+    ("bash run.sh benchmark --table my-table.jsonl.gz --strategies random,evolution --workers 1",
+     Command(expect=[r"\b20 runs in\b", r"own-table: the table /\S*my-table\.jsonl\.gz"], slow=True)),
     ("bash run.sh benchmark --benchmarks mnist1d-chain --strategies random,evolution --workers 1",
      Command(("--seeds", "2"), "20 runs take about a minute; 4 walk the same code", expect=[r"\b4 runs in\b"],
              slow=True)),

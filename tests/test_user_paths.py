@@ -204,7 +204,7 @@ def reported_test_acc(run: subprocess.CompletedProcess) -> float:
 def export_dir(run: Optional[subprocess.CompletedProcess], user: User) -> Path:
     assert run is not None, f"not exported: retrain failed first ({error_line(user.runs['retrain'])})"
     ok(run)
-    m = re.search(r"exported trial (\d+) to (\S+?)[;:]", run.stdout)
+    m = re.search(r"exported trial (\d+) \(seed \d+[^)]*\) to (\S+?)[;:]", run.stdout)
     assert m, f"export does not say where it wrote the model{shown(run)}"
     return user.folder / m.group(2)
 

@@ -54,8 +54,20 @@ def plan_from_args(args: argparse.Namespace):
             raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
         seeds = list(range(args.seeds))
     budget = None if args.budget_seconds is not None else (args.budget if args.budget is not None else 300)
+    checkpoints = _numbers(args.checkpoints, float, "--checkpoints") if args.checkpoints else None
+    limit = budget if budget is not None else args.budget_seconds
+    beyond = [c for c in checkpoints or [] if isinstance(limit, (int, float)) and c > limit]
+    if beyond:  # refused, not dropped: a checkpoint asked for and missing from the table reads as a result lost
+        unit = "queries" if budget is not None else "simulated seconds"
+        raise ConfigError(f"--checkpoints {', '.join(f'{c:g}' for c in beyond)} beyond the budget of {limit:g} {unit}; "
+                          "give checkpoints within it (the full budget is always reported), or a larger budget")
     strategies = _names(args.strategies) or compared_strategies()
     settings = parse_settings(args.set)
+    space = settings.pop("space", None)
+    if space is not None and "space" not in strategies:  # as on `search --set space.table=...`
+        raise ConfigError(f"--set {', '.join('space.' + k for k in space)}: benchmark runs its tables as they are "
+                          "(--set takes STRATEGY.KEY=VALUE); give your own table with "
+                          f"--table PATH{' (not --set space.table)' if 'table' in space else ''}")
     shared = settings.pop("strategy", None)  # --set strategy.KEY=VALUE: as on `search`, for every strategy run
     if shared:
         from ..compare.runner import resolve_strategies
@@ -63,15 +75,31 @@ def plan_from_args(args: argparse.Namespace):
         strategies = resolve_strategies(strategies)
         for name in strategies:
             settings[name] = {**shared, **settings.get(name, {})}
+    default = ["own-table"] if args.table is not None else ["nb201-cifar10"]  # --table alone: that table
+    if args.table is not None and not Path(args.table).expanduser().is_file():
+        raise ConfigError(f"--table {args.table}: no such file" if not Path(args.table).expanduser().exists()
+                          else f"--table {args.table} is not a file; give a table made by `nasforge tabulate`")
     plan = BenchmarkPlan(
         strategies=strategies,
-        benchmarks=_names(args.benchmarks) or ["nb201-cifar10"],
+        benchmarks=_names(args.benchmarks) or default,
         seeds=seeds, budget=budget, budget_seconds=args.budget_seconds,
-        checkpoints=_numbers(args.checkpoints, float, "--checkpoints") if args.checkpoints else None,
-        settings=settings, failure_penalty=args.failure_penalty,
+        checkpoints=checkpoints,
+        settings=settings, failure_penalty=args.failure_penalty, table=args.table,
     )
     plan.check()
     return plan
+
+
+def check_out(out: Path) -> None:
+    """The output folder must be a folder that exists or can be made, said before any run."""
+    from .common import check_writable_folder
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; benchmark writes a folder of results (runs.csv, runs.json, "
+                          "anytime.png): choose a folder name")
+    if any((out / name).exists() for name in ("runs.csv", "runs.json")):
+        raise ConfigError(f"{out} already holds benchmark results; choose another --out")
+    check_writable_folder(out, out)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -85,8 +113,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     plan = plan_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
-    if any((out / name).exists() for name in ("runs.csv", "runs.json")):
-        raise ConfigError(f"{out} already holds benchmark results; choose another --out")
+    check_out(out)
     console = make_console()
     total = len(plan.strategies) * len(plan.benchmarks) * len(plan.seeds)
     console.print(f"[bold]nasforge benchmark[/] -> {out}: {len(plan.strategies)} strategies "
@@ -127,7 +154,11 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
                         f"(default: every strategy except {NOT_COMPARED_HELP})")
     p.add_argument("--benchmarks", nargs="+", metavar="NAME",
                    help="tabular spaces (see `nasforge search --help`): nb201-cifar10 (default), "
-                        "nbgraph-<dataset>, nbgraph-all or all")
+                        "nbgraph-<dataset>, nbgraph-all, mnist1d-chain, own-table (the --table file), or all "
+                        "(the shipped tables, and own-table when --table is given)")
+    p.add_argument("--table", metavar="PATH",
+                   help="your own table (made by `nasforge tabulate`), run as the own-table benchmark; "
+                        "alone, it is the only benchmark run")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per strategy and benchmark (10)")
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="explicit seeds instead of --seeds")

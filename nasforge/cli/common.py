@@ -79,11 +79,15 @@ def check_experiment_dir(path: Path) -> None:
 def check_output_file(out: Path, flag: str, example: str) -> None:
     """A file a command will write, checked before it does any work: not a folder, and in a folder
     that exists or can be made and takes files (``example`` names a file to suggest instead)."""
-    import tempfile
-
     if out.is_dir():
         raise ConfigError(f"{flag} {out} is a folder; give a file name such as {out / example}")
-    folder = out.parent
+    check_writable_folder(out.parent, out)
+
+
+def check_writable_folder(folder: Path, out: Path) -> None:
+    """``folder`` (where ``out`` goes) exists and takes files, or can be made: said before any work."""
+    import tempfile
+
     existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
     if not existing.is_dir():
         raise ConfigError(f"cannot write {out}: {existing} is a file, not a folder")

@@ -6,7 +6,9 @@ The training is an ordinary search (so it is stored, and resumable after a crash
 plus test accuracy of the same weights and batch-1 latency), and the ``inline`` executor (one child at a time, so that no other
 trial competes with a latency measurement). When the search is done, the completed trials
 become the table file (``nasforge/tables/table_file.py`` documents the format), which the
-``own-table`` space reads: ``--space own-table --set space.table=FILE``.
+``own-table`` space reads: ``--space own-table --set space.table=FILE`` on ``search``,
+``--table FILE`` on ``benchmark``. Everything that can be refused (the ``--out`` path, a space
+that builds no network, a table file another experiment wrote) is refused before any training.
 """
 
 from __future__ import annotations
@@ -76,11 +78,15 @@ def _explicit_settings(args: argparse.Namespace, config: SearchConfig):
 
 def _budget(config: SearchConfig, args: argparse.Namespace) -> int:
     from ..build import build_space, is_tabular
+    from ..spaces.base import SearchSpace
     from ..strategies.enumerate_space import count_architectures
 
     if is_tabular(config.space["name"]):
         raise ConfigError(f"{config.space['name']} is already a table; tabulate trains a trainable space")
     space = build_space(config, None)
+    if type(space).build is SearchSpace.build:  # every trial would fail: say so before any is run
+        raise ConfigError(f"{config.space['name']} cannot be tabulated: it builds no trainable network "
+                          "(tabulate trains each architecture as a network; choose a space such as chain-cnn)")
     if args.all:
         return count_architectures(space, ENUMERATE_LIMIT)
     if args.sample < 1:
@@ -115,6 +121,8 @@ def table_rows(experiment: Path) -> Dict[str, Any]:
     with Store(store_path(experiment), create=False, readonly=True) as store:
         config = read_config(store)
         trials = store.trials()
+        # per budget slot, by its final attempt: an interrupted attempt that was run again is no failure
+        failed = store.final_states().get("FAILED", 0)
     data = load_dataset(config["dataset"])
     space = space_of_section(config["space"])
     rows: List[Dict[str, Any]] = []
@@ -131,7 +139,6 @@ def table_rows(experiment: Path) -> Dict[str, Any]:
                      "val_acc_last": m["val_acc_last"], "test_acc": m["test_acc"], "params": m["params"],
                      "flops": m["flops"], "latency_ms": m["latency_ms"], "train_seconds": m["train_seconds"],
                      "seed": t.seed, "trial": t.number})
-    failed = len({t.number for t in trials if t.state == "FAILED" and not t.needs_retry})
     return {"config": config, "space": space, "data": data, "rows": rows, "failed": failed}
 
 
@@ -166,9 +173,40 @@ def write_experiment_table(experiment: Path, out: Path) -> Dict[str, Any]:
         "machine": {"platform": platform.platform(), "machine": platform.machine(),
                     "torch": torch.__version__, "threads_latency": 1},
         "created": time.strftime("%Y-%m-%d"),
+        "experiment": str(experiment.resolve()),  # whose table it is: its --resume may rewrite it
     }
     write_table(out, header, rows)
     return {"rows": len(rows), "failed": facts["failed"], "path": out}
+
+
+def check_out(out: Path, experiment: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an --out that cannot be written, or that holds something not this experiment's to
+    replace, before any training: the table is written only when every architecture is trained.
+    A missing folder is fine when it can be made (it is, when the table is written)."""
+    from ..tables.table_file import SUFFIX, TableFileError, read_header
+    from .common import check_output_file
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('table' + SUFFIX)}")
+    if not out.name.endswith(SUFFIX):
+        raise ConfigError(f"--out {out}: a table file is gzipped JSON lines, named *{SUFFIX}; "
+                          f"give a name such as {out.with_name(out.name.split('.')[0] + SUFFIX)}")
+    check_output_file(out, "--out", "table" + SUFFIX)
+    if not (out.exists() or out.is_symlink()) or overwrite:
+        return
+    if not out.is_file():
+        raise ConfigError(f"cannot write {out}: it exists and is not a file")
+    try:
+        header = read_header(out)
+    except TableFileError:
+        raise ConfigError(f"--out {out} already exists and is not a nasforge table; choose another --out, or "
+                          "add --overwrite to replace it") from None
+    made_by = header.get("experiment")
+    if resume and made_by == str(experiment.resolve()):
+        return  # this experiment's own table, written again with the architectures trained since
+    by = f"experiment {made_by}" if made_by else "an unrecorded experiment"
+    raise ConfigError(f"--out {out} already holds a table of {header.get('rows', '?')} architectures made by {by}; "
+                      "choose another --out, or add --overwrite to replace it")
 
 
 def cmd_tabulate(args: argparse.Namespace) -> int:
@@ -191,6 +229,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     config.budget = _budget(config, args)
     out = Path(args.out)
+    check_out(out, experiment, args.resume, args.overwrite)
     console.print(f"[bold]nasforge tabulate[/] -> {experiment}: {config.budget} architectures of "
                   f"{config.space['name']} {dict((k, v) for k, v in config.space.items() if k != 'name')} "
                   f"on {config.dataset}, recipe {config.training}")
@@ -206,7 +245,8 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
     _, code = run_until_stopped(
         console, "tabulate", lambda: run_search(config, experiment, resume=args.resume, on_progress=progress),
         f"continue with `nasforge tabulate --resume --experiment {experiment} "
-        f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}`")
+        f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}"
+        f"{' --overwrite' if args.overwrite else ''}`")
     if code:
         return code
     written = write_experiment_table(experiment, out)
@@ -224,7 +264,11 @@ def add_tabulate_parser(subparsers) -> None:
                     "validation and test accuracy, parameters, FLOPs, latency and training time to a table "
                     "that the own-table space reads.")
     t.add_argument("--experiment", required=True, help="directory for the training store (resume from it)")
-    t.add_argument("--out", required=True, help="table file to write (.jsonl.gz)")
+    t.add_argument("--out", required=True, help="table file to write (.jsonl.gz); an existing file is "
+                                                "replaced only by --resume of the experiment that made it, "
+                                                "or with --overwrite")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an --out file that another experiment (or anything else) wrote")
     what = t.add_mutually_exclusive_group(required=True)
     what.add_argument("--sample", type=int, help="train this many distinct random architectures")
     what.add_argument("--all", action="store_true",

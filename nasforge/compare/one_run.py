@@ -52,14 +52,15 @@ def _meets(table: Dict[str, np.ndarray], constraints) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def reference(name: str, constraints: Tuple[str, ...] = ()) -> Dict[str, Any]:
+def reference(name: str, constraints: Tuple[str, ...] = (), table_file: Optional[str] = None) -> Dict[str, Any]:
     """What regrets are measured against, and what a report must say about the table.
 
-    With ``constraints`` ("latency_ms<=3", ...) only the rows that meet them count.
+    With ``constraints`` ("latency_ms<=3", ...) only the rows that meet them count; ``table_file`` is
+    the file own-table reads (named in the result).
     """
     from ..objectives.constraints import parse_constraint
 
-    space = _space(name)
+    space = _space(name, table_file)
     table = space.all_metrics()
     if constraints:
         ok = _meets(table, [parse_constraint(c) for c in constraints])
@@ -83,6 +84,7 @@ def reference(name: str, constraints: Tuple[str, ...] = ()) -> Dict[str, Any]:
         "single_accuracy": bool(np.array_equal(val, test)),
         "seconds_per_query": float(space.seconds_per_query),
         "notes": space.notes,
+        **({"table": table_file} if table_file is not None else {}),
     }
 
 
@@ -101,9 +103,9 @@ def run_one(spec: RunSpec) -> Dict[str, Any]:
 
 
 def _search(spec: RunSpec) -> Dict[str, Any]:
-    space = _space(spec.benchmark)
+    space = _space(spec.benchmark, spec.table)
     scorer = spec.scorer()
-    ref = reference(spec.benchmark, tuple(str(c) for c in scorer.constraints))
+    ref = reference(spec.benchmark, tuple(str(c) for c in scorer.constraints), spec.table)
     estimator = create_estimator("tabular")
     estimator.setup(space)
     strategy = create_strategy(spec.strategy, **spec.settings)

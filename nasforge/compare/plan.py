@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..config import ConfigError
@@ -20,6 +21,7 @@ from ..strategies.base import STRATEGIES, create_strategy
 
 DEFAULT_CHECKPOINTS = (50, 100, 300)
 QUERIES, SECONDS = "queries", "seconds"
+OWN_TABLE = "own-table"  # the benchmark of a user's own table file (``table``: ``nasforge benchmark --table``)
 
 # Settings a tabular comparison uses unless ``settings`` (``--set``) says otherwise. The
 # strategies' own defaults stay as published: REINFORCE keeps Zoph & Le's learning rate 0.0006
@@ -76,11 +78,23 @@ def _expand(names: Sequence[str], known: List[str], groups: Dict[str, List[str]]
     return result
 
 
-def resolve_benchmarks(names: Sequence[str]) -> List[str]:
-    """Expand ``all`` and ``nbgraph-all``; refuse unknown names with the list of valid ones."""
+def resolve_benchmarks(names: Sequence[str], table: Optional[str] = None) -> List[str]:
+    """Expand ``all`` and ``nbgraph-all``; refuse unknown names with the list of valid ones.
+
+    ``all`` is the shipped tables, and ``own-table`` too when a ``table`` file is given (without
+    one own-table has nothing to read); ``own-table`` named without a table is refused."""
     known = tabular_benchmarks()
-    groups = {"all": known, "nbgraph-all": [n for n in known if n.startswith("nbgraph-")]}
-    return _expand(names, known, groups, "benchmark")
+    shipped = [n for n in known if n != OWN_TABLE]
+    groups = {"all": shipped + ([OWN_TABLE] if table is not None and OWN_TABLE in known else []),
+              "nbgraph-all": [n for n in known if n.startswith("nbgraph-")]}
+    chosen = _expand(names, known, groups, "benchmark")
+    if OWN_TABLE in chosen and table is None:
+        raise ConfigError(f"{OWN_TABLE} needs a table file: give it with --table PATH (a file made by "
+                          "`nasforge tabulate`; in Python, BenchmarkPlan(table=PATH))")
+    if table is not None and OWN_TABLE not in chosen:
+        raise ConfigError(f"the table {table} (--table) is read by the {OWN_TABLE} benchmark only, which is not "
+                          f"among those run ({', '.join(chosen)}); add {OWN_TABLE} (or all) to --benchmarks")
+    return chosen
 
 
 def resolve_strategies(names: Sequence[str]) -> List[str]:
@@ -90,9 +104,10 @@ def resolve_strategies(names: Sequence[str]) -> List[str]:
 
 
 @lru_cache(maxsize=None)
-def _space(name: str):
-    """A benchmark's space, loaded once per process (tables take seconds to read)."""
-    return create_space(name)
+def _space(name: str, table: Optional[str] = None):
+    """A benchmark's space, loaded once per process (tables take seconds to read); ``table``: the
+    file own-table reads."""
+    return create_space(name, table=table) if table is not None else create_space(name)
 
 
 # ---- what to run --------------------------------------------------------------------------------
@@ -109,6 +124,7 @@ class RunSpec:
     failure_penalty: float = 0.0
     reward: Optional[Dict[str, Any]] = None  # Scorer.from_config settings; None: val_acc as it is
     record: Tuple[str, ...] = ()  # metrics kept for every query (Pareto fronts)
+    table: Optional[str] = None  # own-table: the table file (absolute path)
 
     def scorer(self) -> Scorer:
         """What turns a query's metrics into the strategy's reward (identity transform by default)."""
@@ -132,6 +148,11 @@ class BenchmarkPlan:
     failure_penalty: float = 0.0
     reward: Optional[Dict[str, Any]] = None
     record: List[str] = field(default_factory=list)
+    table: Optional[str] = None  # the file the own-table benchmark reads (made by `nasforge tabulate`)
+
+    def table_for(self, benchmark: str) -> Optional[str]:
+        """The table file a benchmark reads: ``table`` for own-table, None for the shipped ones."""
+        return self.table if benchmark == OWN_TABLE else None
 
     @property
     def unit(self) -> str:
@@ -150,7 +171,9 @@ class BenchmarkPlan:
     def check(self) -> None:
         """Refuse bad names, budgets and settings before any run starts."""
         self.strategies = resolve_strategies(self.strategies)
-        self.benchmarks = resolve_benchmarks(self.benchmarks)
+        if self.table is not None:  # by absolute path, so that runs.json names it from any folder
+            self.table = str(Path(self.table).expanduser().resolve())
+        self.benchmarks = resolve_benchmarks(self.benchmarks, self.table)
         if (self.budget is None) == (self.budget_seconds is None):
             raise ConfigError("give exactly one budget: queries (--budget) or simulated seconds (--budget-seconds)")
         if self.budget is not None and (int(self.budget) != self.budget or self.budget < 1):
@@ -181,13 +204,13 @@ class BenchmarkPlan:
         if unknown:
             raise ConfigError(f"record: unknown metrics {unknown}")
         for b in self.benchmarks:
-            missing = sorted(needed - set(_space(b).all_metrics()))
+            missing = sorted(needed - set(_space(b, self.table_for(b)).all_metrics()))
             if missing:
                 raise ConfigError(f"benchmark {b} has no {missing} (constraints and record must name its columns)")
 
     def tasks(self) -> List[RunSpec]:
         return [RunSpec(b, s, int(seed), tabular_settings(s, self.settings.get(s)), self.budget, self.budget_seconds,
-                        self.failure_penalty, self.reward, tuple(self.record))
+                        self.failure_penalty, self.reward, tuple(self.record), self.table_for(b))
                 for b in self.benchmarks for s in self.strategies for seed in self.seeds]
 
 

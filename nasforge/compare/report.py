@@ -111,7 +111,7 @@ def write_json(result: BenchmarkResult, path: Path, command: Optional[str] = Non
         "meta": metadata(result, command),
         "plan": {"strategies": plan.strategies, "benchmarks": plan.benchmarks, "seeds": plan.seeds,
                  "unit": plan.unit, "budget": plan.limit, "checkpoints": plan.resolved_checkpoints(),
-                 "settings": plan.settings, "failure_penalty": plan.failure_penalty,
+                 "settings": plan.settings, "failure_penalty": plan.failure_penalty, "table": plan.table,
                  "objective": {"metric": "val_acc", "transform": "identity"}},
         "regret": "max test metric over all rows of the table minus the test metric of the best-by-validation "
                   "architecture found so far (first found on validation ties)",
@@ -133,7 +133,7 @@ def load_result(path: Path) -> BenchmarkResult:
                                 budget=int(plan["budget"]) if queries else None,
                                 budget_seconds=None if queries else plan["budget"],
                                 checkpoints=plan["checkpoints"], settings=plan["settings"],
-                                failure_penalty=plan["failure_penalty"])
+                                failure_penalty=plan["failure_penalty"], table=plan.get("table"))
     for run in data["runs"]:
         if "curve" in run:  # JSON has null where the files had NaN
             run["curve"] = {k: [math.nan if v is None else v for v in values] for k, values in run["curve"].items()}
@@ -208,6 +208,9 @@ def print_report(result: BenchmarkResult, console) -> None:
     console.print(refs)
     console.print("oracle test: the test metric of the table's best-validation row (the first one on ties); "
                   "oracle regret is what a search that found it would still report.")
+    for b in plan.benchmarks:
+        if result.references[b].get("table"):
+            console.print(f"[bold]{b}[/]: the table {result.references[b]['table']}", highlight=False, soft_wrap=True)
     for b in plan.benchmarks:
         ref = result.references[b]
         if ref["single_accuracy"]:

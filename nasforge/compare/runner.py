@@ -154,7 +154,8 @@ def run_benchmark(plan: BenchmarkPlan, workers: Optional[int] = None,
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(specs)))
     start = time.perf_counter()
     constraints = tuple(str(c) for c in specs[0].scorer().constraints) if specs else ()
-    references = {b: reference(b, constraints) for b in plan.benchmarks}  # also loads every table before timing runs
+    # also loads every table before timing runs
+    references = {b: reference(b, constraints, plan.table_for(b)) for b in plan.benchmarks}
     results: List[Optional[Dict[str, Any]]] = [None] * len(specs)
     if workers == 1:
         with one_torch_thread():

@@ -6,13 +6,20 @@ Line 1 is a header object::
      "space": {"name": "chain-cnn", "num_layers": 4, "dims": 1}, "decisions": ["L0.op", ...],
      "dataset": {"name": "mnist1d", "fingerprint": "...", "train": 3200, "val": 800, "test": 1000},
      "recipe": {...the [training] settings...}, "seed": 0, "strategy": {...},
-     "columns": ["tokens", "val_acc", ...], "rows": 500, "failed": 0, "machine": {...}, "created": "..."}
+     "columns": ["tokens", "val_acc", ...], "rows": 500, "failed": 0, "machine": {...}, "created": "...",
+     "experiment": "/abs/path/of/the/tabulate/experiment"}
+
+``failed`` counts budget slots whose final attempt failed (an interrupted attempt that was run
+again is not a failure). ``experiment`` (absent from tables of nasforge before it was added)
+names the folder whose trials the table holds: ``tabulate --resume`` of that experiment may
+rewrite the file, anything else must be told to (``--overwrite``).
 
 Every further line is one architecture: a JSON array in the order of ``columns``; ``tokens`` is
 the list of choice indices (canonical: choices the network ignores are 0). Accuracies are
 fractions in [0, 1]; ``latency_ms`` is the median wall time of one batch-1 forward pass on one
 CPU thread; ``train_seconds`` the wall time of training. Text, compressed, diff-free to rebuild
-(the gzip timestamp is fixed), small enough to ship inside the package.
+(the gzip timestamp is fixed), small enough to ship inside the package. Its name ends in
+``SUFFIX`` (``.jsonl.gz``), which says what it holds.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ COLUMNS: Tuple[str, ...] = ("tokens", "val_acc", "val_acc_last", "test_acc", "pa
                             "latency_ms", "train_seconds", "seed", "trial")
 REQUIRED: Tuple[str, ...] = ("tokens", "val_acc", "test_acc", "params", "flops", "latency_ms", "train_seconds")
 HEADER_KEYS: Tuple[str, ...] = ("space", "decisions", "dataset", "recipe", "columns", "rows")
+SUFFIX = ".jsonl.gz"  # what a table file is named: gzipped JSON lines
 
 
 class TableFileError(ValueError):
@@ -55,12 +63,35 @@ def write_table(path: str | Path, header: Dict[str, Any], rows: Sequence[Dict[st
         if missing:
             raise TableFileError(f"row {row.get('tokens')} lacks {missing}")
         buffer.write(json.dumps([_compact(row[c]) for c in COLUMNS], separators=(",", ":")) + "\n")
+    if path.is_dir():  # said before a temporary file is left beside it
+        raise TableFileError(f"cannot write the benchmark table {path}: it is a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(buffer.getvalue().encode())
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+            gz.write(buffer.getvalue().encode())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def read_header(path: str | Path) -> Dict[str, Any]:
+    """The header of a table file alone (its first line); a TableFileError if it is not one."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt") as f:
+            first = f.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise TableFileError(f"{path} is not a gzipped nasforge table: {exc}") from None
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TableFileError(f"{path} is not a {FORMAT} file")
+    return header
 
 
 def read_table(path: str | Path) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
