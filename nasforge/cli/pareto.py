@@ -213,6 +213,17 @@ def _searched_objectives(config) -> Optional[Tuple[List[str], List[str]]]:
 DEFAULT_COSTS = ("params", "flops", "latency_ms", "weight_bits", "simulated_seconds", "train_seconds")
 
 
+def default_pair(objective_metric: str, distinct: Dict[str, int]) -> Tuple[List[str], bool]:
+    """The metrics a plain `pareto` draws, from how many distinct values each metric takes: the
+    objective and the first of DEFAULT_COSTS that varies (a constant weighs nothing), and True; else
+    the objective and the first other metric that varies, to suggest, and False."""
+    cost = next((m for m in DEFAULT_COSTS if distinct.get(m, 0) > 1), None)
+    if cost is not None:
+        return [objective_metric, cost], True
+    other = next((m for m in sorted(distinct) if m != objective_metric and distinct[m] > 1), "METRIC")
+    return [objective_metric, other], False
+
+
 def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path,
                     searched: Optional[List[str]] = None) -> List[str]:
     """--metrics (default: the objectives a multi-objective search ranked by, else the search's
@@ -225,13 +236,12 @@ def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experim
                 values.setdefault(k, set()).add(v)
     available = sorted(set(values) | {objective_metric})
     if not given and not searched:
-        cost = next((m for m in DEFAULT_COSTS if len(values.get(m, ())) > 1), None)  # a constant weighs nothing
-        if cost is None:
-            other = next((m for m in available if m != objective_metric and len(values.get(m, ())) > 1), "METRIC")
+        pair, found = default_pair(objective_metric, {k: len(v) for k, v in values.items()})
+        if not found:
             raise ConfigError(f"the trials of {experiment} report no cost that varies ({', '.join(DEFAULT_COSTS)}) "
                               f"to weigh {objective_metric} against: name two metrics, e.g. --metrics "
-                              f"{objective_metric},{other}")
-    metrics = _split(given) if given else list(searched or [objective_metric, cost])
+                              f"{','.join(pair)}")
+    metrics = _split(given) if given else list(searched or pair)
     if len(metrics) < 2 or len(set(metrics)) != len(metrics):
         raise ConfigError(f"--metrics {given!r}: give at least two different metrics")
     missing = [m for m in metrics if m not in available and m != OBJECTIVE]
