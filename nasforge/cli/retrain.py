@@ -129,6 +129,9 @@ def _retrain_under_lock(args: argparse.Namespace, experiment: Path, store, conso
         raise ConfigError(f"--rerank must be at least 1 (1 retrains the search's best as it is), got {args.rerank}")
     if args.seeds < 1 or args.seed < 0:
         raise ConfigError(f"--seeds must be at least 1 and --seed at least 0, got {args.seeds} and {args.seed}")
+    from ..estimators.device import resolve_device
+
+    resolve_device(args.device or config["training"].get("device", "auto"))  # a missing GPU, before any training
     setup = _final_setup(store, overrides, args.dataset)
     chosen = None
     if args.trial is None and args.rerank > 1:
