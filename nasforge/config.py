@@ -278,12 +278,19 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
         return SectionSchema({**keys, **REWARD_EXTRAS}, "the reward")
     if section == "execution":
         from .execution.base import EXECUTORS
+        from .registry import UnknownNameError, did_you_mean
 
         name = config.execution["name"]
         keys: Dict[str, Any] = {}
         is_open = False
         for executor in (AUTO_EXECUTORS if name == "auto" else (name,)):
-            more, more_open = constructor_settings(_get(EXECUTORS, executor, section))
+            try:
+                factory = EXECUTORS.get(executor)
+            except UnknownNameError as exc:  # "auto" is a choice too, the default
+                choices = ", ".join(["auto", *EXECUTORS.names()])
+                raise ConfigError(f"[execution] unknown executor {name!r}; choose one of: {choices}"
+                                  f"{did_you_mean(name, ['auto', *EXECUTORS.names()])}") from exc
+            more, more_open = constructor_settings(factory)
             keys.update({k: v for k, v in more.items() if k not in keys})
             is_open = is_open or more_open
         return SectionSchema({"name": str, **keys, **SEARCH_READS["execution"]}, f"executor {name!r}", is_open)

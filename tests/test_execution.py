@@ -111,7 +111,8 @@ def test_bad_execution_settings_are_refused_before_any_trial(tmp_path):
                                ({"name": "local", "trial_timeout": -1}, "trial_timeout"),
                                ({"name": "inline", "workers": 2}, "inline"),
                                ({"name": "local", "retries": -1}, "retries"),
-                               ({"name": "mpi"}, "unknown executor 'mpi'")]:
+                               ({"name": "mpi"}, "unknown executor 'mpi'; choose one of: auto, inline, local"),
+                               ({"name": "rey"}, "did you mean 'ray'")]:
         config = synthetic_config()
         config.execution = execution
         with pytest.raises(ValueError, match=message):
