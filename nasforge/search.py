@@ -31,7 +31,7 @@ from .data.datasets import Dataset
 from .experiment_lock import LOCK_FILE, ExperimentLock, locked_error, running_writer
 from .loop import Loop, Progress, SearchResult, SearchStopped, SearchTerminated
 from .parts import build_parts
-from .store import STORE_FILE, EmptyStoreError, Store, store_path
+from .store import STORE_FILE, EmptyStoreError, Store, StoreError, store_path
 from .stored_config import (dataset_reference, file_references, read_config, same_data, same_table, stored_config,
                             with_defaults)
 
@@ -96,7 +96,12 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
     config.training = file_references(config.training)
     with _sigterm_as_interrupt():
         _check_start(experiment, path, resume)
-        parts = build_parts(config, data)  # every component is checked before the store is touched
+        try:
+            parts = build_parts(config, data)  # every component is checked before the store is touched
+        except ValueError as exc:  # a ConfigError, or a component refusing the data
+            if resume:
+                _refuse_other_data(path, config, exc)
+            raise
         wanted = stored_config(config, parts.space, parts.data)
         new_folder = not experiment.exists()
         with ExperimentLock(experiment):  # one writer per experiment, from here until the store is closed
@@ -128,6 +133,21 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
                 raise
             finally:
                 store.close()
+
+
+def _refuse_other_data(path: Path, config: SearchConfig, problem: BaseException) -> None:
+    """A resume given other data that the stored settings cannot take (2-D images for a 1-D
+    search): say that the data differs, as for data of the same shape, rather than advise a
+    setting that a resume may not change."""
+    try:
+        with Store(path, readonly=True) as existing:
+            stored = existing.config()
+    except StoreError:
+        return
+    if stored and stored.get("dataset") not in (None, config.dataset):
+        raise ConfigError(f"cannot resume with different settings: dataset: stored {stored['dataset']!r}, now "
+                          f"{config.dataset!r}, which the search's space cannot take; a resume continues on "
+                          "the search's data (a new search takes other data)") from problem
 
 
 def _check_start(experiment: Path, path: Path, resume: bool) -> None:
