@@ -95,13 +95,13 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
     config.dataset = dataset_reference(config.dataset)
     config.training = file_references(config.training)
     with _sigterm_as_interrupt():
-        _check_start(experiment, path, resume)
-        try:
-            parts = build_parts(config, data)  # every component is checked before the store is touched
+        try:  # every setting is checked first: a bad one is the error to fix, whatever the folder holds
+            parts = build_parts(config, data)  # and every component before the store is touched
         except ValueError as exc:  # a ConfigError, or a component refusing the data
             if resume:
                 _refuse_other_data(path, config, exc)
             raise
+        _check_start(experiment, path, resume)
         wanted = stored_config(config, parts.space, parts.data)
         new_folder = not experiment.exists()
         with ExperimentLock(experiment):  # one writer per experiment, from here until the store is closed

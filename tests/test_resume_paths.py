@@ -15,3 +15,17 @@ def test_resuming_on_data_of_another_shape_says_the_data_differs(tmp_path, mnist
     line = refused(run, "search", "cannot resume with different settings: dataset:", "now 'digits'")
     assert "dims" not in line
     assert len(json_out(nasforge(["trials", "--experiment", "e", "--json"], cwd=tmp_path))) == 2  # nothing added
+
+
+def test_a_bad_setting_is_named_before_the_folder_is_said_to_hold_trials(tmp_path, mnist1d_npz):
+    """A typo in a flag, given with an experiment folder that holds trials, was answered only with
+    "already holds trials": fixing that led to a second refusal."""
+    ok(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "1", "--experiment", "e", "--quiet"],
+                cwd=tmp_path))
+    for flags, said in ((["--reward-transform", "cubic"], "reward transform must be one of"),
+                        (["--workers", "0"], "workers must be a positive integer")):
+        run = nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "2", "--experiment", "e", *flags],
+                       cwd=tmp_path)
+        refused(run, "search", said)
+    refused(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "2", "--experiment", "e"], cwd=tmp_path),
+            "search", "already holds trials")  # the folder's own refusal, once the settings are right
