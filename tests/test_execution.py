@@ -88,6 +88,14 @@ def test_a_workers_one_off_start_cost_is_not_counted_against_the_trial_timeout(t
     assert result.completed == 3 and result.failed == 0
 
 
+def test_a_memory_limit_below_an_idle_workers_is_refused_once(tmp_path):
+    """Under what a ready worker holds (Python and torch: hundreds of MiB), every trial was stopped,
+    one by one, each saying only that the worker used more than the limit."""
+    with pytest.raises(ValueError, match=r"memory limit of 50 MiB is below what a worker holds before any trial"):
+        run_search(synthetic_config(budget=3, workers=1, seconds=0, memory_limit_mb=50), tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+
+
 def test_a_lost_trial_is_not_retried_beyond_the_configured_number(tmp_path):
     config = faulty_config(tmp_path, ["crash", "crash", "crash"], budget=2, retries=1)
     run_search(config, tmp_path / "exp")

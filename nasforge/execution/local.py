@@ -45,6 +45,10 @@ class WorkerSetupError(RuntimeError):
     """A worker could not build its estimator (the driver could, so the environment differs)."""
 
 
+class MemoryLimitTooLow(ValueError):
+    """The memory limit is below what a worker holds before any trial: bad input, said once."""
+
+
 def _die_with_parent(parent: int) -> None:
     """A worker whose driver was killed (kill -9) must not train on for nobody."""
     try:  # Linux: the kernel kills us when the parent dies
@@ -279,6 +283,19 @@ class LocalExecutor(Executor):
                     code = worker.process.exitcode
                     self.shutdown()
                     raise WorkerSetupError(f"a worker process exited while starting (exit code {code})")
+        self._check_memory_limit()
+
+    def _check_memory_limit(self) -> None:
+        """A memory limit below what a ready worker holds before any trial (torch alone is a few
+        hundred MiB) would stop every trial: refused once, saying what a worker needs."""
+        if self.memory_limit_mb is None:
+            return
+        idle = max((resident_mb(w.process.pid) or 0.0) for w in self.pool)
+        if idle >= self.memory_limit_mb:
+            self.shutdown()
+            raise MemoryLimitTooLow(f"the memory limit of {self.memory_limit_mb:g} MiB is below what a worker holds "
+                                    f"before any trial ({idle:.0f} MiB: Python, torch and the data); every trial "
+                                    f"would be stopped. Give --memory-limit well above {idle:.0f}")
 
     # ---- tasks --------------------------------------------------------------------------------
     def running(self) -> int:
