@@ -53,3 +53,9 @@ def test_a_store_with_a_relative_table_path_still_resumes_from_its_folder(tmp_pa
         store.set_config(config)
     ok(_search(tmp_path, "t.jsonl.gz", 6, "--resume"))
     assert len(json_out(nasforge(["trials", "--experiment", "runs/o", "--json"], cwd=tmp_path))) == 6
+
+
+def test_a_folder_given_as_the_table_is_named_a_folder(tmp_path):
+    (tmp_path / "runs").mkdir()
+    run = _search(tmp_path, "runs", 2)
+    assert run.returncode == 2 and "benchmark table runs is a folder" in error_line(run), error_line(run)

@@ -27,5 +27,6 @@ def test_a_bad_setting_is_named_before_the_folder_is_said_to_hold_trials(tmp_pat
         run = nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "2", "--experiment", "e", *flags],
                        cwd=tmp_path)
         refused(run, "search", said)
+        assert run.stdout == ""  # the error line alone: no header, no empty progress line before it
     refused(nasforge(["search", "--dataset", mnist1d_npz, *TINY, "--budget", "2", "--experiment", "e"], cwd=tmp_path),
             "search", "already holds trials")  # the folder's own refusal, once the settings are right

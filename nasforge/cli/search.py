@@ -214,15 +214,17 @@ class _ProgressDisplay:
         # included), and a refused command leaves it where it was
 
     def __enter__(self):
-        self.progress.start()
-        return self
+        return self  # the live line starts with the search: a refusal before it prints nothing but its error
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
     def update(self, p) -> None:
-        if not self.started and self.on_start is not None:
-            self.on_start()
+        if not self.started:
+            if self.on_start is not None:
+                self.on_start()
+            self.progress.start()
         self.started = True
         fields = dict(metric=p.metric, best=format_metric(p.metric, p.best.objective) if p.best else "-",
                       last="-" if p.last is None or p.last.reward is None else f"{p.last.reward:.4f}",

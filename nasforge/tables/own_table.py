@@ -109,6 +109,9 @@ def _load(path: str, mtime_ns: int) -> _Table:
 def load_table(path: str | Path) -> _Table:
     """Parsed once per process and file version (a rebuilt file is read again)."""
     p = Path(path).resolve()
+    if p.is_dir():
+        raise TableFileError(f"benchmark table {path} is a folder; give the table file `nasforge tabulate --out` "
+                             "wrote (NAME.jsonl.gz)")
     if not p.is_file():
         raise TableFileError(f"benchmark table {path} does not exist")
     return _load(str(p), os.stat(p).st_mtime_ns)
