@@ -416,6 +416,7 @@
         ...keys.map((k) => el("td", {}, fmt(k, r.metrics[k] === undefined ? null : r.metrics[k]))))));
       section.append(el("h3", {}, kind), table);
     }
+    if (e.settings.no_retrain && !e.final.export.length) return;  // nothing to export either, said above
     section.append(el("h3", {}, "export"));
     if (!e.final.export.length) section.append(el("p", {class: "note"}, "No export yet: run `nasforge export`."));
     else {
