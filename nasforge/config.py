@@ -121,7 +121,17 @@ class SearchConfig:
             if not isinstance(getattr(self, key).get("name"), str):
                 raise ConfigError(f"[{key}] needs a name (a string)")
         for key in SECTIONS:
-            check_section(key, getattr(self, key), section_schema(key, self))
+            check_section(key, self._given(key), section_schema(key, self))
+
+    def _given(self, section: str) -> Dict[str, Any]:
+        """A section's settings to check; for a table's ``[training]``, those set beyond the default
+        recipe (``epochs``: 8), which a table never trains by, so only a setting given is refused."""
+        values = getattr(self, section)
+        space = _space_class(self) if section == "training" else None
+        if space is None or space.lookup_estimator is None:
+            return values
+        default = SearchConfig().training
+        return {k: v for k, v in values.items() if k not in default or default[k] != v}
 
 
 def import_plugins(modules: List[str]) -> None:
@@ -298,15 +308,16 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
         from .registry import ESTIMATORS
 
         space = _space_class(config)
+        if space is not None and space.lookup_estimator is not None:  # a table answers: only the settings
+            hints = typing.get_type_hints(space)  # its lookup takes apply (nothing is trained)
+            return SectionSchema({**{key: hints[key] for key in space.lookup_settings}, **SEARCH_READS["training"]},
+                                 f"{config.space['name']}, a table whose architectures are looked up, not trained")
         name = config.training.get("estimator", getattr(space, "default_estimator", None) or "train")
         if not isinstance(name, str):
             raise ConfigError(f"[training] estimator must be a string (an estimator's name), got {name!r}")
         keys, is_open = constructor_settings(_get(ESTIMATORS, name, section))
         keys = {k: v for k, v in keys.items() if k not in SEARCH_SUPPLIES["training"]}
         keys.update(SEARCH_READS["training"])
-        if space is not None and space.lookup_estimator is not None:  # a table answers: only the
-            hints = typing.get_type_hints(space)  # settings its lookup takes apply
-            keys.update({key: hints[key] for key in space.lookup_settings})
         return SectionSchema(keys, f"estimator {name!r}", is_open)
     from .registry import SPACES, STRATEGIES
 

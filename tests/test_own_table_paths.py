@@ -59,3 +59,12 @@ def test_a_folder_given_as_the_table_is_named_a_folder(tmp_path):
     (tmp_path / "runs").mkdir()
     run = _search(tmp_path, "runs", 2)
     assert run.returncode == 2 and "benchmark table runs is a folder" in error_line(run), error_line(run)
+
+
+def test_a_latency_limit_on_a_table_reads_the_tables_latency(tmp_path):
+    """The search asks trained children to measure what the reward names; a table's rows hold it,
+    and a table refuses training settings, so nothing is asked of it."""
+    shutil.copy(MNIST1D_CHAIN, tmp_path / "t.jsonl.gz")
+    ok(_search(tmp_path, "t.jsonl.gz", 4, "--constraint", "latency_ms<=1"))
+    trials = json_out(nasforge(["trials", "--experiment", "runs/o", "--json"], cwd=tmp_path))
+    assert len(trials) == 4 and all("latency_ms" in t["metrics"] for t in trials)

@@ -157,6 +157,10 @@ def check(**sections) -> None:
     ({"reward": {"metrc": "val_acc"}}, "[reward] unknown setting 'metrc' (did you mean 'metric'?)"),
     ({"space": {"name": "nb201-cifar10"}, "training": {"seconds_per_query": "1s"}},
      "[training] seconds_per_query must be a number, got '1s'"),
+    # a table trains nothing: a recipe given for it was accepted and stored, doing nothing
+    ({"space": {"name": "nb201-cifar10"}, "training": {"epochs": 3}},
+     "[training] unknown setting 'epochs'; valid keys for nb201-cifar10, a table whose architectures are looked up"),
+    ({"space": {"name": "nbgraph-cora"}, "training": {"learning_rate": 0.1}}, "unknown setting 'learning_rate'"),
     ({"budget": "3"}, "test: budget must be an integer, got '3'"),
     ({"plugins": "my_module"}, "test: plugins must be a list of strings, got 'my_module'"),
 ])
