@@ -124,14 +124,11 @@ class SearchConfig:
             check_section(key, self._given(key), section_schema(key, self))
 
     def _given(self, section: str) -> Dict[str, Any]:
-        """A section's settings to check; for a table's ``[training]``, those set beyond the default
-        recipe (``epochs``: 8), which a table never trains by, so only a setting given is refused."""
-        values = getattr(self, section)
+        """A section to check; a table's ``[training]`` less the default recipe, which it never trains by."""
         space = _space_class(self) if section == "training" else None
         if space is None or space.lookup_estimator is None:
-            return values
-        default = SearchConfig().training
-        return {k: v for k, v in values.items() if k not in default or default[k] != v}
+            return getattr(self, section)
+        return {k: v for k, v in self.training.items() if SearchConfig().training.get(k, object()) != v}
 
 
 def import_plugins(modules: List[str]) -> None:
@@ -288,19 +285,16 @@ def section_schema(section: str, config: "SearchConfig") -> SectionSchema:
         return SectionSchema({**keys, **REWARD_EXTRAS}, "the reward")
     if section == "execution":
         from .execution.base import EXECUTORS
-        from .registry import UnknownNameError, did_you_mean
 
         name = config.execution["name"]
         keys: Dict[str, Any] = {}
         is_open = False
         for executor in (AUTO_EXECUTORS if name == "auto" else (name,)):
-            try:
-                factory = EXECUTORS.get(executor)
-            except UnknownNameError as exc:  # "auto" is a choice too, the default
-                choices = ", ".join(["auto", *EXECUTORS.names()])
-                raise ConfigError(f"[execution] unknown executor {name!r}; choose one of: {choices}"
-                                  f"{did_you_mean(name, ['auto', *EXECUTORS.names()])}") from exc
-            more, more_open = constructor_settings(factory)
+            if executor not in EXECUTORS:  # "auto" is a choice too, the default
+                choices = ["auto", *EXECUTORS.names()]
+                raise ConfigError(f"[execution] unknown executor {name!r}; choose one of: {', '.join(choices)}"
+                                  f"{did_you_mean(name, choices)}")
+            more, more_open = constructor_settings(EXECUTORS.get(executor))
             keys.update({k: v for k, v in more.items() if k not in keys})
             is_open = is_open or more_open
         return SectionSchema({"name": str, **keys, **SEARCH_READS["execution"]}, f"executor {name!r}", is_open)

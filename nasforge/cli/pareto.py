@@ -224,6 +224,18 @@ def default_pair(objective_metric: str, distinct: Dict[str, int]) -> Tuple[List[
     return [objective_metric, other], False
 
 
+def pareto_command(space, metric: str) -> str:
+    """`nasforge pareto`, with the metrics to name when the table has no cost that varies (as
+    NAS-Bench-201's, whose plain front would be refused)."""
+    import numpy as np
+
+    table = space.all_metrics() if callable(getattr(space, "all_metrics", None)) else {}
+    distinct = {k: len(np.unique(v)) for k, v in table.items()
+                if k != "tokens" and np.issubdtype(np.asarray(v).dtype, np.number)}
+    pair, plain = default_pair(metric, distinct)
+    return "`nasforge pareto`" if plain or not table else f"`nasforge pareto --metrics {','.join(pair)}`"
+
+
 def _chosen_metrics(given: Optional[str], trials, objective_metric: str, experiment: Path,
                     searched: Optional[List[str]] = None) -> List[str]:
     """--metrics (default: the objectives a multi-objective search ranked by, else the search's

@@ -162,31 +162,18 @@ def _report(console: Console, result, config: SearchConfig, experiment: Path) ->
     return 0
 
 
-def _pareto_command(space, metric: str) -> str:
-    """`nasforge pareto`, with the metrics to name when the table has no cost that varies (as
-    NAS-Bench-201's, whose plain front would be refused)."""
-    import numpy as np
-
-    from .pareto import default_pair
-
-    table = space.all_metrics() if callable(getattr(space, "all_metrics", None)) else {}
-    distinct = {k: len(np.unique(v)) for k, v in table.items()
-                if k != "tokens" and np.issubdtype(np.asarray(v).dtype, np.number)}
-    pair, plain = default_pair(metric, distinct)
-    return "`nasforge pareto`" if plain or not table else f"`nasforge pareto --metrics {','.join(pair)}`"
-
-
 def _next_step(space_name: str, space, experiment: Path, metric: str = "val_acc") -> str:
     """What a user does after this search: retrain and export a network, export a rule, or (a
     table) read the results, since nothing was trained."""
     from ..build import is_tabular
     from .export_rule import is_rule_space
+    from .pareto import pareto_command
 
     if is_rule_space(space):
         return (f"next: `nasforge export --optimizer` writes the best rule as a torch optimiser "
                 f"(experiment {experiment})")
     if is_tabular(space_name):
-        return (f"next: `nasforge best` and {_pareto_command(space, metric)} read the results; {space_name} is "
+        return (f"next: `nasforge best` and {pareto_command(space, metric)} read the results; {space_name} is "
                 f"looked up in a table, so there is no network to retrain or export (experiment {experiment})")
     return (f"next: `nasforge retrain` (first chooses among the top {RERANK_CANDIDATES} with the final training "
             f"recipe) then `nasforge export` (experiment {experiment})")

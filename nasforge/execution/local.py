@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .base import (EXECUTORS, LOST, MEMORY, TIMEOUT, EstimatorRecipe, Executor, Outcome, Task, cpu_count,
                    describe_exception, evaluate_task, limits_text)
+from .process_memory import release_memory, resident_mb
 
 POLL_SECONDS = 0.05  # how often limits are checked while tasks run
 
@@ -179,31 +180,6 @@ def _serve(conn: Connection, recipe: EstimatorRecipe, threads: int, name: str) -
         except (BrokenPipeError, OSError):
             return
         release_memory()
-
-
-def release_memory() -> None:
-    """Give freed memory back to the system between trials: the allocator otherwise keeps the
-    high-water mark of the largest child so far, which looks like a leak and counts against the
-    memory limit of every later trial. (No gc.collect here: it costs tens of milliseconds with
-    torch loaded, and Python's own thresholds collect cycles anyway.)"""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-def resident_mb(pid: int) -> Optional[float]:
-    """Resident set size of a process in MiB (Linux /proc), None where unknown."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
 
 
 @dataclass
