@@ -253,6 +253,12 @@ def test_dashboard_port_in_use(reinforce_run, capsys):
     assert f"port {port} on 127.0.0.1 is already in use" in err and "--port 0" in err
 
 
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_dashboard_port_out_of_range_is_named(reinforce_run, capsys, port):
+    err = _fails(["dashboard", "--experiment", str(reinforce_run), "--port", port], capsys)  # was a traceback
+    assert f"--port must be 0 to 65535 (0: any free port), got {port}" in err
+
+
 def test_dashboard_serves_loopback_reads_only_and_follows_a_writer(tmp_path):
     from nasforge.report.dashboard import make_server
 

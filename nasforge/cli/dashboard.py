@@ -24,6 +24,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             console.print(f"[yellow]{e} does not exist yet; it is shown once a search starts there[/]")
     if args.interval <= 0:
         raise ConfigError(f"--interval must be positive, got {args.interval}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0 to 65535 (0: any free port), got {args.port}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]listening on {args.host}: anyone who can reach this machine can read these "
                       "experiments[/]")
