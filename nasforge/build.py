@@ -14,16 +14,7 @@ from .config import ConfigError, SearchConfig, import_plugins
 from .data.datasets import Dataset, load_dataset
 from .estimators.base import ESTIMATORS, Estimator, create_estimator
 from .execution.base import EstimatorRecipe
-from .spaces.base import SPACES, SearchSpace, create_space
-
-
-def lookup_estimator(space_name: str) -> Optional[str]:
-    """The estimator a space answers with by lookup (``SearchSpace.lookup_estimator``), or None.
-    Read off the registered class, before the space is built (building may need the data)."""
-    factory = SPACES.get(space_name)
-    if isinstance(factory, type) and issubclass(factory, SearchSpace):
-        return factory.lookup_estimator
-    return None  # a plugin's factory function declares nothing: its space is trained
+from .spaces.base import SPACES, SearchSpace, create_space, is_tabular, lookup_estimator
 
 
 def default_estimator(space_name: str) -> str:
@@ -31,11 +22,6 @@ def default_estimator(space_name: str) -> str:
     (``SearchSpace.default_estimator``; ``train`` for a space that declares none)."""
     factory = SPACES.get(space_name)
     return getattr(factory, "default_estimator", None) or "train"
-
-
-def is_tabular(space_name: str) -> bool:
-    """Benchmark spaces are looked up in a table instead of trained (and need no data)."""
-    return lookup_estimator(space_name) is not None
 
 
 def is_rule_space(space) -> bool:

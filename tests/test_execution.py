@@ -88,6 +88,20 @@ def test_a_workers_one_off_start_cost_is_not_counted_against_the_trial_timeout(t
     assert result.completed == 3 and result.failed == 0
 
 
+@pytest.mark.parametrize("estimator", ["train", "zero-cost"])
+def test_estimators_that_count_flops_pay_for_the_counter_in_warm_up(estimator):
+    """The one-off cost the test above stands for: torch's first FLOP count imports its compiler
+    stack. A fresh process, so that nothing imported it before."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nasforge.estimators.base import create_estimator; "
+            f"e = create_estimator({estimator!r}); before = 'torch._dynamo' in sys.modules; e.warm_up(); "
+            "print(before, 'torch._dynamo' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["False", "True"], run.stderr
+
+
 def test_a_memory_limit_below_an_idle_workers_is_refused_once(tmp_path):
     """Under what a ready worker holds (Python and torch: hundreds of MiB), every trial was stopped,
     one by one, each saying only that the worker used more than the limit."""

@@ -86,18 +86,11 @@ def check_output_file(out: Path, flag: str, example: str) -> None:
 
 def check_writable_folder(folder: Path, out: Path) -> None:
     """``folder`` (where ``out`` goes) exists and takes files, or can be made: said before any work."""
-    import tempfile
+    from ..writable import why_unwritable
 
-    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise ConfigError(f"cannot write {out}: {existing} is a file, not a folder")
-    try:  # os.access says yes to root even where nothing can be made (/proc): try it
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        where = f"the folder {folder} is not writable" if existing == folder else \
-            f"the folder {folder} does not exist and cannot be made in {existing}"
-        raise ConfigError(f"cannot write {out}: {where} ({exc.strerror or exc})") from None
+    why = why_unwritable(folder)
+    if why:
+        raise ConfigError(f"cannot write {out}: {why}")
 
 
 def _remember_latest(path: Path) -> None:

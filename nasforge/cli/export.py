@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 from ..config import ConfigError
 from .common import _open_store, _space_of, make_console
@@ -71,7 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not runs:
             raise ConfigError(f"trial {trial.number} has not been retrained yet: run `nasforge retrain` first "
                               "(the export is the retrained model, with the test accuracy retrain reports)")
-        run = _seed_run(runs, args.seed, trial.number)
+        by_seed = {r["metrics"].get("seed", 0): r for r in runs}  # later runs replace earlier ones
+        run = _seed_run(by_seed, args.seed, trial.number)
         model_dir = Path(run["metrics"]["model_dir"])
         if not model_dir.is_absolute() and not model_dir.exists():
             model_dir = experiment / "retrain" / model_dir.name  # stored relative to where retrain ran
@@ -82,7 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         prep = _preprocessing(model_dir, config, console)
         written = export_model(model, out, metadata={**meta, "experiment": str(experiment)},
                                preprocessing=prep, overwrite=args.overwrite)
-        seeds = sorted({r["metrics"].get("seed", 0) for r in runs})
+        seeds = sorted(by_seed)
         acc = run["metrics"].get("test_acc")
         which = (f"seed {run['metrics'].get('seed', 0)}"
                  + (f", test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else "")
@@ -97,11 +98,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed_run(runs, seed: Optional[int], trial_number: int):
+def _seed_run(by_seed: Dict[int, Dict[str, Any]], seed: Optional[int], trial_number: int) -> Dict[str, Any]:
     """The retrain run to export: of seed ``seed``, else of the lowest seed retrained (the one a
     plain `retrain` uses), never the best on test, which would choose on the test split. A seed
-    retrained twice has one model folder, the later run's."""
-    by_seed = {r["metrics"].get("seed", 0): r for r in runs}  # later runs replace earlier ones
+    retrained twice has one model folder, the later run's (``by_seed`` keeps that one)."""
     if seed is None:
         return by_seed[min(by_seed)]
     if seed not in by_seed:

@@ -165,8 +165,7 @@ def _report(console: Console, result, config: SearchConfig, experiment: Path) ->
 def _next_step(space_name: str, space, experiment: Path, metric: str = "val_acc") -> str:
     """What a user does after this search: retrain and export a network, export a rule, or (a
     table) read the results, since nothing was trained."""
-    from ..build import is_tabular
-    from .export_rule import is_rule_space
+    from ..build import is_rule_space, is_tabular
     from .pareto import pareto_command
 
     if is_rule_space(space):

@@ -186,12 +186,10 @@ def check_out(out: Path, experiment: Path, resume: bool, overwrite: bool) -> Non
     from ..tables.table_file import SUFFIX, TableFileError, read_header
     from .common import check_output_file
 
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('table' + SUFFIX)}")
+    check_output_file(out, "--out", "table" + SUFFIX)  # a folder, or a place nothing can be written
     if not out.name.endswith(SUFFIX):
         raise ConfigError(f"--out {out}: a table file is gzipped JSON lines, named *{SUFFIX}; "
                           f"give a name such as {out.with_name(out.name.split('.')[0] + SUFFIX)}")
-    check_output_file(out, "--out", "table" + SUFFIX)
     if not (out.exists() or out.is_symlink()) or overwrite:
         return
     if not out.is_file():

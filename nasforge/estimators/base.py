@@ -76,14 +76,9 @@ class Estimator(ABC):
 
     def warm_up(self) -> None:
         """Pay a process's one-off costs before its first timed trial (a worker calls this before it
-        reports ready), so that a trial timeout measures the trial alone. By default: the first FLOP
-        count, which makes torch import its compiler stack (1.5 s on an idle machine, several seconds
-        on a busy one); every estimator that builds networks counts FLOPs."""
-        from torch import nn
-
-        from ..objectives.hardware import count_flops
-
-        count_flops(nn.Linear(2, 2), (2,))
+        reports ready), so that a trial timeout measures the trial alone. Nothing by default; the
+        estimators that count FLOPs pay for torch's flop counter here
+        (``objectives.hardware.prepare_flop_counter``)."""
 
     def produces(self) -> Optional[FrozenSet[str]]:
         """The names of the metrics :meth:`evaluate` returns (after :meth:`setup`), so that a

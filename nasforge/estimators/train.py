@@ -17,7 +17,7 @@ from torch import nn
 from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.classification import classification_report
-from ..objectives.hardware import count_flops, count_params
+from ..objectives.hardware import count_flops, count_params, prepare_flop_counter
 from ..quant import training as quant
 from ..quant.metrics import quant_metrics
 from ..spaces.base import SearchSpace, Tokens
@@ -316,6 +316,9 @@ class TrainEstimator(Estimator):
 
     def max_epochs(self) -> int:
         return self.recipe.epochs
+
+    def warm_up(self) -> None:
+        prepare_flop_counter()  # every child's FLOPs are counted
 
     def produces(self) -> FrozenSet[str]:
         measured = set(self.probe.measure)

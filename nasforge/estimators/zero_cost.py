@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.datasets import Dataset, load_dataset, split_validation
-from ..objectives.hardware import count_flops, count_params
+from ..objectives.hardware import count_flops, count_params, prepare_flop_counter
 from ..objectives.registry import register_metric
 from ..spaces.base import SearchSpace, Tokens
 from .base import ESTIMATORS, Estimator, TrialFailed
@@ -289,6 +289,9 @@ class ZeroCostEstimator(Estimator):
              torch.as_tensor(y_train[rows[i:i + self.batch_size]], device=self.device).long())
             for i in range(0, need, self.batch_size)
         ]
+
+    def warm_up(self) -> None:
+        prepare_flop_counter()  # every child's FLOPs are counted
 
     def produces(self) -> FrozenSet[str]:
         names = {f"proxy_{p}" for p in self.proxies} | {"params", "proxy_seconds", "proxy_seconds_each"}

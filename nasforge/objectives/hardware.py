@@ -120,6 +120,12 @@ def _pooling_flop_mapping() -> Dict[Any, Any]:
     return mapping
 
 
+def prepare_flop_counter() -> None:
+    """Pay the one-off cost of the first :func:`count_flops` in a process: torch's flop counter
+    imports its compiler stack then (1.5 s on an idle machine, several seconds on a busy one)."""
+    count_flops(nn.Linear(2, 2), (2,))
+
+
 def count_flops_with_pooling(model: nn.Module, input_shape: Sequence[int]) -> int:
     """:func:`count_flops` plus pooling and mean reductions (see the convention above)."""
     return count_flops(model, input_shape, pooling=True)

@@ -38,10 +38,10 @@ def request_measurements(given: Dict[str, Any]) -> None:
     """Add to ``given["training"]["measure"]`` what the given ``[reward]`` and the strategy's own
     objectives (a multi-objective strategy ranks by them) need a child to measure."""
     from ..estimators.train import MEASURABLE
-    from ..registry import SPACES
+    from ..spaces.base import SPACES, is_tabular
 
     space = (given.get("space") or {}).get("name")
-    if space in SPACES and getattr(SPACES.get(space), "lookup_estimator", None) is not None:
+    if space in SPACES and is_tabular(space):
         return  # a table's rows hold their measurements: nothing is trained, nothing to ask a child for
     wanted = measured_by_training(given.get("reward") or {})
     wanted += [m for m in strategy_objectives(given.get("strategy") or {}) if m in MEASURABLE and m not in wanted]

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from ..writable import why_unwritable
+
 
 def destination(target: str, experiment: Path, where: Optional[str] = None) -> str:
     """Where ``target`` logs: ``where`` (``--to`` / ``--log-uri``), else MLflow's $MLFLOW_TRACKING_URI,
@@ -16,24 +18,6 @@ def destination(target: str, experiment: Path, where: Optional[str] = None) -> s
         default = f"sqlite:///{(Path(experiment) / 'mlflow.db').resolve()}"
         return where or os.environ.get("MLFLOW_TRACKING_URI") or default
     return str(Path(where) if where else Path(experiment) / "tensorboard")
-
-
-def _writable_folder(path: Path) -> Optional[str]:
-    """Why a folder could not be made (or written) at ``path``, or None. Its nearest existing
-    ancestor is probed with a temporary folder, removed at once (``os.access`` says yes to root even
-    where nothing can be made, as in /proc)."""
-    import tempfile
-
-    if path.exists() and not path.is_dir():
-        return f"{path} is a file, not a folder"
-    parent = next((p for p in [path, *path.absolute().parents] if p.exists()), None)
-    if parent is None or not parent.is_dir():
-        return f"{parent} is not a folder"
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".nasforge-probe-", dir=parent))
-    except OSError as exc:
-        return f"no folder can be made in {parent} ({exc.strerror or exc})"
-    return None
 
 
 def check_destination(target: str, experiment: Path, where: Optional[str], flag: str) -> str:
@@ -45,7 +29,7 @@ def check_destination(target: str, experiment: Path, where: Optional[str], flag:
                                            os.environ.get("MLFLOW_TRACKING_URI") else None)
     default_in_experiment = given is None  # inside the experiment folder, checked with it
     if target == "tensorboard":
-        why = None if default_in_experiment else _writable_folder(Path(uri))
+        why = None if default_in_experiment else why_unwritable(Path(uri))
         if why:
             raise ValueError(f"{given}: cannot write TensorBoard's log folder there: {why}; give a folder "
                              "you may write (or leave the flag out: <experiment>/tensorboard)")
@@ -71,11 +55,11 @@ def check_destination(target: str, experiment: Path, where: Optional[str], flag:
                 f"http(s)://... address, or {'leave ' + flag + ' out' if where else 'unset MLFLOW_TRACKING_URI'} "
                 "for sqlite:///<experiment>/mlflow.db (to use a folder anyway, set MLFLOW_ALLOW_FILE_STORE=true)")
         path = Path(urlparse(uri).path if scheme == "file" else uri)
-        why = _writable_folder(path)
+        why = why_unwritable(path)
     elif scheme == "sqlite":
         path = urlparse(uri).path[1:]  # sqlite:///relative.db, sqlite:////absolute.db
         why = None if default_in_experiment or path in ("", ":memory:") else (
-            f"{path} is a folder, not a database file" if Path(path).is_dir() else _writable_folder(Path(path).parent))
+            f"{path} is a folder, not a database file" if Path(path).is_dir() else why_unwritable(Path(path).parent))
     else:
         why = None
         try:  # MLflow's own table of schemes, read without connecting (a private name: skipped if moved)

@@ -191,6 +191,20 @@ class SearchSpace(ABC):
 SPACES: Registry[SearchSpace] = registry.SPACES  # declared in registry.py, light enough for --help
 
 
+def lookup_estimator(space_name: str) -> Optional[str]:
+    """The estimator a space answers with by lookup (``SearchSpace.lookup_estimator``), or None.
+    Read off the registered class, before the space is built (building may need the data)."""
+    factory = SPACES.get(space_name)
+    if isinstance(factory, type) and issubclass(factory, SearchSpace):
+        return factory.lookup_estimator
+    return None  # a plugin's factory function declares nothing: its space is trained
+
+
+def is_tabular(space_name: str) -> bool:
+    """Benchmark spaces are looked up in a table instead of trained (and need no data)."""
+    return lookup_estimator(space_name) is not None
+
+
 def create_space(name: str, **settings) -> SearchSpace:
     return SPACES.create(name, **settings)
 
