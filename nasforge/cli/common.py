@@ -152,10 +152,20 @@ def _duration(seconds: Optional[float]) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
+class _PipeConsole(Console):
+    """rich's own answer to a reader that left (``best | head``) is ``SystemExit(1)``, which says the
+    command failed; raising the pipe error instead lets ``main`` end as every other command does
+    then, with the shell's code for SIGPIPE and nothing more on the screen."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console() -> Console:
     """Wide output when not on a terminal (logs, CI), so tables do not wrap."""
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    console = _PipeConsole()
+    return console if console.is_terminal else _PipeConsole(width=200)
 
 
 def _scorer(reward: Dict[str, Any]):
