@@ -14,7 +14,7 @@ from torch import nn
 
 from nasforge.estimators.base import TrialFailed
 from nasforge.estimators.zero_cost import (
-    JACOB_COV_K, PROXIES, ZeroCostEstimator, fisher, grad_norm, jacob_cov, jacob_cov_score, naswot,
+    JACOB_COV_K, NASWOT_SINGULAR, PROXIES, ZeroCostEstimator, fisher, grad_norm, jacob_cov, jacob_cov_score, naswot,
     naswot_kernel, naswot_score, snip, synflow)
 from nasforge.spaces import create_space
 
@@ -234,3 +234,21 @@ def test_registered_by_name():
     from nasforge.estimators.base import ESTIMATORS
 
     assert "zero-cost" in ESTIMATORS
+
+
+def test_a_search_on_naswot_fails_unscorable_children_with_the_reason_and_goes_on(tmp_path):
+    """Two-layer chains of pooling have no ReLU, or one whose codes coincide: NASWOT is -inf. Those
+    children fail with a reason a user can act on, and the search still finishes."""
+    from cli_paths import completed_trials, nasforge
+    from nasforge.store import Store
+
+    done = nasforge(["search", "--set", "training.estimator=zero-cost", "--set", "reward.metric=proxy_naswot",
+                     "--reward-transform", "identity", "--budget", "12", "--layers", "2", "--strategy", "random",
+                     "--executor", "inline", "--quiet", "--experiment", "zc"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Store(tmp_path / "zc" / "trials.sqlite", readonly=True) as store:
+        failed = [t for t in store.trials() if t.state == "FAILED"]
+    assert failed and completed_trials(tmp_path / "zc")
+    for trial in failed:
+        assert trial.error.endswith("is -inf: " + NASWOT_SINGULAR), trial.error
+        assert "ReLU" in trial.error

@@ -211,8 +211,15 @@ PROXIES: Dict[str, Callable[[nn.Module, torch.Tensor, torch.Tensor], float]] = {
 }
 DATA_FREE = ("synflow", "params", "flops")  # need only the input shape: computed once, not per batch
 
+# Why a NASWOT score is -inf, in the failed trial's reason: the log-determinant is faithful (the
+# network maps two of the batch's examples to one ReLU code, the worst a code can do), but a reward
+# cannot rank an infinity.
+NASWOT_SINGULAR = ("its ReLU activation codes do not tell the scoring batch's examples apart (a network "
+                   "without ReLUs has no codes at all), so NASWOT cannot score it")
+
 for _name in PROXIES:
-    register_metric(f"proxy_{_name}", "score", "maximize", f"zero-cost proxy {_name} at initialisation")
+    register_metric(f"proxy_{_name}", "score", "maximize", f"zero-cost proxy {_name} at initialisation",
+                    non_finite=NASWOT_SINGULAR if _name == "naswot" else "")
 
 
 def score_network(model: nn.Module, batches: Sequence[Tuple[torch.Tensor, torch.Tensor]],

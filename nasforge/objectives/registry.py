@@ -21,6 +21,7 @@ class MetricInfo:
     unit: str
     direction: str  # "maximize" or "minimize"
     description: str = ""
+    non_finite: str = ""  # what an infinite or NaN value says about the network, for the failed trial's reason
 
 
 DIRECTIONS = ("maximize", "minimize")
@@ -70,11 +71,13 @@ for _kind in ("baseline", "analog"):
         METRICS[f"{_kind}_drift_{_t}s_std"] = MetricInfo("fraction", "minimize", "spread of that accuracy")
 
 
-def register_metric(name: str, unit: str, direction: str, description: str = "") -> MetricInfo:
-    """Add a metric of your own (e.g. one a custom estimator reports) so constraints and fronts know it."""
+def register_metric(name: str, unit: str, direction: str, description: str = "",
+                    non_finite: str = "") -> MetricInfo:
+    """Add a metric of your own (e.g. one a custom estimator reports) so constraints and fronts know it.
+    ``non_finite`` explains an infinite or NaN value, when the metric has a reason to give one."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction of metric {name!r} must be one of {DIRECTIONS}, got {direction!r}")
-    METRICS[name] = MetricInfo(unit, direction, description)
+    METRICS[name] = MetricInfo(unit, direction, description, non_finite)
     return METRICS[name]
 
 
@@ -111,5 +114,6 @@ def metric_value(metrics: Dict[str, Any], name: str, role: str) -> float:
         raise KeyError(f"{role} metric {name!r} not among the measured metrics {sorted(metrics)}")
     value = float(metrics[name])
     if not math.isfinite(value):
-        raise ValueError(f"{role} metric {name!r} is {value}")
+        why = METRICS[name].non_finite if name in METRICS else ""
+        raise ValueError(f"{role} metric {name!r} is {value}" + (f": {why}" if why else ""))
     return value
