@@ -4,6 +4,10 @@ other commands rebuild the space, the estimator and the data from.
 Stores written by older versions are completed on read (``migrate_config``) and compared with
 today's defaults filled in (``with_defaults``), so resuming them works and refuses only real
 differences.
+
+A table search stores only what it reads (``used_settings``): the table is its data and its
+training is a lookup, so it keeps no ``dataset`` and, of ``[training]``, only the lookup's own
+settings. Older stores, which held the defaults ``mnist1d`` and 8 epochs there, read the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .config import ConfigError, SearchConfig
 from .data.datasets import DATASETS, Dataset
-from .spaces.base import SearchSpace, create_space
+from .spaces.base import SPACES, SearchSpace, create_space, is_tabular
 from .store import Store
 
 
@@ -25,7 +29,21 @@ def stored_config(config: SearchConfig, space: SearchSpace, data: Optional[Datas
     stored["space"] = {**config.space, **space.config()}
     if data is not None:
         stored["data_fingerprint"] = data.fingerprint()
-    return stored
+    return used_settings(stored)
+
+
+def used_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """``settings`` less what the search never reads. A table search (``is_tabular``) takes no
+    dataset, and of ``[training]`` only the settings its lookup declares (``lookup_settings``):
+    the defaults ``mnist1d`` and 8 epochs would otherwise be stored, and shown, as if used. Any
+    other search is returned as it is."""
+    name = (settings.get("space") or {}).get("name")
+    if not isinstance(name, str) or name not in SPACES or not is_tabular(name):
+        return settings  # a trained space, or a plugin's not imported here: nothing to judge
+    lookup = SPACES.get(name).lookup_settings
+    used = {k: v for k, v in settings.items() if k != "dataset"}
+    used["training"] = {k: v for k, v in (settings.get("training") or {}).items() if k in lookup}
+    return used
 
 
 def _path_and_size(name: str) -> Tuple[str, str]:
@@ -82,8 +100,9 @@ def _chain_cnn_dims(stored: Dict[str, Any], tokens_length: Optional[int]) -> Opt
 def migrate_config(stored: Dict[str, Any], tokens_length: Optional[int]) -> Dict[str, Any]:
     """A stored config completed the way today's search stores it. Stores written before the
     stored config was complete lack chain-cnn's ``dims`` (derived from the data): it is read off
-    the stored tokens, or 1 (the default then) when there are none."""
-    stored = dict(stored)
+    the stored tokens, or 1 (the default then) when there are none. A table search written before
+    it stored only what it reads loses the unused dataset and training defaults."""
+    stored = used_settings(dict(stored))
     space = dict(stored.get("space") or {})
     if space.get("name") == "chain-cnn" and "dims" not in space:
         space["dims"] = _chain_cnn_dims({**stored, "space": space}, tokens_length) or 1
@@ -127,4 +146,4 @@ def with_defaults(stored: Dict[str, Any]) -> Dict[str, Any]:
         return stored  # differences() will name what does not match
     if "data_fingerprint" in stored:
         full["data_fingerprint"] = stored["data_fingerprint"]
-    return full
+    return used_settings(full)

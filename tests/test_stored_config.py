@@ -55,6 +55,7 @@ def test_a_2d_search_stores_what_rebuilds_its_space(image_search):
     assert config["space"] == {"name": "chain-cnn", "num_layers": 2, "dims": 2}
     assert config["dataset"] == str((image_search / "digits.npz").resolve())
     assert config["data_fingerprint"]
+    assert config["training"]["epochs"] == 1  # a trained search keeps its recipe (a table search stores none)
 
 
 def test_every_reader_reads_a_2d_search_from_another_folder(image_search, tmp_path):
