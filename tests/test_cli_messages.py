@@ -159,3 +159,25 @@ def test_retrain_refuses_no_seeds_or_a_negative_one_before_writing(tmp_path, tin
     result = nasforge("retrain", "--experiment", "r", "--epochs", "1", *flags, cwd=tmp_path)
     assert result.returncode == 2 and "--seeds must be at least 1 and --seed at least 0" in result.stderr
     assert store.read_bytes() == before and not (tmp_path / "r" / "retrain").exists()
+
+
+@pytest.mark.parametrize("stage", ["locked, no store yet", "store made, no settings yet"])
+def test_a_resume_while_the_first_search_starts_names_that_search(tmp_path, stage):
+    """A search takes the experiment's lock, then makes its store, then stores its settings; a resume
+    in between is told who is writing (as once it runs), not that there is nothing to resume."""
+    from nasforge.experiment_lock import ExperimentLock
+    from nasforge.store import Store
+
+    store = tmp_path / "e" / "trials.sqlite"
+    with ExperimentLock(tmp_path / "e"):  # this process plays the search that is starting
+        if stage == "store made, no settings yet":
+            Store(store).close()
+        written = store.read_bytes() if store.exists() else None
+        result = nasforge("search", *TABULAR, "--resume", "--experiment", "e", "--budget", "5", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"nasforge search: error: experiment e is being written by process {os.getpid()} on " in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (store.read_bytes() if store.exists() else None) == written  # nothing written
+    alone = nasforge("search", *TABULAR, "--resume", "--experiment", "e", "--budget", "5", cwd=tmp_path)
+    assert alone.returncode == 2 and "being written" not in alone.stderr  # no writer: what the folder holds
+    assert ("nothing to resume" if written is None else "holds no search settings") in alone.stderr
