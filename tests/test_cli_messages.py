@@ -79,6 +79,19 @@ def test_an_experiment_path_that_cannot_be_a_folder_is_refused(tmp_path):
         assert "is a file" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_experiment_folder_that_cannot_be_made_is_refused_before_anything_runs(tmp_path):
+    """/proc takes no folders, even from root, whom ``os.access`` tells it does: the folder is
+    probed for real, and refused before the data is even looked at."""
+    for what in (["--space", "nb201-cifar10"], ["--dataset", "missing.npz"]):  # a table; data not looked at
+        result = nasforge("search", *what, "--budget", "5", "--experiment", "/proc/nasforge-x", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("nasforge search: error: cannot make the experiment folder /proc/nasforge-x: "
+                                        "the folder /proc/nasforge-x does not exist and cannot be made in /proc")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
     """json goes out through print, the tables through rich: both end as a command killed by SIGPIPE
     would (141), never as a failure (rich's own handling exits 1). `| true` has left before the
