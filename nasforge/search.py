@@ -23,7 +23,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .build import estimator_recipe
 from .config import RUN_ONLY, ConfigError, SearchConfig, differences
@@ -36,7 +36,7 @@ from .stored_config import (dataset_reference, file_references, read_config, sam
                             with_defaults)
 
 __all__ = ["ESTIMATOR_CHECKPOINT", "STORE_FILE", "Progress", "SearchResult", "SearchStopped", "SearchTerminated",
-           "run_search", "store_path"]  # the Python API: results and stops come from the loop
+           "run_search", "settings_to_resume", "store_path"]  # the Python API: results and stops come from the loop
 
 ESTIMATOR_CHECKPOINT = "estimator.pt"  # the state of an estimator that learns (shared weights)
 
@@ -105,7 +105,7 @@ def run_search(config: SearchConfig, experiment: str | Path, resume: bool = Fals
         wanted = stored_config(config, parts.space, parts.data)
         new_folder = not experiment.exists()
         with ExperimentLock(experiment):  # one writer per experiment, from here until the store is closed
-            _check_start(experiment, path, resume)  # again: another writer may have run meanwhile
+            _check_start(experiment, path, resume, locked=True)  # again: another writer may have run meanwhile
             new_store = not path.exists()
             store = Store(path)
             try:
@@ -150,27 +150,41 @@ def _refuse_other_data(path: Path, config: SearchConfig, problem: BaseException)
                           "the search's data (a new search takes other data)") from problem
 
 
-def _check_start(experiment: Path, path: Path, resume: bool) -> None:
+def settings_to_resume(experiment: Path) -> Dict[str, Any]:
+    """The settings stored by the search ``experiment`` holds, for a resume (reads only)."""
+    path = store_path(experiment)
+    _check_start(experiment, path, resume=True)
+    with Store(path, create=False, readonly=True) as store:
+        stored = read_config(store)
+    if stored is None:
+        raise _refusal(experiment, f"{path} holds no search settings to resume")
+    return stored
+
+
+def _refusal(experiment: Path, problem: str, locked: bool = False) -> StoreError | ConfigError:
+    """``problem``, unless another search holds the experiment's lock: it takes the lock before its store
+    and settings are written, so while it starts the folder looks empty; naming it is the answer, as
+    for a second writer once it runs. ``locked``: this process holds the lock, so no other does."""
+    holder = None if locked else running_writer(experiment)
+    return locked_error(experiment, holder) if holder else ConfigError(problem)
+
+
+def _check_start(experiment: Path, path: Path, resume: bool, locked: bool = False) -> None:
     """Refuse a new search over trials, or a resume with nothing to resume (reads only). A store
     without tables (a creation cut short) counts as none."""
     try:
         if path.exists() and not resume:
             with Store(path, readonly=True) as existing:
                 if existing.numbers_used():
-                    holder = running_writer(experiment)
-                    if holder:  # a search is writing it now: say which, as the lock would
-                        raise locked_error(experiment, holder)
-                    raise ConfigError(
-                        f"experiment {experiment} already holds trials; resume it with --resume, "
-                        "or choose another --experiment directory")
+                    raise _refusal(experiment, f"experiment {experiment} already holds trials; resume it with "
+                                               "--resume, or choose another --experiment directory", locked)
     except EmptyStoreError:
         pass
     if resume and not path.exists():
-        raise ConfigError(f"nothing to resume: no store at {path}")
+        raise _refusal(experiment, f"nothing to resume: no store at {path}", locked)
     if resume:
         try:
             Store(path, readonly=True).close()
         except EmptyStoreError:
-            raise ConfigError(f"nothing to resume: {path} holds no experiment (its creation was cut short); "
-                              "start the search again without --resume") from None
-
+            raise _refusal(experiment, f"nothing to resume: {path} holds no experiment (its creation was cut "
+                                       "short); start the search again without --resume", locked) from None

@@ -79,6 +79,19 @@ def test_an_experiment_path_that_cannot_be_a_folder_is_refused(tmp_path):
         assert "is a file" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_experiment_folder_that_cannot_be_made_is_refused_before_anything_runs(tmp_path):
+    """/proc takes no folders, even from root, whom ``os.access`` tells it does: the folder is
+    probed for real, and refused before the data is even looked at."""
+    for what in (["--space", "nb201-cifar10"], ["--dataset", "missing.npz"]):  # a table; data not looked at
+        result = nasforge("search", *what, "--budget", "5", "--experiment", "/proc/nasforge-x", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("nasforge search: error: cannot make the experiment folder /proc/nasforge-x: "
+                                        "the folder /proc/nasforge-x does not exist and cannot be made in /proc")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
     """json goes out through print, the tables through rich: both end as a command killed by SIGPIPE
     would (141), never as a failure (rich's own handling exits 1). `| true` has left before the
@@ -159,3 +172,25 @@ def test_retrain_refuses_no_seeds_or_a_negative_one_before_writing(tmp_path, tin
     result = nasforge("retrain", "--experiment", "r", "--epochs", "1", *flags, cwd=tmp_path)
     assert result.returncode == 2 and "--seeds must be at least 1 and --seed at least 0" in result.stderr
     assert store.read_bytes() == before and not (tmp_path / "r" / "retrain").exists()
+
+
+@pytest.mark.parametrize("stage", ["locked, no store yet", "store made, no settings yet"])
+def test_a_resume_while_the_first_search_starts_names_that_search(tmp_path, stage):
+    """A search takes the experiment's lock, then makes its store, then stores its settings; a resume
+    in between is told who is writing (as once it runs), not that there is nothing to resume."""
+    from nasforge.experiment_lock import ExperimentLock
+    from nasforge.store import Store
+
+    store = tmp_path / "e" / "trials.sqlite"
+    with ExperimentLock(tmp_path / "e"):  # this process plays the search that is starting
+        if stage == "store made, no settings yet":
+            Store(store).close()
+        written = store.read_bytes() if store.exists() else None
+        result = nasforge("search", *TABULAR, "--resume", "--experiment", "e", "--budget", "5", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"nasforge search: error: experiment e is being written by process {os.getpid()} on " in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert (store.read_bytes() if store.exists() else None) == written  # nothing written
+    alone = nasforge("search", *TABULAR, "--resume", "--experiment", "e", "--budget", "5", cwd=tmp_path)
+    assert alone.returncode == 2 and "being written" not in alone.stderr  # no writer: what the folder holds
+    assert ("nothing to resume" if written is None else "holds no search settings") in alone.stderr

@@ -64,16 +64,15 @@ def _new_experiment_dir(config: SearchConfig) -> Path:
 
 
 def check_experiment_dir(path: Path) -> None:
-    """An experiment folder that can be made and written, said before anything runs."""
-    import os
+    """An experiment folder that can be made and written, said before anything runs. Asked by a real
+    probe (``writable.py``): ``os.access`` says yes to root where nothing can be made (/proc)."""
+    from ..writable import why_unwritable
 
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--experiment {path} is a file, not a folder; choose another path")
-    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ConfigError(f"cannot make the experiment folder {path}: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the experiment folder {path}: {parent} is not writable")
+    why = why_unwritable(path)
+    if why:
+        raise ConfigError(f"cannot {'write' if path.is_dir() else 'make'} the experiment folder {path}: {why}")
 
 
 def check_output_file(out: Path, flag: str, example: str) -> None:

@@ -80,20 +80,13 @@ FLAG_TARGETS = {
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import run_search, store_path
-    from ..stored_config import read_config, stored_data_missing
-    from ..store import Store
+    from ..search import run_search, settings_to_resume
+    from ..stored_config import stored_data_missing
 
     console = make_console()
     if args.resume:
         experiment = _resolve_experiment(args.experiment)
-        path = store_path(experiment)
-        if not path.exists():
-            raise ConfigError(f"nothing to resume: no store at {path}")
-        with Store(path, create=False, readonly=True) as store:
-            stored = read_config(store)
-        if stored is None:
-            raise ConfigError(f"{path} holds no search settings to resume")
+        stored = settings_to_resume(experiment)  # a search that is starting on it is named, as one running is
         stored.pop("data_fingerprint", None)
         config = SearchConfig.from_dict(stored)
         config.update(_overrides_from_args(args), source="flags")  # must agree, except the budget

@@ -4,7 +4,8 @@ Each worker is a spawned process (no forked torch state) that builds its estimat
 evaluates one task at a time. The driver watches every worker: a worker that dies under a task
 gives a ``lost`` outcome (retried by the loop), one that runs past ``trial_timeout`` or whose
 resident memory passes ``memory_limit_mb`` is killed and gives a ``timeout`` / ``memory``
-outcome; in every case a fresh worker takes its place and the search goes on.
+outcome; in every case a fresh worker takes its place and the search goes on. A result sent within
+the limit counts with its own time, however late the driver reads it; one sent after is a timeout.
 
 Torch threads per worker default to cores // workers, so workers x threads never exceeds the
 cores: two workers each with two threads on a 2-core machine would slow both down. A worker is
@@ -307,19 +308,35 @@ class LocalExecutor(Executor):
             self.shutdown()
             raise WorkerSetupError(f"a worker could not build the estimator: {payload}")
         elif kind == "outcome" and worker.task is not None and payload.trial_id == worker.task.trial_id:
-            self._finish(worker, payload)
+            self._finish(worker, self._in_time(payload))
             worker.finished += 1
             if self.recycle_after is not None and worker.finished >= self.recycle_after:
                 self._replace(worker)  # a fresh process bounds whatever memory libraries keep
         return True
 
+    def _in_time(self, outcome: Outcome) -> Outcome:
+        """A result the worker measured over the time limit was sent after the deadline: a timeout, as
+        when the driver stops the trial there, however late the driver read it."""
+        if self.trial_timeout is None or outcome.seconds is None or outcome.seconds <= self.trial_timeout:
+            return outcome
+        return self._timed_out(outcome.trial_id, outcome.worker)
+
+    def _timed_out(self, trial_id: int, worker: Optional[str]) -> Outcome:
+        """The trial had the limit and no more: its time is the limit, not when the driver noticed."""
+        return Outcome(trial_id, TIMEOUT, worker=worker, seconds=self.trial_timeout,
+                       error=limits_text(TIMEOUT, limit=self.trial_timeout))
+
+    def _drain(self, worker: _Worker) -> None:
+        """Read what the worker sent before the driver acts on its task (results that came since the last poll)."""
+        while worker.task is not None and worker.conn.poll():
+            if not self._receive(worker):
+                break
+
     def _check(self, worker: _Worker) -> None:
         """Dead, over time, over memory: each ends the worker's task and replaces the worker."""
         task = worker.task
         if not worker.process.is_alive():
-            while worker.task is not None and worker.conn.poll():  # a result sent just before it died counts
-                if not self._receive(worker):
-                    break
+            self._drain(worker)  # a result sent just before it died counts
             if worker.task is not None:
                 code = worker.process.exitcode
                 how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
@@ -330,17 +347,17 @@ class LocalExecutor(Executor):
         if task is None or worker.started is None:
             return
         elapsed = time.monotonic() - worker.started
-        if self.trial_timeout is not None and elapsed > self.trial_timeout:
-            self._finish(worker, Outcome(task.trial_id, TIMEOUT, worker=worker.name, seconds=elapsed,
-                                         error=limits_text(TIMEOUT, limit=self.trial_timeout)))
-            self._replace(worker)
+        over_time = self.trial_timeout is not None and elapsed > self.trial_timeout
+        rss = resident_mb(worker.process.pid) if self.memory_limit_mb is not None and not over_time else None
+        if not over_time and (rss is None or rss <= self.memory_limit_mb):
             return
-        if self.memory_limit_mb is not None:
-            rss = resident_mb(worker.process.pid)
-            if rss is not None and rss > self.memory_limit_mb:
-                self._finish(worker, Outcome(task.trial_id, MEMORY, worker=worker.name, seconds=elapsed,
-                                             error=limits_text(MEMORY, rss_mb=rss, limit=self.memory_limit_mb)))
-                self._replace(worker)
+        self._drain(worker)  # a result that arrived after this round's poll was sent in time: it counts
+        if worker.task is None:
+            return
+        self._finish(worker, self._timed_out(task.trial_id, worker.name) if over_time else
+                     Outcome(task.trial_id, MEMORY, worker=worker.name, seconds=elapsed,
+                             error=limits_text(MEMORY, rss_mb=rss, limit=self.memory_limit_mb)))
+        self._replace(worker)
 
     def wait(self, timeout: Optional[float] = None) -> List[Outcome]:
         deadline = None if timeout is None else time.monotonic() + timeout
