@@ -88,12 +88,22 @@ def test_a_worker_that_cannot_build_its_estimator_stops_the_search_before_any_tr
     assert not executor.pool and ray.is_initialized()  # its actors killed; the Ray it joined left running
 
 
-def test_workers_the_cluster_cannot_hold_are_warned_of_before_the_search_waits_for_them():
-    """Each worker is an actor that holds its CPUs and GPUs for the whole search, and the search
-    starts once every one is placed: asking for more than the cluster has is said, not a silent wait."""
+def test_workers_the_cluster_cannot_hold_are_warned_of():
+    """Each worker is an actor that holds its CPUs and GPUs for the whole search; the search runs on
+    those Ray can place, and asking for more than the cluster has is said, not silently slower."""
     executor = RayExecutor(workers=4, cpus_per_trial=2, gpus_per_trial=1)
     with pytest.warns(RayCapacityWarning) as caught:
         executor._warn_if_short({"CPU": 8.0, "GPU": 2.0})
     assert [str(w.message) for w in caught] == [
-        "4 Ray workers need 4 GPUs and the Ray cluster has 2: the search waits until Ray can place them all "
-        "(lower --workers, or add nodes)"]
+        "4 Ray workers need 4 GPUs and the Ray cluster has 2: trials run on the workers Ray can place, the rest "
+        "join when it can (lower --workers, or add nodes)"]
+
+
+@pytest.mark.usefixtures("private_ray")
+def test_a_search_with_more_workers_than_the_cluster_holds_runs_on_those_it_can_place(tmp_path):
+    """The instance has 2 CPUs and each of 3 workers asks for 1: one actor is never placed. Its trial
+    waits for a free actor instead (its clock not running), and the search finishes its budget."""
+    config = synthetic_config(budget=5, workers=3, seconds=0.2, executor="ray", trial_timeout=3)
+    with pytest.warns(RayCapacityWarning):
+        result = run_search(config, tmp_path / "exp")
+    assert result.completed == 5 and result.failed == 0

@@ -5,13 +5,15 @@
 listening on loopback only (see ``_loopback_only``) and sending no usage reports.
 
 Each actor builds the estimator and pays its one-off costs (``Estimator.warm_up``) in its
-constructor, and the executor waits for every actor to be ready before the first trial, so a
-trial's clock (``trial_timeout``) starts when the trial is sent to a ready, idle actor and
-measures the trial alone, never Ray's worker start-up or the estimator's build. An actor whose
-trial runs past the limit is killed (``timeout``); one that dies under a trial (worker or node
-lost, out of memory) gives ``lost``; either way a fresh actor takes the slot, and a trial sent to
-it while it builds is timed from when it is ready. Results come back to the driver, which alone
-writes the store.
+constructor, before it takes a trial. Submitted trials wait in the driver until an actor is ready
+and idle, and a trial's clock (``trial_timeout``) starts when it is sent to one, so it measures
+the trial alone, never Ray's worker start-up, the estimator's build or a wait for a free actor.
+The search starts once one actor is ready; the others join as Ray places them, so on a cluster
+too small for every worker the search runs on those it can hold. An actor whose trial runs past
+the limit is killed (``timeout``); one that dies under a trial (worker or node lost, out of
+memory) gives ``lost``; either way a fresh actor takes the slot once built. An actor that cannot
+build the estimator stops the search (every trial would fail the same way). Results come back to
+the driver, which alone writes the store.
 
 Ray's own retries are off (no actor restarts, no task retries): the search loop records the
 failure and decides on a retry, so every attempt is in the store. Ray is an optional dependency
@@ -25,8 +27,9 @@ import ipaddress
 import os
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Deque, List, Optional
 
 from .base import (EXECUTORS, LOST, TIMEOUT, EstimatorRecipe, Executor, Outcome, Task, describe_exception,
                    evaluate_task, limits_text)
@@ -146,7 +149,7 @@ class _Slot:
     is_ready: bool = False
     task: Optional[Task] = None
     result: Any = None  # the reference of the running evaluation
-    started: Optional[float] = None  # when the task's clock started: sent to, or noticed on, a ready actor
+    started: Optional[float] = None  # when the task was sent to this (ready) actor: its clock
 
 
 def _first_line(exc: BaseException) -> str:
@@ -169,13 +172,15 @@ class RayExecutor(Executor):
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
         self.pool: List[_Slot] = []
+        self.queue: Deque[Task] = deque()  # submitted, waiting for a ready, idle actor
         self.done: List[Outcome] = []
         self.ours = False  # did we start Ray (then we stop it)
 
     # ---- actors -------------------------------------------------------------------------------
     def start(self, recipe: EstimatorRecipe, estimator=None) -> None:
-        """Start one actor per worker and wait until each has built its estimator, so that a
-        trial's time is its own and an estimator that cannot be built stops the search at once."""
+        """Start one actor per worker and wait until one has built its estimator, so that an
+        estimator that cannot be built stops the search at once. The others join as Ray places
+        them (on a cluster too small for all, the search runs with those it can hold)."""
         ray = import_ray()
         if not ray.is_initialized():
             if self.address:
@@ -190,22 +195,15 @@ class RayExecutor(Executor):
         self.recipe_ref = ray.put(recipe)  # shipped to the cluster once, whatever the number of actors
         self._warn_if_short(ray.cluster_resources())
         self.pool = [self._new_slot() for _ in range(self.workers)]
-        for slot in self.pool:
-            try:
-                error = ray.get(slot.ready)
-            except Exception as exc:  # noqa: BLE001 - the actor died while starting
-                error = f"its worker died while starting ({_first_line(exc)})"
-            if error is not None:
-                self.shutdown()
-                raise WorkerSetupError(f"a Ray worker could not build the estimator: {error}")
-            slot.is_ready = True
+        ray.wait([slot.ready for slot in self.pool], num_returns=1)
+        self._settle_ready(timeout=0)
 
     def _warn_if_short(self, resources: dict) -> None:
         for name, each in (("CPU", self.cpus_per_trial), ("GPU", self.gpus_per_trial)):
             have, need = resources.get(name, 0.0), each * self.workers
             if need > have:
                 warnings.warn(f"{self.workers} Ray workers need {need:g} {name}s and the Ray cluster has "
-                              f"{have:g}: the search waits until Ray can place them all "
+                              f"{have:g}: trials run on the workers Ray can place, the rest join when it can "
                               "(lower --workers, or add nodes)", RayCapacityWarning, stacklevel=3)
 
     def _new_slot(self) -> _Slot:
@@ -219,41 +217,57 @@ class RayExecutor(Executor):
             ray.kill(slot.actor, no_restart=True)
         self.pool[self.pool.index(slot)] = self._new_slot()
 
+    def _settle_ready(self, timeout: float) -> None:
+        """Mark the actors that have built their estimator ready; one that could not, or died
+        starting, stops the search (as the local pool does): every trial would fail the same way."""
+        ray = import_ray()
+        starting = [slot.ready for slot in self.pool if not slot.is_ready]
+        answered, _ = ray.wait(starting, num_returns=len(starting), timeout=timeout) if starting else ([], [])
+        for slot in [slot for slot in self.pool if not slot.is_ready and slot.ready in answered]:
+            try:
+                error = ray.get(slot.ready)
+            except Exception as exc:  # noqa: BLE001 - the actor died while starting
+                error = f"its worker died while starting ({_first_line(exc)})"
+            if error is not None:
+                self.shutdown()
+                raise WorkerSetupError(f"a Ray worker could not build the estimator: {error}")
+            slot.is_ready = True
+
+    # ---- tasks --------------------------------------------------------------------------------
+    def running(self) -> int:
+        return len(self.queue) + sum(slot.task is not None for slot in self.pool)
+
+    def submit(self, task: Task) -> None:
+        if self.running() >= self.workers:
+            raise RuntimeError("every worker is busy")
+        self.queue.append(task)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send waiting trials to ready, idle actors; a trial's clock starts here."""
+        for slot in self.pool:
+            if not self.queue:
+                return
+            if slot.is_ready and slot.task is None:
+                slot.task = self.queue.popleft()
+                slot.result = slot.actor.evaluate.remote(slot.task)
+                slot.started = time.monotonic()
+
     def _finish(self, slot: _Slot, outcome: Outcome, replace: bool = False) -> None:
         slot.task, slot.result, slot.started = None, None, None
         self.done.append(outcome)
         if replace:
             self._replace(slot)
 
-    # ---- tasks --------------------------------------------------------------------------------
-    def running(self) -> int:
-        return sum(slot.task is not None for slot in self.pool)
-
-    def submit(self, task: Task) -> None:
-        idle = sorted((slot for slot in self.pool if slot.task is None), key=lambda slot: not slot.is_ready)
-        if not idle:
-            raise RuntimeError("every worker is busy")
-        slot = idle[0]  # a ready one first; else a fresh actor, which runs the task once it is built
-        slot.task = task
-        slot.result = slot.actor.evaluate.remote(task)
-        slot.started = time.monotonic() if slot.is_ready else None
-
-    def _settle(self, slot: _Slot, ref: Any) -> None:
-        """A reference of the slot has an answer: its actor is ready, or its trial is done, or it died."""
+    def _settle_result(self, slot: _Slot) -> None:
         ray = import_ray()
-        task = slot.task
         try:
-            answer = ray.get(ref)
+            outcome = ray.get(slot.result)
         except Exception as exc:  # noqa: BLE001 - worker died, node lost, out of memory, ...
-            self._finish(slot, Outcome(task.trial_id, LOST, error=f"worker lost: {_first_line(exc)}"), replace=True)
+            outcome = Outcome(slot.task.trial_id, LOST, error=f"worker lost: {_first_line(exc)}")
+            self._finish(slot, outcome, replace=True)
             return
-        if ref == slot.result:  # ray.wait hands back equal references, not the same objects
-            self._finish(slot, answer)
-        elif answer is not None:
-            self.shutdown()
-            raise WorkerSetupError(f"a Ray worker could not build the estimator: {answer}")
-        else:
-            slot.is_ready, slot.started = True, time.monotonic()
+        self._finish(slot, outcome)
 
     def _check_clocks(self) -> None:
         now = time.monotonic()
@@ -270,17 +284,17 @@ class RayExecutor(Executor):
             step = remaining
             if self.trial_timeout is not None:  # clocks to check: wake up often
                 step = POLL_SECONDS if remaining is None else min(POLL_SECONDS, remaining)
-            watched = {}  # reference -> slot: the trial of a ready actor, else the actor's readiness
-            for slot in self.pool:
-                if slot.task is not None:
-                    watched[slot.result if slot.is_ready else slot.ready] = slot
-            ready, _ = ray.wait(list(watched), num_returns=1, timeout=step)
-            if ready:  # and every other answer already in
-                ready, _ = ray.wait(list(watched), num_returns=len(watched), timeout=0)
-            for ref in ready:
-                self._settle(watched[ref], ref)
+            busy = {slot.result: slot for slot in self.pool if slot.task is not None}
+            starting = [slot.ready for slot in self.pool if not slot.is_ready]
+            answered, _ = ray.wait([*busy, *starting], num_returns=1, timeout=step)
+            if answered:  # and every other answer already in
+                answered, _ = ray.wait(list(busy), num_returns=len(busy), timeout=0) if busy else ([], [])
+                for ref in answered:
+                    self._settle_result(busy[ref])
+                self._settle_ready(timeout=0)
             if self.trial_timeout is not None:
                 self._check_clocks()
+            self._dispatch()
             if deadline is not None and time.monotonic() >= deadline:
                 break
         done, self.done = self.done, []
@@ -293,5 +307,6 @@ class RayExecutor(Executor):
             with contextlib.suppress(Exception):  # best effort while stopping
                 ray.kill(slot.actor, no_restart=True)
         self.pool = []
+        self.queue.clear()
         if self.ours and ray.is_initialized():
             ray.shutdown()
