@@ -13,12 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose code the commands run
+
 #: Environment variables that change what a user would see: removed for every run.
 _NOT_A_USERS = ("NASFORGE_DEBUG",)
 
 
 def user_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _NOT_A_USERS}
+    # The tree these tests live in comes first: an installed nasforge (another checkout's editable
+    # install) must not answer for it. ``python(..., isolated=True)`` ignores it, as it should.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     # A local Ray instance's dashboard asks the cloud metadata service where it runs, whatever its
     # settings (see tests/conftest.py: ray_offline): through a closed loopback proxy those requests
     # fail at once, so the tests reach nothing beyond loopback. nasforge itself never downloads.
