@@ -50,5 +50,6 @@ def test_one_dimensional_data_is_refused(tmp_path):
     assert run.returncode == 2, shown(run)
     line = error_line(run)
     assert "nb201-cell is 2-D" in line and "1-D inputs" in line and "takes 2-D data only" in line, line
+    assert line.startswith("nasforge search: error: [space] nb201-cell is 2-D"), line  # not a [training] setting
     assert "Traceback" not in run.stderr, shown(run)
     assert not (Path(tmp_path) / "runs" / "latest").exists()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING
+from ..config import RETRAIN_EPOCHS, RETRAIN_LABEL_SMOOTHING, ConfigError
 from ..data.datasets import Dataset, load_dataset, split_validation
 from ..objectives.classification import classification_report
 from ..objectives.hardware import count_flops, count_params, prepare_flop_counter
@@ -263,8 +263,8 @@ class TrainEstimator(Estimator):
         if dims is not None and dims != self.data.dims:
             advice = (f"set the space's dims to {self.data.dims}" if "dims" in space.config()
                       else f"{space.name} takes {dims}-D data only")
-            raise ValueError(
-                f"space {space.name} is {dims}-D but dataset {self.data.name} has {self.data.dims}-D "
+            raise ConfigError(  # the space and the data disagree: a [space] matter, not a training setting
+                f"[space] {space.name} is {dims}-D but dataset {self.data.name} has {self.data.dims}-D "
                 f"inputs of shape {self.data.input_shape}; {advice}"
             )
         self.recipe.check_device(self.device, self.data.dims)
