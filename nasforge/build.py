@@ -39,6 +39,16 @@ def no_network(space_name: str, space) -> "str | None":
     return None
 
 
+def unsavable_network(space_name: str, space, tokens, input_shape, num_classes: int) -> "str | None":
+    """Why the networks of a search cannot be retrained and exported (the protocol of
+    :mod:`nasforge.spaces.networks`), or None: asked of one network built untrained from ``tokens``,
+    before any training, since a space's networks all follow the protocol or none does."""
+    from .spaces.networks import PROTOCOL, unsavable
+
+    why = unsavable(space.build(tokens, input_shape, num_classes))
+    return f"space {space_name} cannot be retrained or exported: {why}; {PROTOCOL}" if why else None
+
+
 def estimator_name(config: SearchConfig) -> str:
     """The estimator a search uses: the space's lookup estimator, else ``[training] estimator``."""
     return lookup_estimator(config.space["name"]) or config.training.get("estimator", default_estimator(config.space["name"]))

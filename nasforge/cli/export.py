@@ -45,7 +45,6 @@ def _preprocessing(model_dir: Path, config, console):
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..report.export import export_model
-    from ..report.model_files import load_model_dir
     from ..build import no_network
     from .export_rule import cmd_export_optimizer
 
@@ -69,6 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         data = load_search_data(config, args.dataset) if args.int8 else None  # found before anything is written
         runs = [e for e in store.evaluations("retrain") if e["trial_id"] == trial.id]
         if not runs:
+            _refuse_unsavable(config, space, trial)
             raise ConfigError(f"trial {trial.number} has not been retrained yet: run `nasforge retrain` first "
                               "(the export is the retrained model, with the test accuracy retrain reports)")
         by_seed = {r["metrics"].get("seed", 0): r for r in runs}  # later runs replace earlier ones
@@ -79,7 +79,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not model_dir.exists():
             raise ConfigError(f"the retrained model of trial {trial.number} is not at {model_dir} any more; "
                               "run `nasforge retrain` again")
-        model, meta = load_model_dir(model_dir)
+        model, meta = _load_retrained(config["space"]["name"], model_dir)
         prep = _preprocessing(model_dir, config, console)
         written = export_model(model, out, metadata={**meta, "experiment": str(experiment)},
                                preprocessing=prep, overwrite=args.overwrite)
@@ -96,6 +96,36 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.int8:
             _int8(model, out, data, args.min_agreement, console)
     return 0
+
+
+def _refuse_unsavable(config, space, trial) -> None:
+    """A trial never retrained: when the search's networks could not be saved either, say what the
+    space must provide rather than "retrain first" (told where the search's data can be read)."""
+    from ..build import unsavable_network
+    from ..spaces.base import SPACES
+    from .common import user_errors
+
+    if config["space"]["name"] in SPACES.builtins:  # they all follow the protocol: no data to read for it
+        return
+    try:
+        data = load_search_data(config)
+    except user_errors():
+        return
+    refusal = unsavable_network(config["space"]["name"], space, trial.tokens, data.input_shape, data.num_classes)
+    if refusal:
+        raise ConfigError(refusal)
+
+
+def _load_retrained(space_name: str, model_dir: Path):
+    """The retrained model and its metrics; a spec no registered module builds is refused by name."""
+    from ..report.model_files import load_model_dir
+    from ..spaces.networks import PROTOCOL, NetworkProtocolError
+
+    try:
+        return load_model_dir(model_dir)
+    except NetworkProtocolError as exc:
+        raise ConfigError(f"space {space_name} cannot be exported: {model_dir / 'spec.json'}: {exc}; "
+                          f"{PROTOCOL}") from None
 
 
 def _seed_run(by_seed: Dict[int, Dict[str, Any]], seed: Optional[int], trial_number: int) -> Dict[str, Any]:

@@ -36,7 +36,7 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     """What the final training needs: (config, space, data, recipe); ``recipe_overrides`` are
     :func:`retrain_recipe`'s keyword arguments (None keeps its default); ``dataset`` points to
     data that moved."""
-    from ..build import no_network
+    from ..build import no_network, unsavable_network
     from ..estimators.train import retrain_recipe
 
     config, space = _space_of(store)
@@ -44,6 +44,12 @@ def _final_setup(store, recipe_overrides: Optional[Dict[str, Any]] = None, datas
     if refusal:
         raise ConfigError(refusal)
     data = load_search_data(config, dataset)
+    best = store.best(1, config["reward"].get("direction", "maximize"))
+    if best:  # a network the final training could not save is refused before any training
+        refusal = unsavable_network(config["space"]["name"], space, best[0].tokens, data.input_shape,
+                                    data.num_classes)
+        if refusal:
+            raise ConfigError(refusal)
     try:
         recipe = retrain_recipe(config["training"], **(recipe_overrides or {}))
     except ValueError as exc:

@@ -1,7 +1,8 @@
-"""Export a found network (``ChainNet``, or ``CellNet`` of ``nb201-cell``) as a folder usable without nasforge.
+"""Export a found network as a folder usable without nasforge: any network of the protocol in
+:mod:`nasforge.spaces.networks` (a ``.spec`` whose kind has a registered torch-only module).
 
-The folder holds a verbatim copy of the network's module as ``model.py``
-(``nasforge/spaces/chain_net.py``, or ``cell_net.py`` with ``chain_net.py`` beside it: they import only torch),
+The folder holds a verbatim copy of the network's module as ``model.py`` (``nasforge/spaces/chain_net.py``,
+or another kind's, such as ``cell_net.py``, with ``chain_net.py`` beside it: they import only torch),
 the spec and weights it loads, the training data's preprocessing, an ONNX file for non-torch
 runtimes, metadata and a short README.
 
@@ -31,8 +32,8 @@ import numpy as np
 import torch
 
 from ..data.datasets import EXPORT_DTYPES
-from ..spaces.chain_net import ChainNet, RawInput, check_preprocessing
-from ..spaces.networks import export_sources
+from ..spaces.chain_net import RawInput, check_preprocessing
+from ..spaces.networks import NetworkProtocolError, export_sources, unsavable
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ FILES = {
 
 
 def export_model(
-    model: ChainNet,
+    model: torch.nn.Module,
     out_dir: Union[str, Path],
     example_input: Optional[torch.Tensor] = None,
     metadata: Optional[Dict] = None,
@@ -116,11 +117,11 @@ def export_model(
     return paths
 
 
-def _network_spec(model: ChainNet) -> Dict:
-    spec = getattr(model, "spec", None)
-    if not isinstance(model, torch.nn.Module) or not isinstance(spec, dict):
-        raise TypeError(f"export_model needs a ChainNet, got {type(model).__name__}")
-    return spec
+def _network_spec(model: torch.nn.Module) -> Dict:
+    why = unsavable(model)
+    if why:  # before anything is written
+        raise NetworkProtocolError(f"cannot export the network: {why}")
+    return model.spec
 
 
 def _example(spec: Dict, example_input: Optional[torch.Tensor], prep: Optional[Dict[str, Any]],

@@ -1,4 +1,5 @@
-"""Saving and loading a trained network (chain-cnn's or nb201-cell's) as spec + weights (the retrain output).
+"""Saving and loading a trained network as spec + weights (the retrain output): any network of the
+protocol in :mod:`nasforge.spaces.networks` (a ``.spec`` whose kind has a registered module).
 
 The training data's preprocessing record is saved beside them (``preprocessing.json``): an
 export made later must replay exactly the steps this model was trained behind, and the data
@@ -14,16 +15,18 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ..spaces.chain_net import ChainNet
-from ..spaces.networks import build_network
+from ..spaces.networks import NetworkProtocolError, build_network, unsavable
 
 PREPROCESSING = "preprocessing.json"
 
 
-def save_model(model: ChainNet, directory: Path, metadata: Dict[str, Any],
+def save_model(model: torch.nn.Module, directory: Path, metadata: Dict[str, Any],
                preprocessing: Optional[Dict[str, Any]] = None) -> None:
     """Write spec, weights, metrics and (when given) the data's preprocessing record; a record
     left by an earlier save there is removed when none is given, so it never describes other data."""
+    why = unsavable(model)
+    if why:  # before any file: a folder with weights but no spec would be a model nothing loads
+        raise NetworkProtocolError(f"cannot save the network: {why}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "spec.json").write_text(json.dumps(model.spec, indent=1))
@@ -39,7 +42,8 @@ def save_model(model: ChainNet, directory: Path, metadata: Dict[str, Any],
 
 
 def load_model_dir(directory: Path) -> Tuple[torch.nn.Module, Dict[str, Any]]:
-    """The retrained network (a ChainNet or a CellNet, as its spec says) and its metrics."""
+    """The retrained network (of the module registered for its spec's kind) and its metrics;
+    NetworkProtocolError when no module is registered for it."""
     directory = Path(directory)
     for name in ("spec.json", "weights.pt"):
         if not (directory / name).exists():

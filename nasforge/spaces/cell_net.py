@@ -185,24 +185,7 @@ def _chain_net():
     return chain_net
 
 
-def _json_in(directory: str, name: str):
-    """The JSON file ``name`` in ``directory``; None when it is absent."""
-    import os
-
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def load(directory: str, map_location: str = "cpu", raw_input: bool = True) -> nn.Module:
     """Load an exported model: ``spec.json`` and ``weights.pt`` in ``directory``; with
     ``raw_input`` and a ``preprocessing.json`` there, it takes the training data's raw arrays."""
-    import os
-
-    model = CellNet(_json_in(directory, "spec.json"))
-    weights = os.path.join(directory, "weights.pt")
-    model.load_state_dict(torch.load(weights, map_location=map_location, weights_only=True))
-    prep = _json_in(directory, "preprocessing.json") if raw_input else None
-    return (model if prep is None else _chain_net().RawInput(model, prep)).eval()
+    return _chain_net().load_network(CellNet, directory, map_location, raw_input)

@@ -293,24 +293,29 @@ class RawInput(nn.Module):
         return self.net(self.preprocess(x))
 
 
+def load_network(network_class, directory: str, map_location: str = "cpu", raw_input: bool = True) -> nn.Module:
+    """``network_class`` built from ``spec.json`` in ``directory``, with ``weights.pt``, in eval mode: what every
+    network module's ``load`` does (nasforge/spaces/networks.py), so a plugin's module needs only its class."""
+    import os
+
+    def read(name: str):
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    model = network_class(read("spec.json"))
+    state = torch.load(os.path.join(directory, "weights.pt"), map_location=map_location, weights_only=True)
+    model.load_state_dict(state)
+    prep = read("preprocessing.json") if raw_input else None  # ``null`` there: exported without one
+    return (model if prep is None else RawInput(model, prep)).eval()
+
+
 def load(directory: str, map_location: str = "cpu", raw_input: bool = True) -> nn.Module:
     """Load an exported model: ``spec.json`` and ``weights.pt`` in ``directory``.
 
     With ``raw_input`` (the default) and a ``preprocessing.json`` there, the model takes the raw
     arrays of the training data (:class:`RawInput`); otherwise the bare network, which takes
     already preprocessed float32 inputs of shape (batch, in_channels, *input_size)."""
-    import os
-
-    with open(os.path.join(directory, "spec.json")) as f:
-        spec = json.load(f)
-    model = ChainNet(spec)
-    state = torch.load(os.path.join(directory, "weights.pt"), map_location=map_location, weights_only=True)
-    model.load_state_dict(state)
-    model.eval()
-    prep_path = os.path.join(directory, "preprocessing.json")
-    if raw_input and os.path.exists(prep_path):
-        with open(prep_path) as f:
-            prep = json.load(f)
-        if prep is not None:
-            return RawInput(model, prep).eval()
-    return model
+    return load_network(ChainNet, directory, map_location, raw_input)

@@ -150,17 +150,4 @@ def _chain_net():
 def load(directory: str, map_location: str = "cpu", raw_input: bool = True) -> nn.Module:
     """Load an exported model: ``spec.json`` and ``weights.pt`` in ``directory``; with
     ``raw_input`` and a ``preprocessing.json`` there, it takes the training data's raw arrays."""
-    import os
-
-    def read(name: str):
-        path = os.path.join(directory, name)
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            return json.load(f)
-
-    model = MobileNet(read("spec.json"))
-    weights = os.path.join(directory, "weights.pt")
-    model.load_state_dict(torch.load(weights, map_location=map_location, weights_only=True))
-    prep = read("preprocessing.json") if raw_input else None
-    return (model if prep is None else _chain_net().RawInput(model, prep)).eval()
+    return _chain_net().load_network(MobileNet, directory, map_location, raw_input)
