@@ -8,6 +8,7 @@ resumed search checks that it continues the same search.
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import json
 import typing
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .plugin_import import why_not_imported
 from .registry import did_you_mean
 
 SECTIONS = ("space", "strategy", "training", "reward", "execution")
@@ -132,14 +134,12 @@ class SearchConfig:
 
 
 def import_plugins(modules: List[str]) -> None:
-    """Import the config's plugin modules; a missing one is a config error that names it."""
-    import importlib
-
+    """Import the config's plugin modules; one that does not import, whatever the reason, is named."""
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"plugin {name!r} cannot be imported: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a plugin's own code may raise anything on import
+            raise ConfigError(f"plugin {name!r} cannot be imported: {why_not_imported(name, exc)}") from None
 
 
 def load_config_file(path: str) -> Dict[str, Any]:

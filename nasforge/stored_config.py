@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .config import ConfigError, SearchConfig
+from .config import ConfigError, SearchConfig, import_plugins
 from .data.datasets import DATASETS, Dataset
 from .spaces.base import SPACES, SearchSpace, create_space, is_tabular
 from .store import Store
@@ -128,10 +128,13 @@ def same_table(stored: Dict[str, Any], wanted: Dict[str, Any]) -> List[str]:
 
 
 def read_config(store: Store) -> Optional[Dict[str, Any]]:
-    """The complete config of the search in ``store`` (migrated in memory when the store is old)."""
+    """The complete config of the search in ``store`` (migrated in memory when the store is old).
+    Its plugins are imported first: every command that reads a search reads its settings here, and
+    the space, strategy or estimator they name may be a plugin's (a missing plugin is refused by name)."""
     stored = store.config()
     if stored is None:
         return None
+    import_plugins(stored.get("plugins") or [])
     trials = store.trials()
     return migrate_config(stored, len(trials[0].tokens) if trials else None)
 

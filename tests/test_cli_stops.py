@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from cli_paths import completed_trials
+from cli_paths import completed_trials, user_env
 
 NASFORGE = [sys.executable, "-m", "nasforge"]
 ENV = {**{k: v for k, v in os.environ.items() if k != "NASFORGE_DEBUG"}, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -72,3 +72,31 @@ def test_a_tabulate_that_gives_up_exits_1(tmp_path, mnist1d_npz):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "tabulate stopped: stopped after 20 consecutive failed trials" in done.stdout, done.stdout
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
+
+
+def test_a_search_stopped_before_its_first_trial_says_nothing_was_kept(tmp_path, mnist1d_npz):
+    """Ctrl+C while the worker still starts (the synthetic estimator's start-up cost, paid before the
+    worker is ready): no trial was recorded, so the search removes its folder; it must not advise
+    resuming it, and ``runs/latest`` keeps pointing where it did before."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "latest").write_text("runs/earlier\n")
+    experiment = tmp_path / "runs" / "early"
+    args = ["search", "--dataset", mnist1d_npz, "--layers", "2", "--budget", "3", "--executor", "local",
+            "--workers", "1", "--estimator", "synthetic", "--set", "training.start_seconds=600",
+            "--experiment", str(experiment)]
+    proc = subprocess.Popen(NASFORGE + args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=user_env({"OMP_NUM_THREADS": "1", "COLUMNS": "200"}))
+    deadline = time.time() + 120
+    while "early" not in (tmp_path / "runs" / "latest").read_text():  # the search has started: its worker starts
+        assert proc.poll() is None, f"ended before it was stopped: {proc.communicate()}"
+        assert time.time() < deadline, "the search did not start in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    out = " ".join(out.split())
+    assert proc.returncode == 130, out + err
+    assert "stopped. nothing was recorded (no trial had started), so there is nothing to resume; start the " \
+           "search again" in out, out
+    assert "--resume" not in out and "Traceback" not in err, out + err
+    assert not experiment.exists()
+    assert (tmp_path / "runs" / "latest").read_text() == "runs/earlier\n"

@@ -64,6 +64,8 @@ def key(line: str) -> str:
     return shlex.join(shlex.split(line, comments=True))
 
 
+PLUGIN_EXAMPLE = "the plugin example's commands run in a copy of its folder: tests/test_plugin_example.py"
+
 # Every command of the README's bash blocks, in README order, as the README spells it.
 COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
     # ---- Quick start
@@ -95,6 +97,11 @@ COMMANDS: Dict[str, Command] = {key(k): v for k, v in [
     ("nasforge search --executor ray --workers 4",
      Command(TINY, TINY_WHY + "; starting a local Ray instance alone takes about a minute on two cores",
              expect=[r"\b2 completed\b"], slow=True, timeout=480)),
+    # ---- your own search space (a plugin): run in a copy of examples/my_plugin by test_plugin_example.py
+    *[(line, Command(skip=PLUGIN_EXAMPLE)) for line in (
+        "cd examples/my_plugin", "PYTHONPATH=. nasforge search --config search.toml", "PYTHONPATH=. nasforge trials",
+        "PYTHONPATH=. nasforge best", "PYTHONPATH=. nasforge search --resume --budget 30",
+        "PYTHONPATH=. nasforge pareto --metrics val_acc,params", "PYTHONPATH=. nasforge report")],
     # ---- hardware-aware and multi-objective
     ('bash run.sh search --objective val_acc --constraint "latency_ms<=2" --constraint-mode hard',
      Command(TINY, TINY_WHY, expect=[r"\b2 completed\b"], slow=True)),
@@ -165,8 +172,14 @@ def readme_text() -> str:
     return README.read_text(encoding="utf-8")
 
 
-def blocks(lang: str) -> List[str]:
-    return [m.group(2) for m in FENCE.finditer(readme_text()) if m.group(1) == lang]
+#: The first line of a block that shows a file of examples/ (tested against the file by test_plugin_example.py).
+EXAMPLE_FILE = re.compile(r"#\s*(examples/\S+)\s*\n")
+
+
+def blocks(lang: str, examples: bool = False) -> List[str]:
+    """The README's ``lang`` blocks; those showing a file of examples/ only when ``examples``."""
+    return [m.group(2) for m in FENCE.finditer(readme_text())
+            if m.group(1) == lang and bool(EXAMPLE_FILE.match(m.group(2))) == examples]
 
 
 def readme_commands() -> List[Tuple[str, List[str]]]:

@@ -31,18 +31,21 @@ def user_errors() -> tuple:
     return (ConfigError, DataError, UnknownNameError, StoreError, ValueError, KeyError)
 
 
-def run_until_stopped(console: Console, command: str, run: Callable[[], T],
-                      how_to_continue: str) -> Tuple[Optional[T], int]:
-    """``(run(), 0)``, or, when the search ``run`` starts stops early, ``(None, exit code)`` after
-    one line saying so: Ctrl+C 130 and SIGTERM 143 (the store is consistent, ``how_to_continue``
-    says how to resume), 1 when the search gave up (too many failed trials in a row)."""
+def run_until_stopped(console: Console, command: str, run: Callable[[], T], how_to_continue: str,
+                      experiment: Path) -> Tuple[Optional[T], int]:
+    """``(run(), 0)``, or, when the search ``run`` starts in ``experiment`` stops early, ``(None, exit
+    code)`` after one line saying so: Ctrl+C 130 and SIGTERM 143 (the store is consistent,
+    ``how_to_continue`` says how to resume, unless no store is left: see :func:`nothing_recorded`),
+    1 when the search gave up (too many failed trials in a row)."""
     from ..search import SearchStopped, SearchTerminated
 
     try:
         return run(), 0
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, SearchTerminated)
-        console.print(f"\n[yellow]stopped{' (SIGTERM)' if terminated else ''}.[/] {how_to_continue}")
+        what_next = f"nothing was recorded (no trial had started), so there is nothing to resume; start the " \
+            f"{command} again" if nothing_recorded(experiment) else how_to_continue
+        console.print(f"\n[yellow]stopped{' (SIGTERM)' if terminated else ''}.[/] {what_next}")
         return None, EXIT_SIGTERM if terminated else EXIT_SIGINT
     except SearchStopped as exc:
         console.print(f"[red]{command} stopped:[/] {exc}")
@@ -92,9 +95,28 @@ def check_writable_folder(folder: Path, out: Path) -> None:
         raise ConfigError(f"cannot write {out}: {why}")
 
 
-def _remember_latest(path: Path) -> None:
+def nothing_recorded(experiment: Path) -> bool:
+    """Whether a search that stopped left no store in ``experiment``: one stopped before it recorded
+    any trial removes its store, and the folder it made (``search._discard_unused``)."""
+    from ..search import store_path
+
+    return not store_path(experiment).exists()
+
+
+def _remember_latest(path: Path) -> Optional[str]:
+    """Point ``runs/latest`` to ``path``; returns what it held before (None: it did not exist)."""
     RUNS.mkdir(parents=True, exist_ok=True)
+    before = LATEST.read_text() if LATEST.is_file() else None
     LATEST.write_text(str(path) + "\n")
+    return before
+
+
+def _restore_latest(before: Optional[str]) -> None:
+    """Put ``runs/latest`` back as :func:`_remember_latest` found it, for a search that left nothing."""
+    if before is None:
+        LATEST.unlink(missing_ok=True)
+    else:
+        LATEST.write_text(before)
 
 
 def _resolve_experiment(arg: Optional[str]) -> Path:

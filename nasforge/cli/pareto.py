@@ -146,12 +146,13 @@ def _load_space(config: Dict[str, Any]) -> None:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from ..stored_config import read_config
     from .common import _open_store, make_console
 
     plot = _plot_path(args.plot) if args.plot else None
     experiment, store = _open_store(args.experiment, readonly=True)
     with store:
-        config = store.config() or {}
+        config = read_config(store) or {}
         _load_space(config)
         reward = config.get("reward", {})
         objective_metric = reward.get("metric", "val_acc")
@@ -184,7 +185,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def _describer(config):
     """The space's one-line summary of an architecture, as the other tables show it; the raw tokens
-    where the stored space cannot be built here (a plugin that is gone)."""
+    where the stored space cannot be built here."""
     from ..spaces.base import space_of_section
 
     try:

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import ProgressColumn
 from rich.text import Text
 
-from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, load_config_file, parse_value
-from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, \
-    _trial_table, check_experiment_dir, format_metric, make_console, run_until_stopped
+from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, import_plugins, load_config_file, parse_value
+from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, _restore_latest, \
+    _trial_table, check_experiment_dir, format_metric, make_console, nothing_recorded, run_until_stopped
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
 from .track import add_log_to_flags, finish_tracker, search_tracker, with_tracker
@@ -26,6 +26,7 @@ def _overrides_from_args(args: argparse.Namespace) -> Dict[str, Any]:
     if args.config:
         given = load_config_file(args.config)
         SearchConfig().update(given, source=args.config)  # check names and types early
+        import_plugins(given.get("plugins") or [])  # before any name in it is looked up: a plugin's, maybe
     for key in ("dataset", "budget", "seed", "max_consecutive_failures"):
         if getattr(args, key) is not None:
             given[key] = getattr(args, key)
@@ -99,10 +100,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
     header = _header(config, experiment, args.dataset)
+    latest_before = []  # what runs/latest held, once this search has pointed it to itself
 
     def started():  # once every setting is checked and the store is this run's: a refusal prints no header
         console.print(header)
-        _remember_latest(experiment)
+        latest_before.append(_remember_latest(experiment))
 
     display = _ProgressDisplay(console, quiet=args.quiet, on_start=started)
     tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
@@ -115,9 +117,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     code = None
     try:
         result, code = run_until_stopped(console, "search", run, "the store is consistent; continue with "
-                                         f"`nasforge search --resume --experiment {experiment}`")
+                                         f"`nasforge search --resume --experiment {experiment}`", experiment)
     finally:
         finish_tracker(console, tracker, finished=code == 0)
+        if code != 0 and latest_before and nothing_recorded(experiment):
+            _restore_latest(latest_before[0])  # runs/latest never names a folder that was removed
     return code or _report(console, result, config, experiment)
 
 

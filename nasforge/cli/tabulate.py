@@ -244,7 +244,7 @@ def cmd_tabulate(args: argparse.Namespace) -> int:
         console, "tabulate", lambda: run_search(config, experiment, resume=args.resume, on_progress=progress),
         f"continue with `nasforge tabulate --resume --experiment {experiment} "
         f"{'--all' if args.all else f'--sample {config.budget}'} --out {out}"
-        f"{' --overwrite' if args.overwrite else ''}`")
+        f"{' --overwrite' if args.overwrite else ''}`", experiment)
     if code:
         return code
     written = write_experiment_table(experiment, out)
