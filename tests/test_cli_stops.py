@@ -6,7 +6,6 @@ SIGTERM, and its resume, are tested in test_store_faults.py."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 from cli_paths import completed_trials, user_env
 
 NASFORGE = [sys.executable, "-m", "nasforge"]
-ENV = {**{k: v for k, v in os.environ.items() if k != "NASFORGE_DEBUG"}, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+ENV = user_env({"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
 
 
 def _stopped_by(sig: int, args: List[str], experiment: Path, cwd: Path):
@@ -85,7 +84,7 @@ def test_a_search_stopped_before_its_first_trial_says_nothing_was_kept(tmp_path,
             "--workers", "1", "--estimator", "synthetic", "--set", "training.start_seconds=600",
             "--experiment", str(experiment)]
     proc = subprocess.Popen(NASFORGE + args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=user_env({"OMP_NUM_THREADS": "1", "COLUMNS": "200"}))
+                            env=ENV)
     deadline = time.time() + 120
     while "early" not in (tmp_path / "runs" / "latest").read_text():  # the search has started: its worker starts
         assert proc.poll() is None, f"ended before it was stopped: {proc.communicate()}"

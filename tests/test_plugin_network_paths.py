@@ -3,7 +3,8 @@ by the real command line on digits: a space that registers its torch-only networ
 retrained and exported, and the export, loaded in a fresh isolated interpreter, gives retrain's test
 accuracy on the raw test images; a space whose networks have no spec, or a spec of a kind no module
 is registered for, is refused by retrain before any training and by export, naming what it lacks.
-The plugin is tests/mlp_plugin_space.py, run through tests/nasforge_with_plugin.py."""
+The plugin is tests/mlp_plugin_space.py, on PYTHONPATH as a user's would be; the commands after the
+search import it because the search stored it."""
 
 from __future__ import annotations
 
@@ -14,19 +15,18 @@ from typing import Dict
 
 import pytest
 
-from cli_paths import ROOT, completed_trials, ok, python, refused
+from cli_paths import ROOT, completed_trials, nasforge, ok, refused
 from export_check import check_retrain_and_export
 
 pytestmark = pytest.mark.timeout(600)
 
 TESTS = Path(__file__).resolve().parent
-WITH_PLUGIN = TESTS / "nasforge_with_plugin.py"
 ENV = {"PYTHONPATH": os.pathsep.join((str(ROOT), str(TESTS)))}  # the workers import the plugin too
 PROTOCOL = "register_network(kind, module, network_class)"
 
 
 def nasforge_with_plugin(args, cwd: Path) -> subprocess.CompletedProcess:
-    return python([WITH_PLUGIN, *args], cwd=cwd, env=ENV)
+    return nasforge(args, cwd=cwd, env=ENV)
 
 
 def search(space: str, experiment: str, folder: Path, budget: int) -> subprocess.CompletedProcess:
