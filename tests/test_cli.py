@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cli_paths import user_env
+
 
 def nasforge(*args, cwd: Path, timeout: int = 300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NASFORGE_DEBUG")}
     return subprocess.run([sys.executable, "-m", "nasforge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=user_env())
 
 
 def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
@@ -26,7 +27,7 @@ def test_search_inspect_retrain_export(tmp_path, mnist1d_npz):
         '[training]\nepochs = 2\n')
     run = nasforge("search", "--config", str(config), "--experiment", "exp", cwd=tmp_path)
     assert run.returncode == 0, run.stderr + run.stdout
-    assert "best architectures (3 completed, 0 failed" in run.stdout
+    assert "best architectures, one row each (3 completed, 0 failed" in run.stdout
     assert (tmp_path / "exp" / "trials.sqlite").exists()
     assert (tmp_path / "runs" / "latest").read_text().strip() == "exp"
 

@@ -143,8 +143,9 @@ def _report(console: Console, result, config: SearchConfig, experiment: Path) ->
     """The finished search's best trials and the next step; exit 1 when there is no best to take on."""
     space = result.space
     pruned = f", {result.pruned} pruned" if result.pruned else ""
-    console.print(_trial_table(f"best architectures ({result.completed} completed{pruned}, {result.failed} failed, "
-                               f"{_duration(result.elapsed)})", result.best, space, reward=config.reward))
+    title = (f"best architectures, one row each ({result.completed} completed{pruned}, {result.failed} failed, "
+             f"{_duration(result.elapsed)})")
+    console.print(_trial_table(title, result.best, space, reward=config.reward))
     if result.best:
         console.print("best architecture:\n  " + "\n  ".join(space.describe(result.best[0].tokens)))
     if result.completed == 0 and result.failed:
