@@ -103,16 +103,18 @@ def nothing_recorded(experiment: Path) -> bool:
     return not store_path(experiment).exists()
 
 
-def _remember_latest(path: Path) -> Optional[str]:
-    """Point ``runs/latest`` to ``path``; returns what it held before (None: it did not exist)."""
+def latest_text() -> Optional[str]:
+    """What ``runs/latest`` holds (None: it does not exist), to put back with :func:`_restore_latest`."""
+    return LATEST.read_text() if LATEST.is_file() else None
+
+
+def _remember_latest(path: Path) -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
-    before = LATEST.read_text() if LATEST.is_file() else None
     LATEST.write_text(str(path) + "\n")
-    return before
 
 
 def _restore_latest(before: Optional[str]) -> None:
-    """Put ``runs/latest`` back as :func:`_remember_latest` found it, for a search that left nothing."""
+    """Put ``runs/latest`` back as :func:`latest_text` found it, for a search that left nothing."""
     if before is None:
         LATEST.unlink(missing_ok=True)
     else:

@@ -14,7 +14,8 @@ from rich.text import Text
 
 from ..config import RERANK_CANDIDATES, ConfigError, SearchConfig, import_plugins, load_config_file, parse_value
 from .common import _duration, _human, _new_experiment_dir, _remember_latest, _resolve_experiment, _restore_latest, \
-    _trial_table, check_experiment_dir, format_metric, make_console, nothing_recorded, run_until_stopped
+    _trial_table, check_experiment_dir, format_metric, latest_text, make_console, nothing_recorded, \
+    run_until_stopped
 from ..objectives.measurements import request_measurements
 from .objectives import add_objective_flags, reward_overrides
 from .track import add_log_to_flags, finish_tracker, search_tracker, with_tracker
@@ -104,7 +105,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     def started():  # once every setting is checked and the store is this run's: a refusal prints no header
         console.print(header)
-        latest_before.append(_remember_latest(experiment))
+        latest_before.append(latest_text())  # before the write: a Ctrl+C that lands during it still restores
+        _remember_latest(experiment)
 
     display = _ProgressDisplay(console, quiet=args.quiet, on_start=started)
     tracker = search_tracker(args, experiment)  # --log-to: a missing extra is refused before the search
