@@ -101,11 +101,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         experiment = Path(args.experiment) if args.experiment else _new_experiment_dir(config)
 
     header = _header(config, experiment, args.dataset)
-    latest_before = []  # what runs/latest held, once this search has pointed it to itself
+    latest_before = latest_text()  # put back if this search ends having kept nothing
 
     def started():  # once every setting is checked and the store is this run's: a refusal prints no header
         console.print(header)
-        latest_before.append(latest_text())  # before the write: a Ctrl+C that lands during it still restores
         _remember_latest(experiment)
 
     display = _ProgressDisplay(console, quiet=args.quiet, on_start=started)
@@ -122,8 +121,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                                          f"`nasforge search --resume --experiment {experiment}`", experiment)
     finally:
         finish_tracker(console, tracker, finished=code == 0)
-        if code != 0 and latest_before and nothing_recorded(experiment):
-            _restore_latest(latest_before[0])  # runs/latest never names a folder that was removed
+        if code != 0 and latest_text() != latest_before and nothing_recorded(experiment):
+            _restore_latest(latest_before)  # runs/latest never names a folder that was removed (even half-written)
     return code or _report(console, result, config, experiment)
 
 
