@@ -4,8 +4,8 @@ Each worker is a spawned process (no forked torch state) that builds its estimat
 evaluates one task at a time. The driver watches every worker: a worker that dies under a task
 gives a ``lost`` outcome (retried by the loop), one that runs past ``trial_timeout`` or whose
 resident memory passes ``memory_limit_mb`` is killed and gives a ``timeout`` / ``memory``
-outcome; in every case a fresh worker takes its place and the search goes on. A result sent within
-the limit counts with its own time, however late the driver reads it; one sent after is a timeout.
+outcome; a fresh worker takes its place. A result sent within the limit counts with its own time,
+however late the driver reads it; one sent after is a timeout.
 
 Torch threads per worker default to cores // workers, so workers x threads never exceeds the
 cores: two workers each with two threads on a 2-core machine would slow both down. A worker is
@@ -68,17 +68,19 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-# A worker's first lines: nothing but the standard library is imported before the driver's
-# sys.path is in place (so nasforge and plugins resolve as in the driver); the user's main
-# module is never imported. argv: the connection's file descriptor and the driver's PID.
+# A worker's first lines: only the standard library until the driver's sys.path is in place (so
+# nasforge and plugins resolve as in the driver), never the user's main module. argv: fd, driver PID.
 _BOOT = """import sys
 from multiprocessing.connection import Connection
 conn = Connection(int(sys.argv[1]))
-sys.path[:], authkey = conn.recv()
-import multiprocessing
-multiprocessing.current_process().authkey = authkey
-from nasforge.execution.local import worker_entry
-worker_entry(conn, int(sys.argv[2]))
+try:
+    sys.path[:], authkey = conn.recv()
+    import multiprocessing
+    multiprocessing.current_process().authkey = authkey
+    from nasforge.execution.local import worker_entry
+    worker_entry(conn, int(sys.argv[2]))
+except (EOFError, BrokenPipeError, ConnectionResetError):  # the driver left (Ctrl+C) before giving it work
+    sys.exit(0)
 """
 
 
